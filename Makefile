@@ -1,0 +1,46 @@
+# Carbon Efficiency Workbench — set-up and the two entry points (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= data/demo
+PYTEST_ARGS ?= -n 2
+
+.PHONY: demo test install sysdeps clean help
+
+help:
+	@echo "make demo   # create .venv, install, generate the demo enterprise, run the inventory"
+	@echo "make test   # install test dependencies and run the whole suite"
+
+# Debian/Ubuntu packages the project needs (venv, a CJK font for plots); skipped when present.
+sysdeps:
+	@missing=""; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y --no-install-recommends $$missing >/dev/null)) || \
+	     echo "warning: could not install$$missing"; \
+	  else echo "warning: please install:$$missing (sudo apt-get install$$missing)"; fi; \
+	fi
+
+$(BIN)/python: | sysdeps
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/workbench demo generate --out $(DEMO)
+	$(BIN)/workbench report inventory --catalog catalogs/demo.yaml \
+	    --period $$($(BIN)/workbench demo latest-period $(DEMO))
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) data output .pytest_cache

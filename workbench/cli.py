@@ -1,0 +1,182 @@
+"""The ``workbench`` command line.
+
+Exit codes: 0 success · 2 bad input (named by file, row and column) · 1 anything else.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(BAD_INPUT)
+
+
+def _bad_input_errors():
+    from .accounting import AccountingError
+    from .activity import ActivityDataError
+    from .factors import FactorNotFoundError, UnknownItemError, UnknownRegionError
+    from .units import UnitError
+    return (ActivityDataError, AccountingError, UnitError, FactorNotFoundError, UnknownItemError,
+            UnknownRegionError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+def main():
+    """Carbon Efficiency Workbench 碳效工作台 — GB/T 32150 accounting and carbon-efficiency analytics."""
+
+
+# ------------------------------------------------------------------------------------ calc
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--year", type=int, help="Reporting year for records without a period (default: previous calendar year).")
+@click.option("--region", default=None, help="Grid region or province for electricity factors (CN, 华东, CN-ZJ, 浙江 …; default CN).")
+@click.option("--gwp", default="AR5", show_default=True, help="GWP set: SAR, AR4, AR5 or AR6.")
+@click.option("--value-added", "value_added", type=float, help="Value added of the period(s) in 万元 (10⁴ CNY).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def calc(file, year, region, gwp, value_added, as_json):
+    """Quick calculation from an activity-data template (CSV or XLSX).
+
+    Columns: source, item, quantity, unit [facility, period, ncv, ncv_unit, carbon_content,
+    carbon_content_unit, oxidation_rate, emission_factor, ef_unit, purity, value_added];
+    Chinese headers, source and item names are accepted.
+    """
+    from .quickcalc import quick_calc, render_table
+
+    if value_added is not None and not (math.isfinite(value_added) and value_added > 0):
+        _fail(f"--value-added must be a positive number of 万元, got {value_added}")
+    try:
+        result = quick_calc(file, year=year, region=region, gwp=gwp, value_added=value_added)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # e.g. unknown GWP set
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        render_table(result)
+
+
+# ------------------------------------------------------------------------------------ demo
+@main.group()
+def demo():
+    """The demo enterprise (a cement plant) for trying the workbench."""
+
+
+@demo.command("generate")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--meters", type=int, default=None, help="Total number of meters (default: the demo's ~40).")
+@click.option("--years", type=int, default=1, show_default=True, help="Years of 15-minute data.")
+@click.option("--seed", type=int, default=20251, show_default=True)
+@click.option("--start", default="2025-01-01", show_default=True, help="First day of the data.")
+def demo_generate(out, meters, years, seed, start):
+    """Write a deterministic demo enterprise (tables + Intake catalog) into OUT."""
+    from .catalog import write_demo_catalog, write_factor_snapshot
+    from .demo import generate
+
+    if years < 1:
+        _fail("--years must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True)
+    write_factor_snapshot(out)
+    ent = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
+    cat = write_demo_catalog(out / "catalog.yaml", enterprise=ent)
+    click.echo(f"demo enterprise written to {out}")
+    for k, v in (info or {}).items():
+        if not isinstance(v, (dict, list)):
+            click.echo(f"  {k}: {v}")
+    click.echo(f"  catalog: {cat}")
+
+
+@demo.command("latest-period")
+@click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def demo_latest_period(data_dir):
+    """Print the latest complete month (YYYY-MM) of a demo dataset's activity data."""
+    import pandas as pd
+
+    act = pd.read_csv(data_dir / "activity.csv", dtype={"period": str})
+    click.echo(sorted(act["period"].dropna().unique())[-1])
+
+
+# ------------------------------------------------------------------------------------ report
+@main.group()
+def report():
+    """Periodic reports run through papermill."""
+
+
+@report.command("inventory")
+@click.option("--period", required=True, help="Last month of the inventory, YYYY-MM.")
+@click.option("--start", "period_start", default=None, help="First month (default: same as --period).")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Intake catalog (default: catalogs/demo.yaml).")
+@click.option("--out", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: output/inventory-PERIOD).")
+@click.option("--enterprise", default=None, help="Enterprise node id (default: the boundary's root).")
+@click.option("--gwp", default="AR5", show_default=True)
+def report_inventory(period, period_start, catalog, output_dir, enterprise, gwp):
+    """Run notebooks/inventory.ipynb for a period and write notebook, HTML, Parquet and XLSX."""
+    from .reports.run import run_inventory_notebook
+
+    try:
+        paths = run_inventory_notebook(period_end=period, period_start=period_start or period,
+                                       catalog=catalog, output_dir=output_dir, enterprise=enterprise,
+                                       gwp=gwp, progress=True)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo("inventory written:")
+    for k, v in paths.items():
+        click.echo(f"  {k:9s} {v}")
+
+
+# ------------------------------------------------------------------------------------ factors
+@main.group()
+def factors():
+    """Browse the factor library."""
+
+
+@factors.command("sets")
+def factors_sets():
+    """List the factor sets with their documents and years."""
+    from .factors import default_library
+
+    lib = default_library()
+    click.echo(f"factor library {lib.version}")
+    click.echo(lib.factor_sets_table().to_string(index=False))
+
+
+@factors.command("lookup")
+@click.argument("item")
+@click.argument("kind", type=click.Choice(["ncv", "carbon_content", "oxidation_rate", "emission_factor", "gwp"]))
+@click.option("--year", type=int)
+@click.option("--region")
+@click.option("--gwp", default="AR5", show_default=True)
+def factors_lookup(item, kind, year, region, gwp):
+    """Show the factor the engine would use, with its provenance."""
+    from .factors import default_library
+
+    try:
+        f = default_library(gwp.upper()).lookup(item, kind, year=year, region=region)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    click.echo(f"{f.factor_id}: {f.value} {f.unit}")
+    click.echo(f"  source: {f.provenance}")
+    if f.selection:
+        click.echo(f"  chosen: {f.selection}")
+    if f.note:
+        click.echo(f"  note:   {f.note}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

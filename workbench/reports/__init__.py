@@ -1,0 +1,1 @@
+"""Reports: inventory (GB/T 32150 structure) as HTML, XLSX and Parquet; papermill runners."""

@@ -1,0 +1,184 @@
+"""Inventory report: plots, HTML (GB/T 32150 report structure), XLSX and Parquet outputs.
+
+Sections follow the reporting format of GB/T 32150 / the NDRC guidelines:
+1 报告主体基本信息 · 2 温室气体排放量 · 3 活动水平数据及来源 · 4 排放因子数据及来源 ·
+5 碳效 (carbon efficiency) · 6 其他希望说明的情况.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
+
+from ..accounting import SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES  # noqa: E402
+from ..boundary import CLASSIFICATION_NAMES_ZH  # noqa: E402
+
+__all__ = ["figures", "write_outputs", "render_html"]
+
+_COLORS = dict(zip(SOURCES, ["#b5562c", "#8c6d31", "#3a6ea5", "#c98f2c", "#5b9f62", "#7fb7a8"]))
+
+
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+    for f in font_manager.fontManager.ttflist:
+        if "CJK" in f.name or f.name in ("WenQuanYi Zen Hei", "SimHei", "Noto Sans SC"):
+            return f.name
+    return None
+
+
+def _label(en: str, zh: str) -> str:
+    return f"{en} {zh}" if _cjk_font() else en
+
+
+def figures(inv) -> dict:
+    """Matplotlib figures: by source, by facility, monthly trend, carbon efficiency."""
+    font = _cjk_font()
+    if font:
+        plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
+        plt.rcParams["axes.unicode_minus"] = False
+    figs = {}
+    bs = inv.by_source()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    labels = [_label(SOURCE_NAMES_EN[s], SOURCE_NAMES_ZH[s]) for s in bs["source"]]
+    ax.barh(labels, bs["tco2e"], color=[_COLORS[s] for s in bs["source"]])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("tCO2e")
+    ax.set_title(_label("Emissions by source", "分类排放"))
+    for y, v in enumerate(bs["tco2e"]):
+        ax.text(v, y, f" {v:,.0f}", va="center", ha="left" if v >= 0 else "right", fontsize=8)
+    fig.tight_layout()
+    figs["by_source"] = fig
+
+    bf = inv.cube["tco2e"].sum("period").to_pandas()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    names = [f"{f} {inv.boundary.name(f, 'en') if f in inv.boundary.nodes.index else f}" for f in bf.index]
+    left_pos = np.zeros(len(bf))
+    left_neg = np.zeros(len(bf))
+    for s in SOURCES:
+        v = bf[s].to_numpy()
+        left = np.where(v >= 0, left_pos, left_neg)
+        ax.barh(names, v, left=left, color=_COLORS[s], label=SOURCE_NAMES_EN[s])
+        left_pos += np.where(v >= 0, v, 0)
+        left_neg += np.where(v < 0, v, 0)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("tCO2e")
+    ax.set_title(_label("Emissions by facility and source", "分设施排放"))
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    figs["by_facility"] = fig
+
+    mo = inv.monthly()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    x = np.arange(len(mo.index))
+    bottom_pos = np.zeros(len(mo))
+    bottom_neg = np.zeros(len(mo))
+    for s in SOURCES:
+        v = mo[s].to_numpy()
+        b = np.where(v >= 0, bottom_pos, bottom_neg)
+        ax.bar(x, v, bottom=b, color=_COLORS[s], label=SOURCE_NAMES_EN[s])
+        bottom_pos += np.where(v >= 0, v, 0)
+        bottom_neg += np.where(v < 0, v, 0)
+    ax.plot(x, mo.sum(axis=1).to_numpy(), color="black", marker="o", lw=1.2, label="Total")
+    ax.set_xticks(x, mo.index, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("tCO2e")
+    ax.set_title(_label("Monthly emissions", "月度排放趋势"))
+    ax.legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    figs["monthly"] = fig
+
+    eff = inv.efficiency
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    ax.plot(eff["period"], eff["carbon_efficiency"], marker="o", color="#2b6a4a")
+    ax.set_ylabel("tCO2e / 万元" if font else "tCO2e per 10^4 CNY")
+    ax.set_title(_label("Carbon efficiency (emissions per value added)", "碳效"))
+    ax.tick_params(axis="x", rotation=45)
+    for lvl, c in ((0.6, "#5b9f62"), (2.0, "#b5562c")):
+        ax.axhline(lvl, color=c, ls="--", lw=0.8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    figs["carbon_efficiency"] = fig
+    return figs
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(v, digits=3):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if isinstance(v, (int, float, np.floating, np.integer)):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def render_html(inv, images: dict | None = None) -> str:
+    env = Environment(loader=PackageLoader("workbench.reports", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["num"] = _fmt
+    images = images if images is not None else {k: _png(f) for k, f in figures(inv).items()}
+    led = inv.ledger
+    by_fac = inv.by_facility()
+    by_class = led.groupby("classification")["tco2e"].sum()
+    return env.get_template("inventory.html.j2").render(
+        inv=inv, ent=inv.enterprise, images=images, sources=SOURCES,
+        names_zh=SOURCE_NAMES_ZH, names_en=SOURCE_NAMES_EN, by_source=inv.by_source(),
+        by_facility=by_fac, by_class=[(CLASSIFICATION_NAMES_ZH.get(k, k or "–"), k, v) for k, v in by_class.items()],
+        activity=led, factors=inv.factors_used, efficiency=inv.efficiency, meter_check=inv.meter_check,
+        generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), attrs=led.attrs,
+        editions=sorted(set(led["edition"])),
+    )
+
+
+def write_outputs(inv, output_dir) -> dict:
+    """Write report.html, inventory.xlsx, ledger.parquet and cube.parquet into ``output_dir``."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"{inv.period_start}_{inv.period_end}" if inv.period_start != inv.period_end else inv.period_end
+    paths = {
+        "html": out / f"inventory_{tag}.html",
+        "xlsx": out / f"inventory_{tag}.xlsx",
+        "ledger": out / f"ledger_{tag}.parquet",
+        "cube": out / f"cube_{tag}.parquet",
+    }
+    paths["html"].write_text(render_html(inv), encoding="utf-8")
+    ledger = inv.ledger.copy()
+    ledger.attrs = {}
+    ledger.to_parquet(paths["ledger"], index=False)
+    inv.cube["tco2e"].to_dataframe().reset_index().to_parquet(paths["cube"], index=False)
+    summary = pd.DataFrame([
+        ("enterprise 报告主体", inv.enterprise.get("name_zh", ""), ""),
+        ("period 核算期", f"{inv.period_start} – {inv.period_end}", ""),
+        ("total emissions 排放总量", inv.summary["total_tco2e"], "tCO2e"),
+        ("value added 增加值", inv.summary.get("value_added"), "万元"),
+        ("carbon efficiency 碳效", inv.summary.get("carbon_efficiency"), "tCO2e/万元"),
+        ("GWP set", ledger["gwp_factor_id"].str.split(":").str[0].replace("", np.nan).dropna().unique().tolist() or inv.ledger.attrs.get("gwp_set"), ""),
+        ("factor library 因子库", inv.ledger.attrs.get("factor_library_version"), ""),
+        ("standard 标准", ", ".join(sorted(set(ledger["edition"]))), ""),
+    ], columns=["item 项目", "value 数值", "unit 单位"])
+    summary["value 数值"] = summary["value 数值"].astype(str)
+    with pd.ExcelWriter(paths["xlsx"], engine="openpyxl") as xw:
+        summary.to_excel(xw, sheet_name="summary 汇总", index=False)
+        inv.by_source().to_excel(xw, sheet_name="by source 分类", index=False)
+        inv.by_facility().to_excel(xw, sheet_name="by facility 设施")
+        inv.monthly().to_excel(xw, sheet_name="monthly 月度")
+        inv.efficiency.to_excel(xw, sheet_name="carbon efficiency 碳效", index=False)
+        ledger.to_excel(xw, sheet_name="ledger 明细", index=False)
+        inv.factors_used.to_excel(xw, sheet_name="factors 排放因子", index=False)
+        if len(inv.meter_check):
+            inv.meter_check.to_excel(xw, sheet_name="meter check 计量核对", index=False)
+    return {k: str(v) for k, v in paths.items()}
