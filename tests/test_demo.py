@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.demo import ANOMALY_KINDS, generate
+from workbench.demo import ANOMALY_KINDS, DEFAULT_METER_COUNT, generate
 
 CSV_FILES = ("boundary.csv", "meters.csv", "activity.csv", "monthly.csv", "anomalies.csv")
 LEVELS = ("enterprise", "facility", "workshop", "process", "meter")
@@ -83,7 +83,7 @@ def test_return_value_and_files(demo):
         assert (out / name).is_file(), name
     assert set(res["files"]) >= {"readings", "boundary", "meters", "activity", "monthly", "anomalies", "enterprise"}
     c = res["counts"]
-    assert c["meters"] == len(_csv(out, "meters.csv")) and 35 <= c["meters"] <= 45
+    assert c["meters"] == len(_csv(out, "meters.csv")) == DEFAULT_METER_COUNT and 35 <= c["meters"] <= 45
     assert c["readings"] == pq.ParquetFile(out / "readings.parquet").metadata.num_rows
     assert c["anomalies"] == len(_csv(out, "anomalies.csv"))
     assert c["activity"] == len(_csv(out, "activity.csv"))
@@ -126,7 +126,7 @@ def test_determinism(demo, tmp_path):
 
 def test_invalid_arguments(tmp_path):
     with pytest.raises(ValueError):
-        generate(tmp_path / "a", meters=5)
+        generate(tmp_path / "a", meters=DEFAULT_METER_COUNT - 1)
     with pytest.raises(ValueError):
         generate(tmp_path / "b", start="2025-01-15")
 

@@ -180,7 +180,10 @@ def _read_table(path: Path) -> pd.DataFrame:
             raise ActivityDataError([Problem(str(path), None, None, "not UTF-8 or GB18030 text")])
         from io import StringIO
         try:
-            return pd.read_csv(StringIO(text), dtype=object, keep_default_na=False, skipinitialspace=True)
+            # skip_blank_lines=False: an empty line keeps its place, so row numbers stay those of
+            # the spreadsheet (blank records are dropped later, after numbering)
+            return pd.read_csv(StringIO(text), dtype=object, keep_default_na=False, skipinitialspace=True,
+                               skip_blank_lines=False)
         except pd.errors.EmptyDataError:
             raise ActivityDataError([Problem(str(path), None, None, "the file is empty")]) from None
         except pd.errors.ParserError as exc:
@@ -331,7 +334,8 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
             cat = out.at[i, "category"]
             if not isinstance(cat, str):
                 continue
-            if not any(_compatible(u, ref) for ref in CATEGORY_UNITS[cat]):
+            if not any(_compatible(u, ref) for ref in CATEGORY_UNITS[cat]) or (
+                    cat == "fuel" and _is_electrical_energy(u)):
                 chk.add(i, "unit", f"unit '{u}' does not measure {out.at[i, 'item']} "
                                    f"(expected a unit like {' or '.join(CATEGORY_UNITS[cat])})")
     # -- optional numeric columns with their units
@@ -359,7 +363,9 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
         val, bad = _to_number(df[col])
         for i in rows_of(bad):
             chk.add(i, col, f"'{df.at[i, col]}' is not a number")
-        val = val.where(val.isna() | (val <= 1) | (val > 100), val / 100.0)  # 98 → 98 %
+        # a bare 98 means 98 %; a value written with '%' has already been divided by 100
+        has_pct = df[col].astype(str).str.strip().str.endswith("%")
+        val = val.where(val.isna() | has_pct | (val <= 1) | (val > 100), val / 100.0)
         for i in rows_of(val.notna() & ((val <= 0) | (val > 1))):
             chk.add(i, col, f"impossible {col} {df.at[i, col]} (a fraction 0–1 or a percentage 0–100)")
         out[col] = val
@@ -416,3 +422,8 @@ def _compatible(unit: str, ref: str) -> bool:
         return True
     except UnitMismatchError:
         return False
+
+
+def _is_electrical_energy(unit: str) -> bool:
+    """kWh, MWh, 万kWh, 度 …: energy units of electricity, which no fuel is measured in."""
+    return bool(re.search(r"watt|Wh", str(parse_unit(unit))))

@@ -56,6 +56,9 @@ class Boundary:
         roots = df[df["parent_id"] == ""]
         if len(roots) != 1 or roots["level"].iloc[0] != "enterprise":
             raise BoundaryError("the boundary needs exactly one root node of level 'enterprise'")
+        # walk every node up to the root first, so that a cycle is reported as a cycle
+        self._parent = dict(zip(df["node_id"], df["parent_id"]))
+        self._ancestors = {n: self._walk(n) for n in df["node_id"]}
         rank = {lvl: i for i, lvl in enumerate(LEVELS)}
         parent_level = df["parent_id"].map(dict(zip(df["node_id"], df["level"])))
         child_rank = df["level"].map(rank)
@@ -63,8 +66,6 @@ class Boundary:
         if len(wrong):
             raise BoundaryError(f"levels must nest enterprise→facility→workshop→process→meter: {wrong['node_id'].tolist()}")
         self.nodes = df.set_index("node_id", drop=False)
-        self._parent = dict(zip(df["node_id"], df["parent_id"]))
-        self._ancestors = {n: self._walk(n) for n in df["node_id"]}
 
     @classmethod
     def read_csv(cls, path) -> "Boundary":

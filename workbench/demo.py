@@ -254,6 +254,10 @@ def _node_name(node_id: str, lang: str) -> str:
     raise KeyError(node_id)
 
 
+#: number of meters of the default demo (``meters=None``)
+DEFAULT_METER_COUNT = len(_meter_plan(None))
+
+
 # --------------------------------------------------------------------------- calendar
 class _Calendar:
     def __init__(self, start: np.datetime64, months: int):

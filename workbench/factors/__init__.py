@@ -262,7 +262,7 @@ class FactorLibrary:
             chosen = self._choose(sub, year, region)
             if chosen is not None:
                 row, how = chosen
-                return self._factor(row, "; ".join(notes + [how]))
+                return self._factor(row, "; ".join(x for x in notes + [how] if x))
         raise FactorNotFoundError(f"no {kind} factor for item '{item}' in sets {wanted[1:]}")
 
     def _choose(self, sub: pd.DataFrame, year, region):

@@ -12,15 +12,13 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure  # the object API: no GUI backend, safe in servers and kernels
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
-
-from ..accounting import SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES  # noqa: E402
-from ..boundary import CLASSIFICATION_NAMES_ZH  # noqa: E402
+from ..accounting import SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES
+from ..boundary import CLASSIFICATION_NAMES_ZH
 
 __all__ = ["figures", "write_outputs", "render_html"]
 
@@ -43,11 +41,12 @@ def figures(inv) -> dict:
     """Matplotlib figures: by source, by facility, monthly trend, carbon efficiency."""
     font = _cjk_font()
     if font:
-        plt.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
-        plt.rcParams["axes.unicode_minus"] = False
+        matplotlib.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
+        matplotlib.rcParams["axes.unicode_minus"] = False
     figs = {}
     bs = inv.by_source()
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
     labels = [_label(SOURCE_NAMES_EN[s], SOURCE_NAMES_ZH[s]) for s in bs["source"]]
     ax.barh(labels, bs["tco2e"], color=[_COLORS[s] for s in bs["source"]])
     ax.axvline(0, color="black", lw=0.8)
@@ -60,7 +59,8 @@ def figures(inv) -> dict:
     figs["by_source"] = fig
 
     bf = inv.cube["tco2e"].sum("period").to_pandas()
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig = Figure(figsize=(8, 3.8))
+    ax = fig.subplots()
     names = [f"{f} {inv.boundary.name(f, 'en') if f in inv.boundary.nodes.index else f}" for f in bf.index]
     left_pos = np.zeros(len(bf))
     left_neg = np.zeros(len(bf))
@@ -79,7 +79,8 @@ def figures(inv) -> dict:
     figs["by_facility"] = fig
 
     mo = inv.monthly()
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
     x = np.arange(len(mo.index))
     bottom_pos = np.zeros(len(mo))
     bottom_neg = np.zeros(len(mo))
@@ -93,12 +94,13 @@ def figures(inv) -> dict:
     ax.set_xticks(x, mo.index, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("tCO2e")
     ax.set_title(_label("Monthly emissions", "月度排放趋势"))
-    ax.legend(fontsize=7, ncol=4)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
     fig.tight_layout()
     figs["monthly"] = fig
 
     eff = inv.efficiency
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig = Figure(figsize=(8, 3.4))
+    ax = fig.subplots()
     ax.plot(eff["period"], eff["carbon_efficiency"], marker="o", color="#2b6a4a")
     ax.set_ylabel("tCO2e / 万元" if font else "tCO2e per 10^4 CNY")
     ax.set_title(_label("Carbon efficiency (emissions per value added)", "碳效"))
@@ -114,7 +116,6 @@ def figures(inv) -> dict:
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 

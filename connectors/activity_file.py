@@ -1,0 +1,26 @@
+"""Activity-data files (the calc template, CSV or XLSX, Chinese or English headers)."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from pathlib import Path
+
+from workbench.activity import read_activity
+
+from . import ConnectorResult
+
+name = "activity_file"
+
+
+def read(path, library=None) -> ConnectorResult:
+    """Validated activity records of a template file, with the file's checksum as provenance."""
+    path = Path(path)
+    data = read_activity(path, library=library)
+    meta = {
+        "connector": name,
+        "origin": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "received_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "records": len(data),
+    }
+    return ConnectorResult(data, meta)
