@@ -100,7 +100,9 @@ def test_carbon_efficiency_is_emissions_over_value_added(demo_data, year_invento
 def test_every_ledger_number_traces_to_record_and_factor(demo_data, year_inventory):
     led = year_inventory.ledger
     act = pd.read_csv(demo_data / "activity.csv", dtype={"period": str})
-    assert sorted(led["record_id"]) == sorted(act["record_id"])
+    # allocated parts of the electricity bill carry the bill's record id before the '@'
+    assert set(led["record_id"].str.split("@").str[0]) == set(act["record_id"])
+    assert led["record_id"].is_unique
     lib_ids = set(pd.read_parquet(demo_data / "factors.parquet")["factor_id"])
     for ids in led["factor_ids"]:
         assert ids, "every row names its factors"
@@ -191,3 +193,33 @@ def test_demo_generate_and_latest_period_cli(tmp_path, cli_env, python):
     assert r.stdout.strip() == "2025-12"
     ent = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
     assert ent["region"] == "CN-ZJ"
+
+
+def test_bill_allocated_to_facilities_by_submeter_shares(demo_data, year_inventory):
+    """Σ allocated parts = the bill; each part = bill × (node's metered MWh ÷ main meter MWh)."""
+    from workbench.readings import activity_from_meters, meter_consumption, read_meters
+
+    led = year_inventory.ledger
+    act = pd.read_csv(demo_data / "activity.csv", dtype={"period": str})
+    bill = act[act["item"] == "grid"].set_index("period")["quantity"]
+    el = led[led["item"] == "grid"]
+    np.testing.assert_allclose(el.groupby("period")["quantity"].sum().loc[bill.index].values, bill.values, rtol=1e-12)
+    meters = read_meters(demo_data / "meters.csv")
+    cons = meter_consumption(demo_data / "readings.parquet", meters, start="2025-03-01", end="2025-04-01")
+    main = cons[cons["is_main"] & (cons["item"] == "grid")]["consumption"].sum()  # kWh
+    kiln = cons[~cons["is_main"] & (cons["node_id"] == "F01.W02.P01") & (cons["source"] == "purchased_electricity")]["consumption"].sum()
+    part = el[(el["period"] == "2025-03") & (el["node_id"] == "F01.W02.P01")]["quantity"].iloc[0]
+    assert part == pytest.approx(bill["2025-03"] * kiln / main, rel=1e-9)
+    # the cement grinding facility now carries its electricity: intensity per t of cement is known
+    f02 = year_inventory.cube["intensity_cement"].sel(facility="F02", period="2025-03").item()
+    out = pd.read_csv(demo_data / "monthly.csv", dtype={"period": str})
+    cement = out[(out["node_id"] == "F02") & (out["period"] == "2025-03")]["cement_t"].iloc[0]
+    f02_tco2e = led[(led["facility"] == "F02") & (led["period"] == "2025-03")]["tco2e"].sum()
+    assert f02_tco2e > 0 and f02 == pytest.approx(f02_tco2e / cement, rel=1e-12)
+
+
+def test_without_allocation_the_bill_stays_on_the_enterprise(demo_data, year_inventory):
+    inv = compute_inventory(open_catalog(demo_data / "catalog.yaml"), "2025-01", "2025-12",
+                            allocate=False, meter_check=False)
+    assert inv.total_tco2e == pytest.approx(year_inventory.total_tco2e, rel=1e-12)
+    assert set(inv.ledger.loc[inv.ledger["item"] == "grid", "facility"]) == {"ENT"}

@@ -14,8 +14,11 @@ import xarray as xr
 
 from .accounting import SOURCES, account, carbon_intensity, summarize, to_cube
 from .activity import normalize_activity
+from .allocation import allocate_by_submeters
 from .boundary import Boundary
 from .factors import default_library
+from .readings import activity_from_meters, meter_consumption
+from .units import convert
 
 __all__ = ["Inventory", "compute_inventory", "months"]
 
@@ -71,8 +74,15 @@ class Inventory:
 
 
 def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: str | None = None,
-                      gwp: str = "AR5", region: str | None = None, meter_check: bool = True) -> Inventory:
-    """Inventory of the months ``period_start``..``period_end`` from catalog ``cat``."""
+                      gwp: str = "AR5", region: str | None = None, meter_check: bool = True,
+                      allocate: bool = True) -> Inventory:
+    """Inventory of the months ``period_start``..``period_end`` from catalog ``cat``.
+
+    ``allocate``: split enterprise-level bills (purchased electricity/heat) over the facilities by
+    their sub-meter shares (:mod:`workbench.allocation`), so facility figures and product
+    intensities carry their energy; totals are unchanged.  ``meter_check``: reconcile the ledger
+    with the meters.
+    """
     lib = default_library(gwp.upper())
     wanted = months(period_start, period_end)
     info = dict(cat.metadata.get("enterprise") or {})
@@ -86,8 +96,15 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     if sel.empty:
         raise ValueError(f"no activity records for {period_start}..{period_end} "
                          f"(the catalog has {raw['period'].min()}..{raw['period'].max()})")
-    activity = normalize_activity(sel, origin="activity", library=lib,
-                                  first_row=2).assign(row=sel.index.to_numpy() + 2)
+    metered = consumption = None
+    if (meter_check or allocate) and "readings" in cat and "meters" in cat:
+        consumption = _consumption(cat, wanted)
+        metered = activity_from_meters(consumption, enterprise=ent, library=lib)
+    sel = sel.assign(_row=sel.index.to_numpy() + 2)  # the row in the ledger file, kept through allocation
+    if allocate and metered is not None:
+        sel = allocate_by_submeters(sel, metered, enterprise=ent)
+    activity = normalize_activity(sel.drop(columns="_row"), origin="activity", library=lib)
+    activity["row"] = sel["_row"].to_numpy()
     ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary)
     monthly = cat["monthly"].read()
     monthly["period"] = monthly["period"].astype(str)
@@ -123,8 +140,8 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     notes = sorted({n for n in ledger["notes"] if n})
     inv = Inventory(info, wanted[0], wanted[-1], boundary, activity, ledger, cube, summary, factors, eff,
                     notes=notes)
-    if meter_check and "readings" in cat and "meters" in cat:
-        inv.meter_check = _meter_check(cat, ledger, wanted, ent, lib)
+    if meter_check and metered is not None:
+        inv.meter_check = _meter_check(consumption, metered, ledger)
     return inv
 
 
@@ -169,25 +186,21 @@ def _local_parquet(reader) -> str | None:
     return url if isinstance(url, str) and "://" not in url else None
 
 
-def _meter_check(cat, ledger, wanted, enterprise, lib) -> pd.DataFrame:
-    """Ledger vs meters, per month, source and item (electricity, fuels, heat) — a reconciliation."""
-    from .readings import activity_from_meters, meter_consumption
-
+def _consumption(cat, wanted) -> pd.DataFrame:
     meters = cat["meters"].read()
     meters["is_main"] = meters["is_main"].astype(str).str.lower().eq("true")
     start = pd.Period(wanted[0], "M").start_time.strftime("%Y-%m-%d")
     end = (pd.Period(wanted[-1], "M") + 1).start_time.strftime("%Y-%m-%d")
-    cons = meter_consumption(_local_parquet(cat["readings"]) or cat["readings"].read(), meters,
+    return meter_consumption(_local_parquet(cat["readings"]) or cat["readings"].read(), meters,
                              start=start, end=end)
-    metered = activity_from_meters(cons, enterprise=enterprise, library=lib)
+
+
+def _meter_check(cons, metered, ledger) -> pd.DataFrame:
+    """Ledger vs meters, per month, source and item (electricity, fuels, heat) — a reconciliation."""
     m = metered.groupby(["period", "source", "item", "unit"], as_index=False)["quantity"].sum()
-    led = ledger.copy()
-    led_units = {}
-    for (s, it), g in m.groupby(["source", "item"]):
-        led_units[(s, it)] = g["unit"].iloc[0]
+    led_units = {(s, it): g["unit"].iloc[0] for (s, it), g in m.groupby(["source", "item"])}
     rows = []
-    from .units import convert
-    for (p, s, it), g in led.groupby(["period", "source", "item"]):
+    for (p, s, it), g in ledger.groupby(["period", "source", "item"]):
         if (s, it) not in led_units:
             continue
         u = led_units[(s, it)]
