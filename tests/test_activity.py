@@ -279,3 +279,19 @@ def test_unreadable_files(tmp_path, name, content, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(ActivityDataError, match="no such file"):
         read_activity(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("row, column, fragment", [
+    ("combustion,raw_coal,100,GJ,2025-03,22,GJ/t,,", "ncv", "already heat"),
+    ("combustion,raw_coal,100,t,2025-03,22,kWh,,", "ncv_unit", "not a unit of ncv"),
+    ("combustion,raw_coal,100,t,2025-03,,,2.5,t", "ef_unit", "not a unit of emission_factor"),
+])
+def test_factor_units_must_fit_their_factor(tmp_path, row, column, fragment):
+    from workbench.activity import ActivityDataError, read_activity
+
+    f = tmp_path / "a.csv"
+    f.write_text("source,item,quantity,unit,period,ncv,ncv_unit,emission_factor,ef_unit\n" + row + "\n", encoding="utf-8")
+    with pytest.raises(ActivityDataError) as err:
+        read_activity(f)
+    assert err.value.row == 2 and err.value.column == column
+    assert fragment in str(err.value) and str(f) in str(err.value)

@@ -354,11 +354,18 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
             chk.add(i, ucol, f"{col} given without its unit")
         for i in rows_of(val.notna() & units.ne("")):
             try:
-                parse_unit(units[i])
+                parsed = parse_unit(units[i])
             except UnitError as exc:
                 chk.add(i, ucol, str(exc))
+                continue
+            if not _FACTOR_UNIT_OK[col](units[i], parsed):
+                chk.add(i, ucol, f"unit '{units[i]}' is not a unit of {col} ({_FACTOR_UNIT_HINT[col]})")
         out[col] = val
         out[ucol] = units.where(val.notna(), "")
+    # a site NCV on a quantity already in heat units would be silently unused: refuse it
+    for i in rows_of(out["ncv"].notna()):
+        if unit_text[i] and _compatible(unit_text[i], "GJ"):
+            chk.add(i, "ncv", f"ncv given, but the quantity is already heat ({unit_text[i]}); leave ncv empty")
     for col in ("oxidation_rate", "purity"):
         val, bad = _to_number(df[col])
         for i in rows_of(bad):
@@ -414,6 +421,18 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
 def _gas_symbol(lib: FactorLibrary, item: str) -> str:
     sub = lib.table[(lib.table["item"] == item) & (lib.table["kind"] == "gwp")]
     return sub["gas"].iloc[0] if len(sub) else item.upper()
+
+
+_FACTOR_UNIT_OK = {
+    "ncv": lambda text, u: _compatible(text, "GJ/t") or _compatible(text, "GJ/Nm3"),
+    "carbon_content": lambda text, u: _compatible(text, "tC/TJ") or _compatible(text, "tC/t") or _compatible(text, "tC/Nm3"),
+    "emission_factor": lambda text, u: u.dimensionality.get("[co2_mass]") == 1,
+}
+_FACTOR_UNIT_HINT = {
+    "ncv": "heat per mass or per normal volume, e.g. GJ/t, GJ/万Nm3",
+    "carbon_content": "carbon per heat, e.g. tC/TJ",
+    "emission_factor": "CO2 per unit of activity, e.g. tCO2/t, tCO2/GJ, tCO2/MWh",
+}
 
 
 def _compatible(unit: str, ref: str) -> bool:
