@@ -7,6 +7,7 @@ Sections follow the reporting format of GB/T 32150 / the NDRC guidelines:
 from __future__ import annotations
 
 import base64
+import functools
 import datetime as _dt
 import io
 from pathlib import Path
@@ -25,12 +26,25 @@ __all__ = ["figures", "write_outputs", "render_html"]
 _COLORS = dict(zip(SOURCES, ["#b5562c", "#8c6d31", "#3a6ea5", "#c98f2c", "#5b9f62", "#7fb7a8"]))
 
 
+@functools.lru_cache(maxsize=1)
 def _cjk_font() -> str | None:
+    """A font with Chinese glyphs, registering a system font matplotlib's cache predates."""
     from matplotlib import font_manager
-    for f in font_manager.fontManager.ttflist:
-        if "CJK" in f.name or f.name in ("WenQuanYi Zen Hei", "SimHei", "Noto Sans SC"):
-            return f.name
-    return None
+
+    def known():
+        for f in font_manager.fontManager.ttflist:
+            if "CJK" in f.name or f.name in ("WenQuanYi Zen Hei", "SimHei", "Noto Sans SC"):
+                return f.name
+        return None
+
+    if known() is None:
+        for path in font_manager.findSystemFonts():
+            if "CJK" in path or "wqy" in path.lower():
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+    return known()
 
 
 def _label(en: str, zh: str) -> str:
@@ -105,8 +119,11 @@ def figures(inv) -> dict:
     ax.set_ylabel("tCO2e / 万元" if font else "tCO2e per 10^4 CNY")
     ax.set_title(_label("Carbon efficiency (emissions per value added)", "碳效"))
     ax.tick_params(axis="x", rotation=45)
-    for lvl, c in ((0.6, "#5b9f62"), (2.0, "#b5562c")):
-        ax.axhline(lvl, color=c, ls="--", lw=0.8)
+    # Zhejiang carbon-efficiency levels: ≤ 0.6 low carbon, > 2.0 high carbon (tCO2/万元)
+    for lvl, c, name in ((0.6, "#5b9f62", _label("low-carbon limit 0.6", "低碳")),
+                         (2.0, "#b5562c", _label("high-carbon above 2.0", "高碳"))):
+        ax.axhline(lvl, color=c, ls="--", lw=0.8, label=name)
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     figs["carbon_efficiency"] = fig
@@ -138,7 +155,7 @@ def render_html(inv, images: dict | None = None) -> str:
     return env.get_template("inventory.html.j2").render(
         inv=inv, ent=inv.enterprise, images=images, sources=SOURCES,
         names_zh=SOURCE_NAMES_ZH, names_en=SOURCE_NAMES_EN, by_source=inv.by_source(),
-        by_facility=by_fac, by_class=[(CLASSIFICATION_NAMES_ZH.get(k, k or "–"), k, v) for k, v in by_class.items()],
+        by_facility=by_fac, by_class=[(CLASSIFICATION_NAMES_ZH.get(k, "企业级 enterprise level"), k or "–", v) for k, v in by_class.items()],
         activity=led, factors=inv.factors_used, efficiency=inv.efficiency, meter_check=inv.meter_check,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), attrs=led.attrs,
         editions=sorted(set(led["edition"])),
