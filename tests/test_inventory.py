@@ -197,7 +197,7 @@ def test_demo_generate_and_latest_period_cli(tmp_path, cli_env, python):
 
 def test_bill_allocated_to_facilities_by_submeter_shares(demo_data, year_inventory):
     """Σ allocated parts = the bill; each part = bill × (node's metered MWh ÷ main meter MWh)."""
-    from workbench.readings import activity_from_meters, meter_consumption, read_meters
+    from workbench.readings import meter_consumption, read_meters
 
     led = year_inventory.ledger
     act = pd.read_csv(demo_data / "activity.csv", dtype={"period": str})

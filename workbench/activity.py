@@ -17,7 +17,7 @@ import pandas as pd
 
 from .accounting.total import SOURCES
 from .factors import FactorLibrary, UnknownItemError, default_library
-from .units import UnitError, UnitMismatchError, conversion_factor, parse_unit
+from .units import UnitError, converts, parse_unit
 
 __all__ = [
     "ActivityDataError",
@@ -436,11 +436,7 @@ _FACTOR_UNIT_HINT = {
 
 
 def _compatible(unit: str, ref: str) -> bool:
-    try:
-        conversion_factor(unit, ref)
-        return True
-    except UnitMismatchError:
-        return False
+    return converts(unit, ref)
 
 
 def _is_electrical_energy(unit: str) -> bool:

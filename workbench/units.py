@@ -31,6 +31,7 @@ __all__ = [
     "parse_unit",
     "convert",
     "conversion_factor",
+    "converts",
     "CO2_PER_C",
 ]
 
@@ -153,6 +154,15 @@ def conversion_factor(from_unit: str, to_unit: str) -> float:
     except pint.DimensionalityError as exc:
         raise UnitMismatchError(str(from_unit), str(to_unit),
                                 f"{exc.dim1 or src.dimensionality} vs {exc.dim2 or dst.dimensionality}") from None
+
+
+def converts(from_unit: str, to_unit: str) -> bool:
+    """Whether ``from_unit`` converts to ``to_unit`` (same dimension; both parseable)."""
+    try:
+        conversion_factor(from_unit, to_unit)
+        return True
+    except UnitError:
+        return False
 
 
 def convert(values, units, to_unit: str) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..factors import FactorLibrary, default_library
-from ..units import Q_, UnitMismatchError, conversion_factor
+from ..units import Q_, UnitMismatchError, conversion_factor, converts
 from .combustion import emission_factor_from_carbon_content
 from .gases import co2_equivalent
 from .total import SIGN, SOURCES, edition_for_year
@@ -262,17 +262,9 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
 
 
 def _is_energy(unit: str) -> bool:
-    try:
-        conversion_factor(unit, "GJ")
-        return True
-    except (UnitMismatchError, ValueError):
-        return False
+    return converts(unit, "GJ")
 
 
 def _is_per_energy(unit: str) -> bool:
-    try:
-        conversion_factor(unit, "tCO2/GJ")
-        return True
-    except (UnitMismatchError, ValueError):
-        return False
+    return converts(unit, "tCO2/GJ")
 

@@ -51,6 +51,17 @@ def _label(en: str, zh: str) -> str:
     return f"{en} {zh}" if _cjk_font() else en
 
 
+def _stacked_by_source(draw, positions, table: pd.DataFrame, base: str) -> None:
+    """Bars stacked by source; exported (negative) parts stack below zero."""
+    pos = np.zeros(len(table))
+    neg = np.zeros(len(table))
+    for s in SOURCES:
+        v = table[s].to_numpy()
+        draw(positions, v, color=_COLORS[s], label=SOURCE_NAMES_EN[s], **{base: np.where(v >= 0, pos, neg)})
+        pos += np.where(v >= 0, v, 0)
+        neg += np.where(v < 0, v, 0)
+
+
 def figures(inv) -> dict:
     """Matplotlib figures: by source, by facility, monthly trend, carbon efficiency."""
     font = _cjk_font()
@@ -76,14 +87,7 @@ def figures(inv) -> dict:
     fig = Figure(figsize=(8, 3.8))
     ax = fig.subplots()
     names = [f"{f} {inv.boundary.name(f, 'en') if f in inv.boundary.nodes.index else f}" for f in bf.index]
-    left_pos = np.zeros(len(bf))
-    left_neg = np.zeros(len(bf))
-    for s in SOURCES:
-        v = bf[s].to_numpy()
-        left = np.where(v >= 0, left_pos, left_neg)
-        ax.barh(names, v, left=left, color=_COLORS[s], label=SOURCE_NAMES_EN[s])
-        left_pos += np.where(v >= 0, v, 0)
-        left_neg += np.where(v < 0, v, 0)
+    _stacked_by_source(ax.barh, names, bf, "left")
     ax.axvline(0, color="black", lw=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("tCO2e")
@@ -96,14 +100,7 @@ def figures(inv) -> dict:
     fig = Figure(figsize=(8, 3.6))
     ax = fig.subplots()
     x = np.arange(len(mo.index))
-    bottom_pos = np.zeros(len(mo))
-    bottom_neg = np.zeros(len(mo))
-    for s in SOURCES:
-        v = mo[s].to_numpy()
-        b = np.where(v >= 0, bottom_pos, bottom_neg)
-        ax.bar(x, v, bottom=b, color=_COLORS[s], label=SOURCE_NAMES_EN[s])
-        bottom_pos += np.where(v >= 0, v, 0)
-        bottom_neg += np.where(v < 0, v, 0)
+    _stacked_by_source(ax.bar, x, mo, "bottom")
     ax.plot(x, mo.sum(axis=1).to_numpy(), color="black", marker="o", lw=1.2, label="Total")
     ax.set_xticks(x, mo.index, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("tCO2e")
@@ -184,7 +181,7 @@ def write_outputs(inv, output_dir) -> dict:
         ("total emissions 排放总量", inv.summary["total_tco2e"], "tCO2e"),
         ("value added 增加值", inv.summary.get("value_added"), "万元"),
         ("carbon efficiency 碳效", inv.summary.get("carbon_efficiency"), "tCO2e/万元"),
-        ("GWP set", ledger["gwp_factor_id"].str.split(":").str[0].replace("", np.nan).dropna().unique().tolist() or inv.ledger.attrs.get("gwp_set"), ""),
+        ("GWP set", inv.ledger.attrs.get("gwp_set", ""), ""),
         ("factor library 因子库", inv.ledger.attrs.get("factor_library_version"), ""),
         ("standard 标准", ", ".join(sorted(set(ledger["edition"]))), ""),
     ], columns=["item 项目", "value 数值", "unit 单位"])
