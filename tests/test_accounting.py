@@ -493,6 +493,21 @@ class TestLedger:
                                                   10 * 20.908 * 26.37e-3 * 0.94 * 44 / 12], rtol=1e-12)
         assert led["ncv_factor_id"].tolist() == ["site:F01:raw_coal:ncv", "gbt2589:raw_coal:ncv"]
 
+    def test_facility_override_reaches_records_on_its_processes(self):
+        from workbench.boundary import Boundary
+
+        b = Boundary(pd.DataFrame({
+            "node_id": ["ENT", "F01", "F01.W1", "F01.W1.P1", "F02"],
+            "parent_id": ["", "ENT", "F01", "F01.W1", "ENT"],
+            "level": ["enterprise", "facility", "workshop", "process", "facility"],
+        }))
+        lib = default_library().with_override("raw_coal", "ncv", 23.0, "GJ/t", document="F01 lab", facility="F01")
+        act = pd.DataFrame([dict(node_id="F01.W1.P1", source="combustion", item="raw_coal", quantity=10, unit="t", period="2025-01"),
+                            dict(node_id="F02", source="combustion", item="raw_coal", quantity=10, unit="t", period="2025-01")])
+        led = account(act, lib, boundary=b)
+        assert led["ncv"].tolist() == [23.0, 20.908]  # the kiln under F01 takes F01's lab value
+        assert led["facility"].tolist() == ["F01", "F02"]
+
     def test_factor_set_choice(self):
         led = acc([dict(source="purchased_electricity", item="grid", quantity=10, unit="MWh", period="2023-01")],
                   factor_sets={("electricity", "emission_factor"): ["MEE-fossil-only"]})

@@ -218,23 +218,28 @@ def _to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _period(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    out = pd.Series([None] * len(series), index=series.index, dtype=object)
-    bad = pd.Series(False, index=series.index)
-    for i, v in series.items():
+    """``YYYY-MM`` (or ``YYYY``) from dates, ``2025-03``, ``2025/3``, ``2025年3月`` …; (periods, bad)."""
+    def one(v):
         if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
-            continue
+            return None, False
         if hasattr(v, "year") and hasattr(v, "month"):
-            out[i] = f"{v.year:04d}-{v.month:02d}"
-            continue
-        s = str(v).strip()
-        m = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?(?:[-/.]\d{1,2}(?:\s.*)?)?", s)
-        y = re.fullmatch(r"(\d{4})\s*年?", s)
+            return f"{v.year:04d}-{v.month:02d}", False
+        text = str(v).strip()
+        m = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?(?:[-/.]\d{1,2}(?:\s.*)?)?", text)
         if m and 1 <= int(m.group(2)) <= 12:
-            out[i] = f"{int(m.group(1)):04d}-{int(m.group(2)):02d}"
-        elif y:
-            out[i] = f"{int(y.group(1)):04d}"
-        else:
-            bad[i] = True
+            return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}", False
+        y = re.fullmatch(r"(\d{4})\s*年?", text)
+        return (f"{int(y.group(1)):04d}", False) if y else (None, True)
+
+    values = series.astype(object).to_numpy()
+    parsed = {}
+    for v in values:
+        key = (type(v), v) if not (isinstance(v, float) and math.isnan(v)) else ("nan",)
+        if key not in parsed:
+            parsed[key] = one(v)
+    res = [parsed[(type(v), v) if not (isinstance(v, float) and math.isnan(v)) else ("nan",)] for v in values]
+    out = pd.Series([r[0] for r in res], index=series.index, dtype=object)
+    bad = pd.Series([r[1] for r in res], index=series.index, dtype=bool)
     return out, bad
 
 
@@ -289,7 +294,7 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
 
     # -- source
     src_text = df["source"].astype(str).str.strip()
-    out["source"] = src_text.map(lambda s: _SOURCE_MAP.get(_key(s)))
+    out["source"] = src_text.map({t: _SOURCE_MAP.get(_key(t)) for t in pd.unique(src_text)})
     bad = out["source"].isna()
     for i in rows_of(bad):
         chk.add(i, "source", f"unknown source '{src_text[i]}' (one of {', '.join(SOURCES)}, or 燃料燃烧/过程排放/购入电力/购入热力/输出电力/输出热力)")
@@ -307,9 +312,12 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
     cats = dict(zip(lib.items["item"], lib.items["category"]))
     out["category"] = out["item"].map(cats)
     ok = out["source"].notna() & out["item"].notna()
-    for i in rows_of(ok):
-        if out.at[i, "category"] not in SOURCE_CATEGORIES[out.at[i, "source"]]:
-            chk.add(i, "item", f"item '{item_text[i]}' ({out.at[i, 'category']}) cannot be reported under source '{out.at[i, 'source']}'")
+    pair_ok = {(src, cat): cat in SOURCE_CATEGORIES[src]
+               for src, cat in set(zip(out.loc[ok, "source"], out.loc[ok, "category"]))}
+    fits = pd.Series([pair_ok.get(k, True) for k in zip(out["source"], out["category"])], index=out.index)
+    for i in rows_of(ok & ~fits):
+        chk.add(i, "item", f"item '{item_text[i]}' ({out.at[i, 'category']}) cannot be reported "
+                           f"under source '{out.at[i, 'source']}'")
     # -- quantity
     qty, bad = _to_number(df["quantity"])
     for i in rows_of(bad):
@@ -330,14 +338,17 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
             for i in rows:
                 chk.add(i, "unit", str(exc) if u else "missing unit")
             continue
-        for i in rows:
-            cat = out.at[i, "category"]
-            if not isinstance(cat, str):
-                continue
-            if not any(_compatible(u, ref) for ref in CATEGORY_UNITS[cat]) or (
-                    cat == "fuel" and _is_electrical_energy(u)):
-                chk.add(i, "unit", f"unit '{u}' does not measure {out.at[i, 'item']} "
-                                   f"(expected a unit like {' or '.join(CATEGORY_UNITS[cat])})")
+    fits_unit = {}
+    for u, cat in set(zip(unit_text, out["category"])):
+        if isinstance(cat, str) and u:
+            fits_unit[(u, cat)] = (_parses(u) and any(_compatible(u, ref) for ref in CATEGORY_UNITS[cat])
+                                   and not (cat == "fuel" and _is_electrical_energy(u)))
+    misfit = pd.Series([fits_unit.get(k, True) is False for k in zip(unit_text, out["category"])], index=out.index)
+    for i in rows_of(misfit):
+        cat = out.at[i, "category"]
+        if _parses(unit_text[i]):
+            chk.add(i, "unit", f"unit '{unit_text[i]}' does not measure {out.at[i, 'item']} "
+                               f"(expected a unit like {' or '.join(CATEGORY_UNITS[cat])})")
     # -- optional numeric columns with their units
     for col, ucol, ref, lo, hi in (
         ("ncv", "ncv_unit", "GJ/t", 0, None),
@@ -397,7 +408,8 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
     gas_items = dict(zip(lib.items["item"], lib.items["name_en"]))
     gas = df["gas"].where(df["gas"].notna(), "").astype(str).str.strip()
     is_gas = out["category"].eq("gas")
-    default_gas = out["item"].map(lambda it: _gas_symbol(lib, it) if isinstance(it, str) else "CO2")
+    gas_of = {it: _gas_symbol(lib, it) for it in pd.unique(out["item"].dropna())}
+    default_gas = out["item"].map(gas_of).fillna("CO2")
     out["gas"] = np.where(gas.eq(""), np.where(is_gas, default_gas, "CO2"), gas.str.upper())
     for i in rows_of(~is_gas & gas.ne("") & gas.str.upper().ne("CO2")):
         chk.add(i, "gas", f"gas '{gas[i]}' given for item '{out.at[i, 'item']}', which is not a gas item")
@@ -433,6 +445,14 @@ _FACTOR_UNIT_HINT = {
     "carbon_content": "carbon per heat, e.g. tC/TJ",
     "emission_factor": "CO2 per unit of activity, e.g. tCO2/t, tCO2/GJ, tCO2/MWh",
 }
+
+
+def _parses(unit: str) -> bool:
+    try:
+        parse_unit(unit)
+        return True
+    except UnitError:
+        return False
 
 
 def _compatible(unit: str, ref: str) -> bool:

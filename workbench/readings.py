@@ -1,7 +1,10 @@
 """Meter readings → consumption per meter and period → activity records.
 
 DuckDB is the engine (readings can be tens of millions of rows); the result per meter and month
-is small and is finished in pandas with pint units.
+is small and is finished in pandas with pint units.  Interval registers go to their month in one
+sort per meter, which also finds the rows that repeat a timestamp — only those are grouped by
+(meter, ts); cumulative registers (few meters) are grouped by (meter, ts) and differenced
+(``CONSUMPTION_SQL``; ``benchmarks/accounting.py`` times it against a hand-written query).
 
 Conventions (docs/architecture.md): ``ts`` is naive local time (Asia/Shanghai); an interval
 value belongs to the interval starting at ``ts``; consumption between two register readings
@@ -36,45 +39,73 @@ ACCOUNTED_SOURCES = ("combustion", "process", "purchased_electricity", "purchase
                      "exported_electricity", "exported_heat")
 
 CONSUMPTION_SQL = """
-WITH r AS (
-    SELECT meter_id, ts, avg(value) AS value, count(*) AS n, (min(value) <> max(value))::INT AS conflict
-    FROM {readings} {where}
-    GROUP BY meter_id, ts
+WITH m AS (
+    SELECT meter_id, register, rollover, row_number() OVER (ORDER BY meter_id) AS mid FROM meters
 ),
-m AS (SELECT meter_id, register, rollover FROM meters),
-d AS (
-    SELECT r.meter_id, r.ts, r.value, r.n, r.conflict, m.register, m.rollover,
-           lag(r.value) OVER w AS prev_value, lag(r.ts) OVER w AS prev_ts
-    FROM r JOIN m USING (meter_id)
-    WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.ts)
+-- interval registers: one sort by (meter, ts) finds the rows that share their ts with a neighbour;
+-- all other rows go straight into their month, the repeated ones are first collapsed by (meter, ts)
+iv AS (
+    SELECT m.mid, r.ts, r.value,
+           coalesce(r.ts = lag(r.ts) OVER w OR r.ts = lead(r.ts) OVER w, false) AS dup
+    FROM (SELECT meter_id, ts, value FROM {readings} {where}) r JOIN m USING (meter_id)
+    WHERE m.register = 'interval' AND r.ts IS NOT NULL
+    WINDOW w AS (PARTITION BY m.mid ORDER BY r.ts)
 ),
-c AS (
-    SELECT meter_id, n, conflict,
-           CASE WHEN register = 'interval' THEN ts ELSE prev_ts END AS interval_start,
+ig AS (
+    SELECT mid, date_trunc('month', ts) AS month, CASE WHEN dup THEN ts END AS dup_ts,
+           sum(value) AS s, avg(value) AS a, count(value) AS nv, count(*) AS n,
+           (min(value) <> max(value))::INT AS conflict
+    FROM iv GROUP BY ALL
+),
+ic AS (
+    SELECT mid, month,
+           sum(CASE WHEN dup_ts IS NULL THEN s ELSE a END) AS consumption,
+           sum(CASE WHEN dup_ts IS NULL THEN nv ELSE (a IS NOT NULL)::INT END) AS n_intervals,
+           sum(CASE WHEN dup_ts IS NULL THEN 0 ELSE n - 1 END) AS n_duplicates,
+           sum(CASE WHEN dup_ts IS NULL THEN 0 ELSE conflict END) AS n_conflicts,
+           0 AS n_rollovers, 0 AS n_resets
+    FROM ig GROUP BY ALL
+),
+-- cumulative registers: readings collapsed by (meter, ts), then differences of successive readings
+cr AS (
+    SELECT m.mid, any_value(m.rollover) AS rollover, r.ts, avg(r.value) AS value, count(*) AS n,
+           (min(r.value) <> max(r.value))::INT AS conflict
+    FROM (SELECT meter_id, ts, value FROM {readings} {where}) r JOIN m USING (meter_id)
+    WHERE m.register IS DISTINCT FROM 'interval'
+    GROUP BY m.mid, r.ts
+),
+cd AS (
+    SELECT *, lag(value) OVER w AS prev_value, lag(ts) OVER w AS prev_ts
+    FROM cr WINDOW w AS (PARTITION BY mid ORDER BY ts)
+),
+cc AS (
+    SELECT mid, n, conflict, prev_ts AS interval_start,
            CASE
-             WHEN register = 'interval' THEN value
              WHEN prev_value IS NULL THEN NULL
              WHEN value >= prev_value THEN value - prev_value
              WHEN rollover IS NOT NULL AND prev_value >= 0.9 * rollover THEN value + rollover - prev_value
              ELSE value
            END AS consumption,
-           (register <> 'interval' AND prev_value IS NOT NULL AND value < prev_value
+           (prev_value IS NOT NULL AND value < prev_value
              AND rollover IS NOT NULL AND prev_value >= 0.9 * rollover)::INT AS rolled,
-           (register <> 'interval' AND prev_value IS NOT NULL AND value < prev_value
+           (prev_value IS NOT NULL AND value < prev_value
              AND NOT (rollover IS NOT NULL AND prev_value >= 0.9 * rollover))::INT AS reset
-    FROM d
+    FROM cd
+),
+cm AS (
+    SELECT mid, date_trunc('month', interval_start) AS month,
+           sum(consumption) AS consumption, count(consumption) AS n_intervals,
+           sum(n) - count(*) AS n_duplicates, sum(conflict) AS n_conflicts,
+           sum(rolled) AS n_rollovers, sum(reset) AS n_resets
+    FROM cc WHERE interval_start IS NOT NULL
+    GROUP BY ALL
 )
-SELECT meter_id, strftime(date_trunc('month', interval_start), '%Y-%m') AS period,
-       sum(consumption) AS consumption,
-       count(consumption) AS n_intervals,
-       sum(n) - count(*) AS n_duplicates,
-       sum(conflict) AS n_conflicts,
-       sum(rolled) AS n_rollovers,
-       sum(reset) AS n_resets
-FROM c
-WHERE interval_start IS NOT NULL
-GROUP BY ALL
-ORDER BY meter_id, period
+SELECT m.meter_id, strftime(x.month, '%Y-%m') AS period, x.consumption,
+       x.n_intervals::BIGINT AS n_intervals, x.n_duplicates::BIGINT AS n_duplicates,
+       x.n_conflicts::BIGINT AS n_conflicts, x.n_rollovers::BIGINT AS n_rollovers,
+       x.n_resets::BIGINT AS n_resets
+FROM (SELECT * FROM ic UNION ALL SELECT * FROM cm) x JOIN m USING (mid)
+ORDER BY m.meter_id, period
 """
 
 
@@ -97,7 +128,8 @@ def _source_sql(readings, con) -> str:
 
 def meter_consumption(readings, meters: pd.DataFrame, *, start: str | None = None,
                       end: str | None = None, interval_minutes: int = 15,
-                      con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+                      con: duckdb.DuckDBPyConnection | None = None,
+                      threads: int | None = None) -> pd.DataFrame:
     """Consumption per meter and calendar month, in each meter's own unit.
 
     ``readings`` is a Parquet path (file, glob or directory), a DataFrame or an Arrow table with
@@ -106,10 +138,18 @@ def meter_consumption(readings, meters: pd.DataFrame, *, start: str | None = Non
     is widened by one interval for the scan and the result is cut back to whole periods.
     Returns ``meter_id, period, consumption, n_intervals, expected_intervals, completeness,
     n_duplicates, n_conflicts, n_rollovers, n_resets`` plus the meter's attributes.
+    ``threads`` caps DuckDB's worker threads (default: DuckDB's, one per core).
     """
     own = con is None
     con = con or duckdb.connect()
     try:
+        if own:  # no progress bar in logs; in Jupyter DuckDB refuses the setting without ipywidgets
+            try:
+                con.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                pass
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         con.register("meters", meters[["meter_id", "register", "rollover"]])
         src = _source_sql(readings, con)
         conds = []

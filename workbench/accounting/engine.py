@@ -119,7 +119,11 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
             units[have] = sub[over_unit].to_numpy()[have] if over_unit else "fraction"
             ids[have] = [f"site:{o}:row{r}:{kind}" for o, r in zip(sub["origin"].to_numpy()[have], sub["row"].to_numpy()[have])]
             notes[have] = f"site-measured {kind} (see the record's document)"
-        keys = sub[["item", "year", "region", "node_id"]].astype(str).agg("|".join, axis=1).to_numpy()
+        # the node matters only where a site factor is scoped to one: otherwise one look-up serves all
+        scoped = set(lib.overrides.loc[lib.overrides["kind"] == kind, "item"])
+        node = sub["facility"].astype(str).where(sub["item"].isin(scoped), "")
+        keys = (sub["item"].astype(str) + "|" + sub["year"].astype(str) + "|" + sub["region"].astype(str)
+                + "|" + node).to_numpy()
         for key in pd.unique(keys[~have]):
             item, yr, reg, node = key.split("|")
             f = lib.lookup(item, kind, year=int(yr), region=reg, facility=node or None)
@@ -250,7 +254,10 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
     })
     id_cols = ["ncv_factor_id", "carbon_content_factor_id", "oxidation_rate_factor_id",
                "emission_factor_id", "gwp_factor_id"]
-    ledger["factor_ids"] = ledger[id_cols].agg(lambda r: ";".join(x for x in r if x), axis=1) if n else ""
+    joined = ledger[id_cols[0]].astype(str)
+    for c in id_cols[1:]:
+        joined = joined + ";" + ledger[c].astype(str)
+    ledger["factor_ids"] = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";") if n else ""
     ledger = ledger[LEDGER_COLUMNS]
     ledger.attrs.update({
         "factor_library_version": lib.version,

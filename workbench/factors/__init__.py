@@ -242,8 +242,9 @@ class FactorLibrary:
 
     def _lookup(self, item, kind, year, region, factor_set, facility) -> Factor:
         item = self.item_code(item)
-        t = self.table
-        cand = t[(t["item"] == item) & (t["kind"] == kind)]
+        if "_by_item_kind" not in self.__dict__ or self._by_item_kind[0] is not self.table:
+            self._by_item_kind = (self.table, dict(tuple(self.table.groupby(["item", "kind"]))))
+        cand = self._by_item_kind[1].get((item, kind), self.table.iloc[:0])
         wanted = self.preferred_sets(item, kind, factor_set)
         notes = []
         if factor_set and factor_set not in set(cand["factor_set"]):
