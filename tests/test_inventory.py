@@ -223,3 +223,10 @@ def test_without_allocation_the_bill_stays_on_the_enterprise(demo_data, year_inv
                             allocate=False, meter_check=False)
     assert inv.total_tco2e == pytest.approx(year_inventory.total_tco2e, rel=1e-12)
     assert set(inv.ledger.loc[inv.ledger["item"] == "grid", "facility"]) == {"ENT"}
+
+
+def test_demo_generate_rejects_impossible_sizes(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "generate", "--out", str(tmp_path / "x"), "--meters", "3"])
+    assert res.exit_code == 2 and "meters" in res.output
+    res = CliRunner().invoke(main, ["demo", "generate", "--out", str(tmp_path / "y"), "--years", "0"])
+    assert res.exit_code == 2

@@ -87,7 +87,10 @@ def demo_generate(out, meters, years, seed, start):
     if years < 1:
         _fail("--years must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
-    info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True)
+    try:
+        info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True)
+    except ValueError as exc:  # e.g. fewer meters than the plant needs, a start that is not a 1st
+        _fail(str(exc))
     write_factor_snapshot(out)
     ent = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
     cat = write_demo_catalog(out / "catalog.yaml", enterprise=ent)
