@@ -1,26 +1,60 @@
 """Data-source adapters (seed §7.2): one module per source, all returning the same shape.
 
-Every connector returns a :class:`ConnectorResult` — a table plus metadata saying where it came
-from — so the rest of the workbench (preparation, quality, accounting) handles every source the
-same way, like pvlib's ``iotools``.  The lake and the collection services (files, enterprise
-systems, invoices, manual entry, IoT) build on this interface.
+Every connector returns a :class:`ConnectorResult` — a table of one of the canonical kinds, the
+bytes exactly as received, and metadata saying where they came from — and hands it to
+:meth:`workbench.lake.Lake.ingest`, the one write path (raw zone → preparation → curated zone).
+
+Canonical kinds of ``data`` (column names exactly):
+
+``readings``  meter_id (the source system's meter code), ts (timestamp; naive = Asia/Shanghai local
+              time, or tz-aware), quantity (what is measured, e.g. ``active_energy``), value (float),
+              unit (as written; pint-parsable after ``workbench.units.normalize_unit``), optional
+              ``register`` (``interval``/``cumulative``)
+``activity``  the columns of :mod:`workbench.activity` (source, item, quantity, unit, period,
+              node_id/facility, document, …), headers already mapped or not
+``invoice``   date, supplier, account_no, item, quantity, unit, amount, currency, with
+              ``<field>_confidence`` columns (0–1) for fields read by OCR
+
+Connectors are discovered through the ``workbench.connectors`` entry-point group (see
+:func:`available`), so a researcher can add one from their own package without touching the core.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["ConnectorResult", "Connector"]
+__all__ = ["ConnectorResult", "Connector", "KINDS", "available", "load"]
+
+KINDS = ("readings", "activity", "invoice")
+ENTRY_POINT_GROUP = "workbench.connectors"
 
 
 @dataclass
 class ConnectorResult:
-    """What a connector hands on: the records and their provenance."""
+    """What a connector hands on: the records, the raw bytes and their provenance.
+
+    ``metadata`` keys used by the lake: ``source`` (the sending system, e.g. ``erp``,
+    ``meter-export``), ``connector``, ``origin`` (file path, URL, query), ``sender`` (who),
+    ``received_at`` (ISO time; filled in when missing).
+    """
 
     data: pd.DataFrame
-    metadata: dict = field(default_factory=dict)  # source, connector, origin, received_at, …
+    metadata: dict = field(default_factory=dict)
+    kind: str = "activity"
+    raw: bytes | None = None
+    raw_name: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind '{self.kind}' (one of {KINDS})")
+        self.metadata.setdefault("received_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        if self.raw is not None:
+            self.metadata.setdefault("sha256", hashlib.sha256(self.raw).hexdigest())
 
 
 @runtime_checkable
@@ -29,3 +63,16 @@ class Connector(Protocol):
 
     def read(self, source, **options) -> ConnectorResult:  # pragma: no cover - protocol
         ...
+
+
+def available() -> dict:
+    """Connectors registered under the ``workbench.connectors`` entry-point group (name → entry point)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load(name: str):
+    """The connector module or object registered as ``name``."""
+    eps = available()
+    if name not in eps:
+        raise KeyError(f"no connector '{name}' (registered: {', '.join(sorted(eps)) or 'none'})")
+    return eps[name].load()
