@@ -1,0 +1,108 @@
+"""The lake: raw zone, curated hot/cold tiers, manifest, compaction crash safety, SQL."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from connectors import ConnectorResult, activity_file
+from workbench.lake import Lake, LakeError
+from workbench.quickcalc import template_path
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return Lake(tmp_path / "lake")
+
+
+def _activity(periods=("2025-05", "2025-06"), q=100.0):
+    rows = [dict(source="purchased_electricity", item="grid", quantity=q + i, unit="MWh", period=p,
+                 node_id="ENT", document=f"bill {p}") for i, p in enumerate(periods)]
+    df = pd.DataFrame(rows)
+    return ConnectorResult(df, {"source": "erp", "connector": "test", "origin": "unit-test"}, kind="activity",
+                           raw=df.to_csv(index=False).encode(), raw_name="bills.csv")
+
+
+def test_raw_zone_keeps_bytes_exactly_and_immutable(lake):
+    res = activity_file.read(template_path("example"))
+    rep = lake.ingest(res, sender="user:alice")
+    assert rep.status == "stored" and rep.rows_curated == 8
+    assert lake.read_raw(rep.batch_id) == template_path("example").read_bytes()
+    mode = os.stat(rep.raw_path).st_mode
+    assert not (mode & stat.S_IWUSR)  # read-only on disk
+    b = lake.batches().set_index("batch_id").loc[rep.batch_id]
+    assert b["sha256"] == res.metadata["sha256"] and b["sender"] == "user:alice"
+    assert b["source"] == "activity-template" and b["connector"] == "activity_file"
+    assert b["received_at"] and b["stored_at"]
+
+
+def test_duplicate_upload_changes_nothing(lake):
+    r1 = lake.ingest(_activity(), sender="a")
+    before = lake.sql("SELECT * FROM activity ORDER BY record_id")
+    r2 = lake.ingest(_activity(), sender="b")
+    assert r2.status == "duplicate_upload" and r2.duplicate_of == r1.batch_id and r2.raw_path is None
+    pd.testing.assert_frame_equal(lake.sql("SELECT * FROM activity ORDER BY record_id"), before)
+    assert list(lake.batches()["status"]) == ["stored", "duplicate_upload"]
+
+
+def test_bad_activity_rows_are_quarantined_with_reason(lake):
+    df = pd.DataFrame([
+        dict(source="combustion", item="raw_coal", quantity="12", unit="t", period="2025-06"),
+        dict(source="combustion", item="unobtainium", quantity="5", unit="t", period="2025-06"),
+        dict(source="combustion", item="diesel", quantity="abc", unit="t", period="2025-06"),
+    ])
+    rep = lake.ingest(ConnectorResult(df, {"source": "manual"}, kind="activity"), sender="u")
+    assert rep.rows_curated == 1 and rep.rows_quarantined == 2
+    q = lake.sql("SELECT row, reason, payload FROM quarantine ORDER BY row")
+    assert q["row"].tolist() == [3, 4]
+    assert "unknown item 'unobtainium'" in q["reason"][0] and "not a number" in q["reason"][1]
+    assert "unobtainium" in q["payload"][0]
+
+
+def test_compaction_moves_hot_to_cold_and_reads_see_both(lake):
+    lake.ingest(_activity(("2025-05", "2025-06")), sender="a")
+    lake.ingest(_activity(("2025-06", "2025-07"), q=500.0), sender="a")
+    total = lake.sql("SELECT sum(quantity) AS s, count(*) AS n FROM activity")
+    rep = lake.compact(before="2025-07-01")
+    assert rep["months"] == 2 and rep["rows"] == 3
+    f = lake.files("activity")
+    assert set(f["tier"]) == {"hot", "cold"}
+    pd.testing.assert_frame_equal(lake.sql("SELECT sum(quantity) AS s, count(*) AS n FROM activity"), total)
+
+
+@pytest.mark.parametrize("crash", ["write", "commit"])
+def test_crash_during_compaction_loses_and_duplicates_nothing(lake, crash):
+    for k in range(3):
+        lake.ingest(_activity(("2025-04", "2025-05", "2025-06"), q=100.0 * (k + 1)), sender="a")
+    expected = lake.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id")
+    with pytest.raises(LakeError, match="simulated crash"):
+        lake.compact(before="2025-06-01", _crash_after=crash)
+    after_crash = lake.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id")
+    pd.testing.assert_frame_equal(after_crash, expected)
+    # a new lake object (a restarted process) sees the same, and a second compaction completes
+    again = Lake(lake.url)
+    pd.testing.assert_frame_equal(again.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id"), expected)
+    again.compact(before="2025-06-01")
+    pd.testing.assert_frame_equal(again.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id"), expected)
+    # no orphan or retired file is left on disk
+    on_disk = {str(p) for p in (again.metadata_path.parent / "curated").rglob("*.parquet")}
+    assert on_disk == set(again.files()["path"])
+
+
+def test_sql_and_duckdb_views(lake):
+    lake.ingest(_activity(), sender="a")
+    con = lake.connect()
+    assert con.execute("SELECT count(*) FROM activity").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
+    con.close()
+
+
+def test_any_fsspec_url_works_as_root(tmp_path):
+    lake = Lake("memory://lake-test", metadata=tmp_path / "meta.db")
+    rep = lake.ingest(_activity(), sender="a")
+    assert rep.rows_curated == 2
+    assert lake.sql("SELECT count(*) AS n FROM activity")["n"][0] == 2
+    lake.compact(before="2030-01-01")
+    assert lake.sql("SELECT count(*) AS n FROM activity")["n"][0] == 2

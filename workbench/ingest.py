@@ -1,0 +1,180 @@
+"""The one write path of the lake: raw zone → mapping → preparation → curated zone (+ quarantine).
+
+Every connector's :class:`connectors.ConnectorResult` goes through :func:`ingest`, so that
+immutability of raw data, idempotency, quarantine and lineage are solved once.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from .lake import IngestReport, Lake
+
+__all__ = ["ingest"]
+
+_KEY = ["meter_id", "ts", "quantity"]
+
+
+def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
+    batch_id, dup_of, raw_path = lake.put_raw(result, sender=sender)
+    meta = result.metadata
+    report = IngestReport(batch_id=batch_id, source=str(meta.get("source") or meta.get("connector") or "unknown"),
+                          kind=result.kind, status="stored", rows_in=len(result.data), raw_path=raw_path)
+    if dup_of:
+        report.status, report.duplicate_of = "duplicate_upload", dup_of
+        report.rows_duplicate = len(result.data)
+        report.message = f"the same bytes from {report.source} were stored as batch {dup_of}; nothing changed"
+        lake._finish_batch(report)
+        return report
+    quarantined = []
+    rejected = meta.get("rejected")  # rows the connector could not parse
+    if isinstance(rejected, pd.DataFrame) and len(rejected):
+        quarantined.append(rejected.assign(reason=rejected["reason"].astype(str)))
+    data = result.data.copy()
+    if mapping is not None:
+        data, unmapped = mapping.apply(data, kind=result.kind, source=report.source)
+        if len(unmapped):
+            quarantined.append(unmapped)
+    try:
+        if result.kind == "readings":
+            _ingest_readings(lake, data, batch_id, report, quarantined)
+        elif result.kind == "activity":
+            _ingest_activity(lake, data, batch_id, report, quarantined, origin=str(meta.get("origin", "")))
+        elif result.kind == "invoice":
+            _ingest_invoices(lake, data, batch_id, report, quarantined)
+    except Exception as exc:  # the raw bytes are kept; the batch says why nothing was curated
+        report.status, report.message = "failed", f"{type(exc).__name__}: {exc}"
+        lake._finish_batch(report)
+        raise
+    if quarantined:
+        q = pd.concat(quarantined, ignore_index=True)
+        report.rows_quarantined = lake.quarantine(q, batch_id=batch_id, table=result.kind)
+    lake._finish_batch(report)
+    return report
+
+
+# ------------------------------------------------------------------------------ readings
+def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
+    """Last stored reading per meter before ``before`` (register continuity across batches)."""
+    if "readings" not in lake.tables():
+        return None
+    con = lake.connect()
+    try:
+        con.register("ids", pd.DataFrame({"meter_id": pd.unique(np.asarray(meter_ids, dtype=object))}))
+        return con.execute("""SELECT r.meter_id, r.quantity, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value
+                              FROM readings r JOIN ids USING (meter_id) WHERE r.ts < ?
+                              GROUP BY ALL""", [before]).df()
+    finally:
+        con.close()
+
+
+def _ingest_readings(lake, data, batch_id, report, quarantined):
+    from .prepare import prepare_readings
+
+    meters = lake.meters()
+    if meters.empty:
+        raise ValueError("no meters registered in the lake (Lake.register_meters)")
+    before = pd.to_datetime(data["ts"], errors="coerce").min() if len(data) else None
+    previous = _previous(lake, data["meter_id"], before) if before is not None and pd.notna(before) else None
+    prep = prepare_readings(data, meters, previous=previous)
+    if len(prep.quarantine):
+        quarantined.append(prep.quarantine)
+    readings, duplicates, conflicts = _against_stored(lake, prep.readings, "readings")
+    if len(conflicts):
+        quarantined.append(conflicts)
+    consumption, _, cons_conflicts = _against_stored(lake, prep.consumption, "consumption")
+    if len(cons_conflicts):
+        quarantined.append(cons_conflicts.assign(reason="consumption " + cons_conflicts["reason"]))
+    report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id)
+    lake.write_table("consumption", consumption, batch_id=batch_id)
+    report.rows_duplicate = duplicates + int(prep.counts.get("duplicate", 0))
+    report.counts = {k: int(v) for k, v in prep.counts.items()}
+
+
+def _against_stored(lake, df: pd.DataFrame, table: str):
+    """Split prepared rows into new rows, a count of rows already stored with the same value, and
+    conflicts (same key, different stored value) to quarantine."""
+    if df is None or df.empty or table not in lake.tables():
+        return df, 0, pd.DataFrame()
+    con = lake.connect()
+    try:
+        con.register("batch", df)
+        lo, hi = df["ts"].min(), df["ts"].max()
+        stored = con.execute(f"""SELECT s.meter_id, s.ts, s.quantity, s.value AS stored_value, s.batch_id AS stored_batch
+                                 FROM {table} s SEMI JOIN batch b USING (meter_id, ts, quantity)
+                                 WHERE s.ts BETWEEN ? AND ?""", [lo, hi]).df()
+    finally:
+        con.close()
+    if stored.empty:
+        return df, 0, pd.DataFrame()
+    m = df.merge(stored, on=_KEY, how="left", indicator=True)
+    seen = m["_merge"].eq("both").to_numpy()
+    same = seen & np.isclose(m["value"].to_numpy(dtype=float), m["stored_value"].to_numpy(dtype=float),
+                             rtol=1e-12, atol=0, equal_nan=True)
+    conflict = seen & ~same
+    conflicts = m[conflict]
+    q = pd.DataFrame({
+        "row": conflicts["row"] if "row" in conflicts else None,
+        "reason": [f"conflicts with stored value {sv} from batch {sb}" for sv, sb in
+                   zip(conflicts["stored_value"], conflicts["stored_batch"])],
+        "payload": [json.dumps({k: str(v) for k, v in r.items()}, ensure_ascii=False)
+                    for r in conflicts[df.columns].to_dict("records")],
+    })
+    return df[~seen].reset_index(drop=True), int(same.sum()), q
+
+
+# ------------------------------------------------------------------------------ activity
+def _ingest_activity(lake, data, batch_id, report, quarantined, origin):
+    from .activity import ActivityDataError, normalize_activity
+
+    rows = data.reset_index(drop=True)
+    first_row = 2
+    if "row" in rows.columns:  # connectors that already numbered the source rows
+        src_rows = pd.to_numeric(rows["row"], errors="coerce")
+        rows = rows.drop(columns="row")
+    else:
+        src_rows = pd.Series(np.arange(len(rows)) + first_row)
+    bad_idx: dict[int, list[str]] = {}
+    try:
+        norm = normalize_activity(rows, origin=origin or "batch", first_row=first_row)
+    except ActivityDataError as err:
+        for p in err.problems:
+            if p.row is None:
+                raise
+            bad_idx.setdefault(p.row - first_row, []).append(f"{p.column}: {p.message}" if p.column else p.message)
+        good = rows.drop(index=list(bad_idx))
+        norm = normalize_activity(good, origin=origin or "batch", first_row=first_row) if len(good) else None
+        if norm is not None:
+            norm["row"] = src_rows.loc[good.index].to_numpy()
+    else:
+        norm["row"] = src_rows.to_numpy()
+    if bad_idx:
+        bad = rows.loc[list(bad_idx)]
+        quarantined.append(pd.DataFrame({
+            "row": src_rows.loc[bad.index].to_numpy(),
+            "reason": ["; ".join(bad_idx[i]) for i in bad.index],
+            "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
+                        for r in bad.to_dict("records")],
+        }))
+    if norm is not None and len(norm):
+        norm = norm.assign(quality_flag="ok", period_date=pd.to_datetime(norm["period"].str.slice(0, 7) + "-01"))
+        report.rows_curated = lake.write_table("activity", norm, batch_id=batch_id, date_column="period_date")
+
+
+def _ingest_invoices(lake, data, batch_id, report, quarantined):
+    """Invoices: trusted fields go to ``invoices``; rows that need review stay out (in quarantine)."""
+    need = data.get("needs_review", pd.Series(False, index=data.index)).fillna(True).astype(bool)
+    review = data[need]
+    if len(review):
+        quarantined.append(pd.DataFrame({
+            "row": np.arange(len(review)) + 1,
+            "reason": "needs review: OCR confidence below threshold",
+            "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
+                        for r in review.to_dict("records")],
+        }))
+    ok = data[~need].copy()
+    if len(ok):
+        ok["date"] = pd.to_datetime(ok["date"])
+        report.rows_curated = lake.write_table("invoices", ok, batch_id=batch_id, date_column="date")

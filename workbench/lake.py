@@ -1,0 +1,404 @@
+"""The data lake (seed §8.2): raw zone, curated zone with hot and cold tiers, quarantine.
+
+* **raw zone** — every batch exactly as received (bytes), immutable, with sha256, source, connector,
+  arrival time and sender, recorded in the ``batches`` table;
+* **curated zone** — typed, unit-normalised Parquet, partitioned by date, each row with its
+  quality flag and the id of the raw batch it came from;
+* **tiers** (§8.2 n) — new data lands in the hot tier (one small file per batch and day);
+  :meth:`Lake.compact` moves whole past days into the cold tier (one file per month and compaction);
+  readers see both through the manifest;
+* **quarantine** — rows that cannot be curated, with their reason and the original payload.
+
+Crash safety: readers never list directories — the SQLite manifest (``files``) says which files are
+live.  Writers create files first and register them in one transaction; compaction registers the
+cold file and retires the hot ones in one transaction, and deletes retired files afterwards.  A crash
+anywhere leaves either the old or the new set live, never both and never neither.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import fsspec
+import numpy as np
+import pandas as pd
+
+__all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES"]
+
+CURATED_TABLES = ("readings", "consumption", "activity", "invoices")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY, source TEXT, connector TEXT, origin TEXT, kind TEXT,
+    raw_path TEXT, raw_name TEXT, sha256 TEXT, size INTEGER, received_at TEXT, stored_at TEXT,
+    sender TEXT, status TEXT, duplicate_of TEXT, rows_in INTEGER, rows_curated INTEGER,
+    rows_quarantined INTEGER, rows_duplicate INTEGER, message TEXT, metadata TEXT);
+CREATE INDEX IF NOT EXISTS batches_sha ON batches (source, sha256);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, tbl TEXT, tier TEXT, part TEXT, rows INTEGER, batch_id TEXT,
+    compaction_id TEXT, live INTEGER, created_at TEXT, retired_at TEXT);
+CREATE INDEX IF NOT EXISTS files_live ON files (tbl, live, part);
+CREATE TABLE IF NOT EXISTS compactions (
+    compaction_id TEXT PRIMARY KEY, tbl TEXT, part TEXT, started_at TEXT, committed_at TEXT,
+    files_in INTEGER, rows INTEGER);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT, updated_at TEXT);
+CREATE TABLE IF NOT EXISTS meters (meter_id TEXT PRIMARY KEY, record TEXT);
+"""
+
+
+class LakeError(RuntimeError):
+    pass
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class IngestReport:
+    batch_id: str
+    source: str
+    kind: str
+    status: str  # stored | duplicate_upload | rejected
+    rows_in: int = 0
+    rows_curated: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    duplicate_of: str | None = None
+    raw_path: str | None = None
+    counts: dict = field(default_factory=dict)
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Lake:
+    """A lake rooted at ``root`` (a local folder or any fsspec URL).
+
+    ``metadata`` is the SQLite file of the manifest; by default ``<root>/lake.db`` for a local
+    root, else a file under ``~/.cache/workbench``.
+    """
+
+    def __init__(self, root, *, metadata: str | os.PathLike | None = None):
+        self.url = str(root)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self.fs.makedirs(self.root, exist_ok=True)
+        if metadata is None:
+            if self.local:
+                metadata = Path(self.root) / "lake.db"
+            else:
+                h = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+                metadata = Path.home() / ".cache" / "workbench" / f"lake-{h}.db"
+        self.metadata_path = Path(metadata)
+        self.metadata_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ metadata
+    @contextlib.contextmanager
+    def _db(self):
+        db = sqlite3.connect(self.metadata_path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def _path(self, *parts) -> str:
+        return "/".join([self.root.rstrip("/"), *[str(p).strip("/") for p in parts]])
+
+    def batches(self) -> pd.DataFrame:
+        with self._db() as db:
+            return pd.read_sql_query("SELECT * FROM batches ORDER BY stored_at", db)
+
+    def files(self, table: str | None = None, live_only: bool = True) -> pd.DataFrame:
+        q = "SELECT * FROM files WHERE 1=1"
+        args: list = []
+        if table:
+            q += " AND tbl = ?"
+            args.append(table)
+        if live_only:
+            q += " AND live = 1"
+        with self._db() as db:
+            return pd.read_sql_query(q + " ORDER BY path", db, params=args)
+
+    def get_state(self, key: str, default=None):
+        with self._db() as db:
+            row = db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_state(self, key: str, value) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                       "updated_at = excluded.updated_at", (key, json.dumps(value), _now()))
+
+    # ------------------------------------------------------------------ meter registry
+    def register_meters(self, meters: pd.DataFrame) -> int:
+        """Store (or update) the meter registry used by preparation and mapping."""
+        recs = [(str(r["meter_id"]), json.dumps({k: (None if pd.isna(v) else v) for k, v in r.items()}, default=str))
+                for r in meters.to_dict("records")]
+        with self._db() as db:
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO meters VALUES (?, ?) ON CONFLICT(meter_id) DO UPDATE SET record = excluded.record", recs)
+            db.execute("COMMIT")
+        return len(recs)
+
+    def meters(self) -> pd.DataFrame:
+        with self._db() as db:
+            rows = db.execute("SELECT record FROM meters ORDER BY meter_id").fetchall()
+        m = pd.DataFrame([json.loads(r[0]) for r in rows])
+        if len(m):
+            if "rollover" in m:
+                m["rollover"] = pd.to_numeric(m["rollover"], errors="coerce")
+            if "is_main" in m:
+                m["is_main"] = m["is_main"].astype(str).str.lower().eq("true")
+        return m
+
+    # ------------------------------------------------------------------ raw zone
+    def put_raw(self, result, *, sender: str) -> tuple[str, str | None, str]:
+        """Store the raw bytes of a connector result; returns (batch_id, duplicate_of, raw_path).
+
+        The same bytes from the same source again are a duplicate upload: recorded as a batch with
+        status ``duplicate_upload`` pointing at the first, and nothing else happens.
+        """
+        meta = result.metadata
+        source = str(meta.get("source") or meta.get("connector") or "unknown")
+        raw = result.raw if result.raw is not None else _serialise(result.data)
+        sha = hashlib.sha256(raw).hexdigest()
+        batch_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
+        with self._db() as db:
+            prev = db.execute("SELECT batch_id FROM batches WHERE source = ? AND sha256 = ? AND status != "
+                              "'duplicate_upload' ORDER BY stored_at LIMIT 1", (source, sha)).fetchone()
+        name = _safe_name(result.raw_name or meta.get("origin") or f"{result.kind}.bin")
+        day = _dt.date.today().isoformat()
+        raw_path = self._path("raw", _safe_name(source), day, batch_id, name)
+        if prev is None:
+            self.fs.makedirs(raw_path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(raw_path + ".tmp", "wb") as fh:
+                fh.write(raw)
+            self.fs.mv(raw_path + ".tmp", raw_path)
+            with contextlib.suppress(OSError, NotImplementedError):
+                if self.local:
+                    os.chmod(raw_path, 0o444)  # immutable by convention and by mode
+        row = dict(batch_id=batch_id, source=source, connector=str(meta.get("connector", "")),
+                   origin=str(meta.get("origin", "")), kind=result.kind,
+                   raw_path=raw_path if prev is None else None, raw_name=name, sha256=sha, size=len(raw),
+                   received_at=str(meta.get("received_at", _now())), stored_at=_now(),
+                   sender=str(sender), status="duplicate_upload" if prev else "received",
+                   duplicate_of=prev[0] if prev else None, rows_in=len(result.data),
+                   rows_curated=0, rows_quarantined=0, rows_duplicate=0, message="",
+                   metadata=json.dumps({k: v for k, v in meta.items() if _jsonable(v)}, default=str))
+        with self._db() as db:
+            db.execute(f"INSERT INTO batches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        return batch_id, (prev[0] if prev else None), (raw_path if prev is None else None)
+
+    def read_raw(self, batch_id: str) -> bytes:
+        with self._db() as db:
+            row = db.execute("SELECT raw_path, duplicate_of FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise LakeError(f"no batch {batch_id}")
+        if row[0] is None and row[1]:
+            return self.read_raw(row[1])
+        with self.fs.open(row[0], "rb") as fh:
+            return fh.read()
+
+    def _finish_batch(self, report: IngestReport) -> None:
+        with self._db() as db:
+            db.execute("UPDATE batches SET status = ?, rows_curated = ?, rows_quarantined = ?, rows_duplicate = ?, "
+                       "message = ? WHERE batch_id = ?",
+                       (report.status, report.rows_curated, report.rows_quarantined, report.rows_duplicate,
+                        report.message, report.batch_id))
+
+    # ------------------------------------------------------------------ curated writes
+    def write_table(self, table: str, df: pd.DataFrame, *, batch_id: str, date_column: str = "ts") -> int:
+        """Write rows to ``table``'s hot tier, one file per day, and register them (one transaction)."""
+        if df is None or len(df) == 0:
+            return 0
+        df = df.copy()
+        df["batch_id"] = batch_id
+        day = pd.to_datetime(df[date_column]).dt.strftime("%Y-%m-%d")
+        new = []
+        for part, g in df.groupby(day.to_numpy(), sort=True):
+            path = self._path("curated", table, "hot", f"date={part}", f"{batch_id}.parquet")
+            self._write_parquet(g.reset_index(drop=True), path)
+            new.append((path, table, "hot", part, len(g), batch_id, None, 1, _now(), None))
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", new)
+            db.execute("COMMIT")
+        return len(df)
+
+    def quarantine(self, rows: pd.DataFrame, *, batch_id: str, table: str) -> int:
+        """Keep rows that could not be curated, with their reason and original payload."""
+        if rows is None or len(rows) == 0:
+            return 0
+        q = pd.DataFrame({
+            "batch_id": batch_id, "table": table,
+            "row": pd.to_numeric(rows.get("row", pd.Series([None] * len(rows))), errors="coerce").astype("Int64").to_numpy(),
+            "column": rows.get("column", pd.Series([""] * len(rows))).astype(str).to_numpy(),
+            "reason": rows["reason"].astype(str).to_numpy(),
+            "payload": rows["payload"].astype(str).to_numpy() if "payload" in rows else
+            rows.drop(columns=[c for c in ("reason",) if c in rows]).astype(str).apply(
+                lambda r: json.dumps(r.to_dict(), ensure_ascii=False), axis=1).to_numpy(),
+            "quarantined_at": _now(),
+        })
+        path = self._path("quarantine", f"{batch_id}.parquet")
+        self._write_parquet(q, path)
+        with self._db() as db:
+            db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (path, "quarantine", "hot", batch_id[:8], len(q), batch_id, None, 1, _now(), None))
+        return len(q)
+
+    def _write_parquet(self, df: pd.DataFrame, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = path + f".tmp-{uuid.uuid4().hex[:6]}"
+        with self.fs.open(tmp, "wb") as fh:
+            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), fh, compression="zstd")
+        self.fs.mv(tmp, path)
+
+    # ------------------------------------------------------------------ reads
+    def _uri(self, path: str) -> str:
+        return path if self.local else f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}"
+
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the lake's tables as views (live files of both tiers)."""
+        con = con or duckdb.connect()
+        if not self.local:
+            con.register_filesystem(self.fs)
+        files = self.files()
+        for table in (*CURATED_TABLES, "quarantine"):
+            paths = [self._uri(p) for p in files.loc[files["tbl"] == table, "path"]]
+            if paths:
+                lst = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{lst}], union_by_name = true)")
+        batches = self.batches()
+        con.register("batches_df", batches)
+        con.execute("CREATE OR REPLACE VIEW batches AS SELECT * FROM batches_df")
+        meters = self.meters()
+        if len(meters):
+            con.register("meters_df", meters)
+            con.execute("CREATE OR REPLACE VIEW meters AS SELECT * FROM meters_df")
+        return con
+
+    def sql(self, query: str, params=None) -> pd.DataFrame:
+        con = self.connect()
+        try:
+            return con.execute(query, params or []).df()
+        finally:
+            con.close()
+
+    def tables(self) -> list[str]:
+        return sorted(set(self.files()["tbl"]))
+
+    # ------------------------------------------------------------------ compaction
+    def compact(self, *, before: str | None = None, tables=CURATED_TABLES, _crash_after: str | None = None) -> dict:
+        """Move hot-tier days before ``before`` (default: today) into month files of the cold tier.
+
+        Per (table, month): read the live hot files of the days to move plus the month's live cold
+        file(s), write one new cold file, then in ONE transaction retire the inputs and register
+        the output; finally delete retired files.  ``_crash_after`` ('write' or 'commit') simulates
+        a crash for tests.
+        """
+        cutoff = before or _dt.date.today().isoformat()
+        files = self.files()
+        moved = {"months": 0, "hot_files": 0, "rows": 0}
+        for table in tables:
+            hot = files[(files["tbl"] == table) & (files["tier"] == "hot") & (files["part"] < cutoff)]
+            if hot.empty:
+                continue
+            for month, group in hot.groupby(hot["part"].str.slice(0, 7)):
+                cold = files[(files["tbl"] == table) & (files["tier"] == "cold") & (files["part"] == month)]
+                inputs = pd.concat([cold, group])
+                cid = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+                out = self._path("curated", table, "cold", f"month={month}", f"{cid}.parquet")
+                with self._db() as db:
+                    db.execute("INSERT INTO compactions VALUES (?,?,?,?,?,?,?)",
+                               (cid, table, month, _now(), None, len(inputs), None))
+                con = duckdb.connect()
+                try:
+                    if not self.local:
+                        con.register_filesystem(self.fs)
+                    lst = ", ".join("'" + self._uri(p) + "'" for p in inputs["path"])
+                    self.fs.makedirs(out.rsplit("/", 1)[0], exist_ok=True)
+                    tmp = out + ".tmp"
+                    order = "ORDER BY meter_id, ts" if table in ("readings", "consumption") else ""
+                    con.execute(f"COPY (SELECT * FROM read_parquet([{lst}], union_by_name = true) {order}) "
+                                f"TO '{self._uri(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 1000000)")
+                    rows = con.execute(f"SELECT count(*) FROM read_parquet('{self._uri(tmp)}')").fetchone()[0]
+                finally:
+                    con.close()
+                if rows != int(inputs["rows"].sum()):
+                    raise LakeError(f"compaction of {table} {month}: wrote {rows} rows, expected {int(inputs['rows'].sum())}")
+                self.fs.mv(tmp, out)
+                if _crash_after == "write":
+                    raise LakeError("simulated crash after writing the cold file")
+                with self._db() as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany("UPDATE files SET live = 0, retired_at = ? WHERE path = ?",
+                                   [(_now(), p) for p in inputs["path"]])
+                    db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
+                               (out, table, "cold", month, rows, None, cid, 1, _now(), None))
+                    db.execute("UPDATE compactions SET committed_at = ?, rows = ? WHERE compaction_id = ?",
+                               (_now(), rows, cid))
+                    db.execute("COMMIT")
+                if _crash_after == "commit":
+                    raise LakeError("simulated crash after the commit, before deleting retired files")
+                moved["months"] += 1
+                moved["hot_files"] += len(group)
+                moved["rows"] += int(group["rows"].sum())
+        moved["deleted"] = self.gc()
+        return moved
+
+    def gc(self) -> int:
+        """Delete retired files and orphans (files no manifest row points at, e.g. after a crash)."""
+        with self._db() as db:
+            dead = [r[0] for r in db.execute("SELECT path FROM files WHERE live = 0").fetchall()]
+            known = {r[0] for r in db.execute("SELECT path FROM files").fetchall()}
+        n = 0
+        for p in dead:
+            if self.fs.exists(p):
+                self.fs.rm(p)
+                n += 1
+        curated = self._path("curated")
+        if self.fs.exists(curated):
+            for p in self.fs.find(curated):
+                if p not in known and (p.endswith(".parquet") or ".tmp" in p):
+                    self.fs.rm(p)
+                    n += 1
+        with self._db() as db:
+            db.execute("DELETE FROM files WHERE live = 0")
+        return n
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, result, *, sender: str, mapping=None, previous=None) -> IngestReport:
+        """The one write path: raw zone → mapping → preparation → curated zone (+ quarantine)."""
+        from . import ingest as _ingest
+
+        return _ingest.ingest(self, result, sender=sender, mapping=mapping)
+
+
+def _serialise(df: pd.DataFrame) -> bytes:
+    return df.to_json(orient="records", date_format="iso", force_ascii=False).encode("utf-8")
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in str(name).rsplit("/", 1)[-1])
+    return keep[:120] or "batch"
+
+
+def _jsonable(v) -> bool:
+    return isinstance(v, (str, int, float, bool, type(None), list, dict)) and not isinstance(v, float) or (
+        isinstance(v, float) and np.isfinite(v))
