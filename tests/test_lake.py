@@ -106,3 +106,37 @@ def test_any_fsspec_url_works_as_root(tmp_path):
     assert lake.sql("SELECT count(*) AS n FROM activity")["n"][0] == 2
     lake.compact(before="2030-01-01")
     assert lake.sql("SELECT count(*) AS n FROM activity")["n"][0] == 2
+
+
+def test_lake_catalog_reads_through_intake_with_filters(tmp_path):
+    import intake
+
+    from workbench.catalog import write_lake_catalog
+
+    lake = Lake(tmp_path / "lake")
+    lake.register_boundary(pd.DataFrame({"node_id": ["ENT", "F01"], "parent_id": ["", "ENT"],
+                                         "level": ["enterprise", "facility"],
+                                         "identifier": ["88.1.2/ent", "88.1.2/f01"]}))
+    df = pd.DataFrame([dict(source="purchased_electricity", item="grid", quantity=1.0, unit="MWh", period="2025-05", node_id="F01"),
+                       dict(source="combustion", item="diesel", quantity=2.0, unit="t", period="2025-06", node_id="ENT")])
+    lake.ingest(ConnectorResult(df, {"source": "erp"}, kind="activity"), sender="a")
+    write_lake_catalog(tmp_path / "lake.yaml", "lake")
+    cat = intake.from_yaml_file(str(tmp_path / "lake.yaml"))
+    assert len(cat["activity"].read()) == 2
+    assert cat["activity"].read(node="F01")["item"].tolist() == ["grid"]
+    assert len(cat["activity"].read(node="ENT")) == 2  # the enterprise and everything below it
+    assert cat["activity"].read(identifier="88.1.2/f01")["node_id"].tolist() == ["F01"]
+    assert cat["activity"].read(start="2025-06-01")["item"].tolist() == ["diesel"]
+    assert cat["activity"].read(source="erp", category="combustion")["item"].tolist() == ["diesel"]
+    assert cat["activity"].read(source="nope").empty
+    with pytest.raises(LakeError, match="identifier"):
+        cat["activity"].read(identifier="88.9.9/none")
+
+
+def test_committed_lake_catalog():
+    import yaml
+    from pathlib import Path
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "catalogs" / "lake.yaml").read_text(encoding="utf-8"))
+    assert {"readings", "consumption", "activity", "quarantine", "quality_results"} <= set(spec["entries"])
+    assert all(e["kwargs"]["root"] == "{CATALOG_DIR}/../data/lake" for e in spec["entries"].values())

@@ -68,6 +68,37 @@ def write_demo_catalog(path, data_dir=None, *, enterprise: dict | None = None) -
     return path
 
 
+LAKE_TABLES = {
+    "readings": "Curated meter readings 计量数据 (typed, canonical units, quality flag, raw batch id)",
+    "consumption": "Interval consumption 分时段用量 derived from readings (flags: reset, rollover, spike …)",
+    "activity": "Curated activity records 活动数据 from files, ERP, manual entry",
+    "invoices": "Invoice fields read by OCR 发票识别 (only fields above the confidence threshold)",
+    "quarantine": "Quarantined rows 隔离数据 with reason and original payload",
+    "quality_results": "Quality rule results 数据质量规则结果",
+}
+
+
+def write_lake_catalog(path, lake_root) -> Path:
+    """Write an Intake 2 catalog of a lake; ``lake_root`` relative to the catalog's folder.
+
+    Each entry calls :func:`workbench.lake.read_table`, so it reads the live files of both tiers and
+    takes retrieval filters at read time: ``cat["consumption"].read(node="F01", start="2025-03-01")``.
+    """
+    from .lake import read_table
+
+    path = Path(path)
+    root = "{CATALOG_DIR}/" + str(lake_root).strip("/")
+    cat = intake.entry.Catalog(metadata={"title": "Carbon Efficiency Workbench lake 数据湖", "root": root})
+    for name, desc in LAKE_TABLES.items():
+        cat[name] = intake.readers.convert.GenericFunc(
+            func=read_table, root=root, table=name, output_instance="pandas:DataFrame",
+            metadata={"description": desc, "filters": ["node", "identifier", "start", "end", "source",
+                                                        "category", "meter", "columns"]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cat.to_yaml_file(str(path))
+    return path
+
+
 def open_catalog(path):
     """Open an Intake catalog file."""
     return intake.from_yaml_file(str(path))

@@ -31,7 +31,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-__all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES"]
+__all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "read_table"]
 
 CURATED_TABLES = ("readings", "consumption", "activity", "invoices")
 _SCHEMA = """
@@ -163,6 +163,84 @@ class Lake:
             if "is_main" in m:
                 m["is_main"] = m["is_main"].astype(str).str.lower().eq("true")
         return m
+
+    def register_boundary(self, boundary: pd.DataFrame) -> int:
+        """Store the boundary hierarchy (node ids, parents, identifiers) used by retrieval."""
+        cols = [c for c in ("node_id", "parent_id", "level", "name_zh", "name_en", "classification", "identifier")
+                if c in boundary.columns]
+        self.set_state("boundary", boundary[cols].fillna("").astype(str).to_dict("records"))
+        return len(boundary)
+
+    def boundary(self) -> pd.DataFrame:
+        return pd.DataFrame(self.get_state("boundary", []))
+
+    def _nodes_under(self, node: str) -> list[str]:
+        b = self.boundary()
+        if b.empty:
+            return [node]
+        children: dict[str, list[str]] = {}
+        for n, p in zip(b["node_id"], b["parent_id"]):
+            children.setdefault(p, []).append(n)
+        out, todo = [], [node]
+        while todo:
+            n = todo.pop()
+            out.append(n)
+            todo.extend(children.get(n, []))
+        return out
+
+    def retrieve(self, table: str = "consumption", *, node: str | None = None, identifier: str | None = None,
+                 start=None, end=None, source: str | None = None, category: str | None = None,
+                 meter: str | None = None, columns=None, con=None) -> pd.DataFrame:
+        """Rows of a curated table filtered by boundary node (and everything below it), identifier,
+        time range [start, end), sending system (``source``), accounting source (``category``) and
+        meter (seed §8.3)."""
+        own = con is None
+        con = con or self.connect()
+        try:
+            if table not in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
+                return pd.DataFrame()
+            cols = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+            where, args = [], []
+            time_col = "ts" if "ts" in cols else ("period_date" if "period_date" in cols else "date")
+            if identifier:
+                b = self.boundary()
+                hit = b.loc[b.get("identifier", pd.Series(dtype=str)) == identifier, "node_id"] if len(b) else []
+                if len(hit) == 0:
+                    raise LakeError(f"identifier '{identifier}' is not in the registered boundary")
+                node = hit.iloc[0]
+            if node:
+                nodes = self._nodes_under(node)
+                key = "node_id" if "node_id" in cols else "meter_id"
+                ors = [f"{key} IN (SELECT unnest(?::VARCHAR[]))"]
+                args.append(nodes)
+                if key == "node_id" and "meter_id" in cols:
+                    ors.append("meter_id IN (SELECT unnest(?::VARCHAR[]))")
+                    args.append(nodes)
+                where.append("(" + " OR ".join(ors) + ")")
+            if meter:
+                where.append("meter_id = ?")
+                args.append(meter)
+            if start is not None:
+                where.append(f"{time_col} >= ?")
+                args.append(pd.Timestamp(start).to_pydatetime())
+            if end is not None:
+                where.append(f"{time_col} < ?")
+                args.append(pd.Timestamp(end).to_pydatetime())
+            if source:
+                where.append("batch_id IN (SELECT batch_id FROM batches WHERE source = ?)")
+                args.append(source)
+            if category:
+                if "source" in cols:
+                    where.append("source = ?")
+                elif "meter_id" in cols:
+                    where.append("meter_id IN (SELECT meter_id FROM meters WHERE source = ?)")
+                args.append(category)
+            sel = ", ".join(columns) if columns else "*"
+            q = f"SELECT {sel} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+            return con.execute(q, args).df()
+        finally:
+            if own:
+                con.close()
 
     # ------------------------------------------------------------------ raw zone
     def put_raw(self, result, *, sender: str) -> tuple[str, str | None, str]:
@@ -388,6 +466,11 @@ class Lake:
         from . import ingest as _ingest
 
         return _ingest.ingest(self, result, sender=sender, mapping=mapping)
+
+
+def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:
+    """A curated table of the lake at ``root``, filtered (:meth:`Lake.retrieve`) — the catalog's reader."""
+    return Lake(root, metadata=metadata).retrieve(table, **filters)
 
 
 def _serialise(df: pd.DataFrame) -> bytes:
