@@ -28,10 +28,14 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
-__all__ = ["ConnectorResult", "Connector", "KINDS", "available", "load"]
+__all__ = ["ConnectorResult", "Connector", "ConnectorError", "KINDS", "available", "load"]
 
 KINDS = ("readings", "activity", "invoice")
 ENTRY_POINT_GROUP = "workbench.connectors"
+
+
+class ConnectorError(RuntimeError):
+    """A source that cannot be read (unreachable, failing, malformed); says which and how far it got."""
 
 
 @dataclass

@@ -255,8 +255,9 @@ class Lake:
         sha = hashlib.sha256(raw).hexdigest()
         batch_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:12]
         with self._db() as db:
-            prev = db.execute("SELECT batch_id FROM batches WHERE source = ? AND sha256 = ? AND status != "
-                              "'duplicate_upload' ORDER BY stored_at LIMIT 1", (source, sha)).fetchone()
+            # only a batch that was curated counts: a failed one must not block its own retry
+            prev = db.execute("SELECT batch_id FROM batches WHERE source = ? AND sha256 = ? AND status = 'stored' "
+                              "ORDER BY stored_at LIMIT 1", (source, sha)).fetchone()
         name = _safe_name(result.raw_name or meta.get("origin") or f"{result.kind}.bin")
         day = _dt.date.today().isoformat()
         raw_path = self._path("raw", _safe_name(source), day, batch_id, name)
