@@ -1,0 +1,1450 @@
+"""Invoices and utility bills read by image recognition (seed §7.2 d).
+
+:func:`read_invoice` runs RapidOCR (ONNX models shipped inside the installed ``rapidocr`` package —
+nothing is downloaded, ever) on a photo/scan of a Chinese electricity, natural-gas or steam/heat
+bill or VAT invoice and returns a :class:`ConnectorResult` of kind ``invoice`` with one row:
+
+``date`` (ISO date: 开票日期 › 出账/账单/结算日期 › 抄表日期), ``period`` (billing period
+``YYYY-MM``: 账期 / 计费周期 / 结算月份 / 所属期 …), ``supplier`` (销售方名称 / 供电单位 / 收款单位 …),
+``account_no`` (户号 / 客户编号 / 用户编号), ``item`` (factor-library code ``grid`` / ``natural_gas``
+/ ``heat``), ``quantity`` + ``unit`` (用电量 kWh, 用气量 Nm3/m3, 用汽量 t, 用热量 GJ …), ``amount``
+(价税合计 / 应缴金额 …, a number) and ``currency`` (``CNY``), each with ``<field>_confidence``
+(0–1), plus ``needs_review``.
+
+How a field is read
+    OCR gives text boxes with positions and a recognition score.  Boxes are de-skewed (median
+    text angle) and grouped into lines.  A field's *label* (key) is searched with tolerant regexes
+    on NFKC-normalised text (full-width digits and punctuation, spaces OCR puts between Chinese
+    characters); its value is the text right after the label on the same line (same box or the
+    next box to the right) or — for table headers and stacked layouts, when nothing follows the
+    label in its box — the cell directly below it.  Values are parsed tolerantly (thousands
+    separators, ``¥``/``￥``/``元``, ``年月日``/``-``/``/`` dates, date ranges, ``Nm³``/``m³``/``吨``/
+    ``千瓦时`` …).
+
+Confidence
+    ``confidence = OCR score of the value × parse certainty``.  The OCR score is per character
+    (rapidocr's single-character scores): the weakest letter/digit of a number, date or code (a
+    number is only as good as its worst digit), the mean for a name.  The parse certainty is 1 for
+    a clean value behind a specific label and lower for generic labels (``合计``, a ``金额`` column),
+    repaired values (``O``→``0``), ambiguous separators (``9.850``), values inferred rather than
+    read (a unit from the commodity, a period from the date, CNY from a Chinese document).  Values
+    read from different boxes that agree combine (noisy-or) when a specific label is among them;
+    specific labels that disagree cap the confidence at 0.6.  Optional master data
+    (``known={"supplier": [...], "account_no": [...]}``) confirms, snaps (a supplier name one
+    misread character away) or sends unknown values to review.  0 when nothing was found.  Shown
+    confidences are rounded *down* to 4 decimals and the threshold is applied to the shown value.
+
+Review, never silent entry
+    A field below ``threshold`` is *not* put into ``data``: its cell is empty (None/NaN), the row has
+    ``needs_review=True`` and ``metadata["review"]`` (also ``result.review``) lists
+    ``{field, value, confidence, box, reason}`` — the suggested value and where it is on the image.
+    :class:`ReviewQueue` (SQLite) holds such results until a person confirms or corrects every
+    listed field (who and when are kept); :meth:`ReviewQueue.release` is the only way to get the
+    completed row.
+
+``raw`` is the image file's bytes exactly as received; ``metadata`` carries the engine (name,
+version, models), timings and the OCR lines for audit.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as _dt
+import io
+import json
+import math
+import re
+import sqlite3
+import threading
+import time
+import unicodedata
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import ConnectorResult
+
+__all__ = [
+    "FIELDS",
+    "ITEMS",
+    "UNITS",
+    "InvoiceImageError",
+    "InvoiceResult",
+    "OCRUnavailable",
+    "OcrBox",
+    "ReviewPending",
+    "ReviewQueue",
+    "engine_info",
+    "extract_fields",
+    "get_engine",
+    "name",
+    "parse_date",
+    "parse_number",
+    "parse_period",
+    "parse_unit",
+    "read",
+    "read_invoice",
+]
+
+name = "invoice_ocr"
+FIELDS = ("date", "period", "supplier", "account_no", "item", "quantity", "unit", "amount", "currency")
+ITEMS = ("grid", "natural_gas", "heat")
+UNITS = ("kWh", "MWh", "万kWh", "Nm3", "万Nm3", "m3", "万m3", "t", "GJ")
+DEFAULT_THRESHOLD = 0.85
+
+
+class InvoiceImageError(ValueError):
+    """The input is not a readable image (corrupt, truncated, not an image format)."""
+
+
+class OCRUnavailable(RuntimeError):
+    """The OCR engine or its packaged models are missing (and will not be downloaded)."""
+
+
+class ReviewPending(RuntimeError):
+    """A queued result still has fields nobody has reviewed."""
+
+
+# =========================================================================== OCR engine
+
+_ENGINE = None
+_ENGINE_INFO: dict = {}
+_ENGINE_LOCK = threading.Lock()
+_CALL_LOCK = threading.Lock()
+_MODEL_FILES = {"Det": "PP-OCRv6_det_small.onnx", "Rec": "PP-OCRv6_rec_small.onnx",
+                "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
+
+
+def _packaged_models() -> dict[str, Path]:
+    """Paths of the det/rec/cls ONNX models inside the installed ``rapidocr`` package."""
+    try:
+        import rapidocr
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise OCRUnavailable("rapidocr is not installed (pip install rapidocr onnxruntime)") from exc
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    paths = {}
+    for task, file in _MODEL_FILES.items():
+        path = models / file
+        if not path.is_file():
+            found = sorted(models.glob(f"*{task.lower()}*.onnx"))
+            if not found:
+                raise OCRUnavailable(f"rapidocr's packaged {task} model is missing ({path}); "
+                                     "this connector never downloads models — reinstall rapidocr")
+            path = found[0]
+        paths[task] = path
+    return paths
+
+
+@contextmanager
+def _no_downloads():
+    """Make any download attempt by rapidocr an error instead of a network request."""
+    try:
+        from rapidocr.utils.download_file import DownloadFile
+    except ImportError:  # pragma: no cover - layout of other rapidocr versions
+        yield
+        return
+    original = DownloadFile.__dict__.get("run")
+
+    def _refuse(cls, params):
+        raise OCRUnavailable(f"rapidocr tried to download {getattr(params, 'file_url', '?')}; "
+                             "the invoice connector only uses the packaged models")
+
+    DownloadFile.run = classmethod(_refuse)
+    try:
+        yield
+    finally:
+        if original is not None:
+            DownloadFile.run = original
+
+
+def get_engine():
+    """The process-wide RapidOCR engine (built once, models loaded eagerly, no downloads)."""
+    global _ENGINE
+    if _ENGINE is not None:
+        return _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is not None:
+            return _ENGINE
+        from importlib.metadata import PackageNotFoundError, version
+
+        from rapidocr import RapidOCR
+
+        paths = _packaged_models()
+        params = {"Global.log_level": "error",
+                  # keep weak reads (they go to review) instead of silently dropping them
+                  "Global.text_score": 0.3}
+        for task, path in paths.items():
+            params[f"{task}.model_path"] = str(path)
+        with _no_downloads():
+            engine = RapidOCR(params=params)
+            for loader in ("_load_det_model", "_load_cls_model", "_load_rec_model"):
+                if hasattr(engine, loader):  # recent rapidocr loads models lazily: load them now, guarded
+                    getattr(engine, loader)()
+        info = {"name": "rapidocr", "models": {k.lower(): v.name for k, v in paths.items()}}
+        for pkg in ("rapidocr", "onnxruntime"):
+            try:
+                info[pkg if pkg != "rapidocr" else "version"] = version(pkg)
+            except PackageNotFoundError:  # pragma: no cover
+                info[pkg] = None
+        _ENGINE_INFO.clear()
+        _ENGINE_INFO.update(info)
+        _ENGINE = engine
+    return _ENGINE
+
+
+def engine_info() -> dict:
+    """Engine name, version, onnxruntime version and model files (builds the engine if needed)."""
+    get_engine()
+    return dict(_ENGINE_INFO)
+
+
+# =========================================================================== text normalisation
+
+_CJK = r"\u3400-\u9fff"
+_CJK_RE = re.compile(f"[{_CJK}]")
+
+
+def _norm(text: str) -> str:
+    """NFKC (full-width digits/letters/punctuation → ASCII, ³ → 3, ￥ → ¥), no spaces between CJK."""
+    return _norm_scored(text, None)[0]
+
+
+def _norm_scored(text: str, scores: list | None) -> tuple[str, list | None]:
+    """:func:`_norm` that carries a per-character score list along (None: no scores)."""
+    out, sc = [], []
+    for k, ch in enumerate(text or ""):
+        n = unicodedata.normalize("NFKC", ch).replace("︰", ":").replace("∶", ":")
+        out.extend(n)
+        sc.extend([scores[k] if scores else 1.0] * len(n))
+    keep = [True] * len(out)
+    k = 0
+    while k < len(out):  # drop whitespace runs between two CJK characters, and at both ends
+        if out[k].isspace():
+            j = k
+            while j < len(out) and out[j].isspace():
+                j += 1
+            left = out[k - 1] if k else ""
+            right = out[j] if j < len(out) else ""
+            if not left or not right or (_CJK_RE.match(left) and _CJK_RE.match(right)):
+                for q in range(k, j):
+                    keep[q] = False
+            k = j
+        else:
+            k += 1
+    text_out = "".join(c for c, kp in zip(out, keep) if kp)
+    return text_out, ([v for v, kp in zip(sc, keep) if kp] if scores else None)
+
+
+def _align_char_scores(text: str, word_results) -> list | None:
+    """Per-character recognition scores for ``text`` from rapidocr's single-character results
+    (spaces get the mean); None when they cannot be aligned."""
+    try:
+        flat = [(ch, float(w[1])) for w in word_results for ch in str(w[0]) if not ch.isspace()]
+    except (TypeError, IndexError, ValueError):
+        return None
+    chars = [c for c in text if not c.isspace()]
+    if not flat or [c for c, _ in flat] != chars:
+        return None
+    mean = sum(v for _, v in flat) / len(flat)
+    it = iter(v for _, v in flat)
+    return [mean if c.isspace() else next(it) for c in text]
+
+
+def _char_weight(ch: str) -> float:
+    if ch.isspace():
+        return 0.35
+    return 1.0 if unicodedata.east_asian_width(ch) in ("W", "F") else 0.56
+
+
+# =========================================================================== value parsers
+
+_NUM_RE = re.compile(r"[-−]?(?:\d{1,3}(?:,\s?\d{3})+|\d+)(?:\.\d+)?")
+_CONFUSABLE_DIGITS = str.maketrans({"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1", "Z": "2",
+                                    "S": "5", "B": "8"})
+
+
+def parse_number(text: str, *, money: bool = False) -> tuple[float | None, float, int]:
+    """Parse a number at the start of ``text`` → ``(value, certainty, chars consumed)``.
+
+    Handles thousands separators (``9,850``, ``9，850``, ``9, 850``), full-width digits, a leading
+    currency sign for money (``¥``, ``￥``; OCR misreads ``Y``/``V`` at certainty 0.9), letters OCR
+    confuses with digits between digits (``1O5`` → 105, certainty 0.8), points used as thousands
+    separators (``6.423.50`` → 6423.5, 0.75) and ambiguous quantities (``9.850``: 9.85, 0.7).
+    ``(None, 0, 0)`` when no number starts ``text``.  ``consumed`` counts characters of the
+    NFKC-normalised text (the same length as the text for everything but rare ligatures).
+    """
+    return _number(_norm(text), money)
+
+
+def _number(s: str, money: bool = False) -> tuple[float | None, float, int]:
+    n = len(s)
+    i = 0
+    while i < n and s[i] in " :":
+        i += 1
+    certainty = 1.0
+    if money and i < n and s[i] in "¥$":
+        i += 1
+    elif money and i + 1 < n and s[i] in "YVy羊半" and s[i + 1].isdigit():
+        i += 1
+        certainty = 0.9
+    while i < n and s[i] == " ":
+        i += 1
+    buf: list[str] = []
+    j = i
+    while j < n:
+        ch = s[j]
+        if ch.isdigit() or (ch in ",." and buf):
+            buf.append(ch)
+        elif ch in "-−" and not buf:
+            buf.append("-")
+        elif ((ch == " " and buf and buf[-1] == "," and j + 1 < n and s[j + 1].isdigit())
+              or (ch in "OoDlI|ZSB" and buf and (buf[-1].isdigit() or buf[-1] in ",.")
+                  and j + 1 < n and (s[j + 1].isdigit() or s[j + 1] in ",."))):
+            buf.append(ch)  # "9, 850"; a letter OCR confuses with a digit, between digits
+        else:
+            break
+        j += 1
+    chunk = "".join(buf).rstrip(",. ")
+    if not chunk or chunk == "-":
+        return None, 0.0, 0
+    consumed = i + len(chunk)
+    tok = chunk.translate(_CONFUSABLE_DIGITS).replace(" ", "")
+    if tok != chunk.replace(" ", ""):
+        certainty = min(certainty, 0.8)
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", tok) or re.fullmatch(r"-?\d+(?:\.\d+)?", tok):
+        if not money and re.fullmatch(r"-?\d{1,3}\.\d{3}", tok):
+            certainty = min(certainty, 0.7)   # 9.85, or "9,850" with the comma read as a point?
+        if money and "." in tok and len(tok.split(".")[-1]) > 2:
+            certainty = min(certainty, 0.7)   # money has at most two decimals
+        value = float(tok.replace(",", ""))
+    elif re.fullmatch(r"-?\d{1,3}(?:\.\d{3})+\.\d{1,2}", tok):
+        parts = tok.split(".")
+        value = float("".join(parts[:-1]) + "." + parts[-1])
+        certainty = min(certainty, 0.75)
+    else:
+        m = _NUM_RE.match(tok)
+        if not m:
+            return None, 0.0, 0
+        value = float(m.group(0).replace(",", "").replace(" ", ""))
+        certainty = min(certainty, 0.6)       # stray separators: only a prefix made sense
+        consumed = i + m.end()
+    return value, certainty, consumed
+
+
+_DATE_RE = re.compile(r"(?P<y>(?:19|20)\d{2})\s*[年\-/.]\s*(?P<m>\d{1,2})\s*[月\-/.]\s*(?P<d>\d{1,2})\s*日?")
+_DATE_COMPACT_RE = re.compile(r"(?P<y>(?:19|20)\d{2})(?P<m>[01]\d)(?P<d>[0-3]\d)(?!\d)")
+_MONTH_RE = re.compile(r"(?P<y>(?:19|20)\d{2})\s*(?:年\s*(?P<m1>\d{1,2})\s*月?|[\-/.]\s*(?P<m2>\d{1,2})(?!\s*[\-/.]\s*\d)"
+                       r"|(?P<m3>[01]\d)(?!\d))")
+_RANGE_SEP = r"\s*(?:至|到|~|～|—|–|-|－)\s*"
+
+
+def _mkdate(m: re.Match) -> _dt.date | None:
+    try:
+        return _dt.date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
+    except ValueError:
+        return None
+
+
+def parse_date(text: str, *, anchored: bool = True) -> tuple[str | None, float, int]:
+    """An ISO date at the start of ``text`` (``2025年06月30日``, ``2025-06-30``, ``2025/6/30``,
+    ``20250630``) → ``(iso, certainty, consumed)``."""
+    return _date(_norm(text), anchored)
+
+
+def _date(s: str, anchored: bool = True) -> tuple[str | None, float, int]:
+    lead = len(s) - len(s.lstrip(" :"))
+    for rx, cert in ((_DATE_RE, 1.0), (_DATE_COMPACT_RE, 0.9)):
+        m = rx.match(s, lead) if anchored else rx.search(s)
+        if m:
+            d = _mkdate(m)
+            if d is not None:
+                return d.isoformat(), cert, m.end()
+    return None, 0.0, 0
+
+
+def parse_period(text: str) -> tuple[str | None, float, int]:
+    """A billing period ``YYYY-MM`` at the start of ``text``.
+
+    ``2025年06月`` / ``2025-06`` / ``202506`` → 1.0; a date range within one month
+    (``2025-05-01至2025-05-31``) → 1.0; a range spanning months → the month holding most of its days,
+    0.7; a single full date → its month, 0.9.
+    """
+    return _period(_norm(text))
+
+
+def _period(s: str) -> tuple[str | None, float, int]:
+    lead = len(s) - len(s.lstrip(" :"))
+    m1 = _DATE_RE.match(s, lead)
+    if m1:
+        d1 = _mkdate(m1)
+        m2 = re.compile(_RANGE_SEP).match(s, m1.end())
+        m3 = _DATE_RE.match(s, m2.end()) if m2 else None
+        d2 = _mkdate(m3) if m3 else None
+        if d1 and d2 and d2 >= d1:
+            if (d1.year, d1.month) == (d2.year, d2.month):
+                return f"{d1.year:04d}-{d1.month:02d}", 1.0, m3.end()
+            days: dict = {}
+            d = d1
+            while d <= d2:
+                days[(d.year, d.month)] = days.get((d.year, d.month), 0) + 1
+                d += _dt.timedelta(days=1)
+            y, mo = max(days, key=days.get)
+            return f"{y:04d}-{mo:02d}", 0.7, m3.end()
+        if d1:
+            return f"{d1.year:04d}-{d1.month:02d}", 0.9, m1.end()
+    m = _MONTH_RE.match(s, lead)
+    if m:
+        month = int(m.group("m1") or m.group("m2") or m.group("m3"))
+        if 1 <= month <= 12:
+            return f"{int(m.group('y')):04d}-{month:02d}", 1.0, m.end()
+    return None, 0.0, 0
+
+
+# unit spellings → canonical (certainty); NFKC has already turned ³ into 3
+_UNIT_PATTERNS = [
+    (r"万\s*(?:k\s*W\s*[·.*]?\s*h|千瓦时|度)", "万kWh", 1.0),
+    (r"M\s*W\s*[·.*]?\s*h|兆瓦时", "MWh", 1.0),
+    (r"k\s*W\s*[·.*]?\s*h|千瓦时|度(?![\u3400-\u9fff])", "kWh", 1.0),
+    (r"万\s*(?:N\s*m\s*3|标准?立方米|标方)", "万Nm3", 1.0),
+    (r"万\s*(?:m\s*3|立方米|方)", "万m3", 1.0),
+    (r"N\s*m\s*3|标准立方米|标立方米|标方", "Nm3", 1.0),
+    (r"N\s*m\s*2|N\s*m(?![a-zA-Z0-9])", "Nm3", 0.9),
+    (r"m\s*3|立方米|方(?![\u3400-\u9fff])", "m3", 1.0),
+    (r"G\s*J|吉焦|百万千焦", "GJ", 1.0),
+    (r"吨|t(?![a-zA-Z])", "t", 1.0),
+]
+_UNIT_RES = [(re.compile(p, re.IGNORECASE if canon in ("kWh", "万kWh", "GJ") else 0), canon, c)
+             for p, canon, c in _UNIT_PATTERNS]
+
+
+def parse_unit(text: str) -> tuple[str | None, float, int]:
+    """A unit at the start of ``text`` (``kWh``, ``千瓦时``, ``Nm³``, ``m³``, ``吨``, ``GJ`` …) →
+    ``(canonical, certainty, consumed)``; canonical spellings are :data:`UNITS`."""
+    return _unit(_norm(text))
+
+
+def _unit(s: str) -> tuple[str | None, float, int]:
+    lead = len(s) - len(s.lstrip(" :"))
+    for rx, canon, cert in _UNIT_RES:
+        m = rx.match(s, lead)
+        if m:
+            return canon, cert, m.end()
+    return None, 0.0, 0
+
+
+def _parse_code(s: str) -> tuple[str | None, float, int]:
+    m = re.match(r"[\s:]*([A-Za-z0-9][A-Za-z0-9\-]{3,31})(?![A-Za-z0-9])", s)
+    if not m:
+        return None, 0.0, 0
+    return m.group(1), 1.0, m.end()
+
+
+_ORG_SUFFIX = re.compile(r"(?:公司|局|厂|中心|集团|所|站|处|院|营业厅)$")
+_EMBEDDED_LABEL = re.compile(f"\\s*[{_CJK}]{{2,8}}\\s*:")
+
+
+def _parse_name(s: str) -> tuple[str | None, float, int]:
+    m = re.match(r"[\s:]*", s)
+    start = m.end()
+    rest = s[start:]
+    cut = _EMBEDDED_LABEL.search(rest)
+    value = rest[:cut.start()] if cut else rest
+    value = re.sub(r"[\s:;,.。，]+$", "", re.split(r"\s{2,}", value)[0])
+    if len(_CJK_RE.findall(value)) < 2:
+        return None, 0.0, 0
+    cert = 1.0 if _ORG_SUFFIX.search(value) else 0.8
+    return value, cert, start + len(value)
+
+
+# =========================================================================== layout
+
+@dataclass
+class OcrBox:
+    """One OCR text box: text (as recognised), score (0–1), quadrilateral (4 × [x, y], image px)
+    and, when the engine gives them, per-character scores aligned with ``text``."""
+
+    text: str
+    score: float
+    quad: list
+    char_scores: list | None = None
+
+
+@dataclass
+class _Box:
+    idx: int
+    text: str
+    score: float
+    quad: list
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    char_x: list      # (x0, x1) per char of ``text`` in de-skewed coordinates
+    char_score: list  # recognition score per char of ``text`` (the box score when unknown)
+
+    @property
+    def yc(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+    @property
+    def h(self) -> float:
+        return max(1.0, self.y1 - self.y0)
+
+
+@dataclass
+class _Line:
+    boxes: list
+    text: str = ""
+    owner: list = field(default_factory=list)   # per char: index into boxes, -1 for a separator
+    offset: list = field(default_factory=list)  # per char: position within its box's text
+
+    def span_boxes(self, a: int, b: int) -> list:
+        seen = []
+        for k in range(max(0, a), min(b, len(self.text))):
+            o = self.owner[k]
+            if o >= 0 and self.boxes[o] not in seen:
+                seen.append(self.boxes[o])
+        return seen
+
+    def span_x(self, a: int, b: int) -> tuple[float, float]:
+        xs = [self.boxes[self.owner[k]].char_x[self.offset[k]] for k in range(max(0, a), min(b, len(self.text)))
+              if self.owner[k] >= 0]
+        if not xs:
+            return (math.nan, math.nan)
+        return (min(x[0] for x in xs), max(x[1] for x in xs))
+
+    def span_score(self, a: int, b: int, mode: str = "digits") -> float:
+        """Recognition score of the characters in ``[a, b)``.
+
+        ``digits``: the weakest ASCII letter/digit (a number or code is only as good as its worst
+        character; currency signs and separators do not count), the weakest character when there
+        are none; ``mean``: the mean (names: one uncertain character of 公司 is no misread).
+        """
+        ks = [k for k in range(max(0, a), min(b, len(self.text))) if self.owner[k] >= 0 and not self.text[k].isspace()]
+        vals = [self.boxes[self.owner[k]].char_score[self.offset[k]] for k in ks]
+        if not vals:
+            return 0.0
+        if mode == "mean":
+            return float(sum(vals) / len(vals))
+        core = [v for k, v in zip(ks, vals) if self.text[k].isascii() and self.text[k].isalnum()]
+        return float(min(core or vals))
+
+    def box_end(self, k: int) -> int:
+        """Index just past the end of the box that owns char ``k`` (``k`` itself for a separator)."""
+        if k >= len(self.text) or self.owner[k] < 0:
+            return k
+        o = self.owner[k]
+        while k < len(self.text) and self.owner[k] == o:
+            k += 1
+        return k
+
+
+class _Layout:
+    """De-skewed boxes grouped into lines (top to bottom, left to right)."""
+
+    def __init__(self, ocr_boxes: list[OcrBox], size: tuple[int, int]):
+        w, h = size
+        quads = [np.asarray(b.quad, dtype=float).reshape(4, 2) for b in ocr_boxes]
+        angles = []
+        for q in quads:
+            dx, dy = q[1] - q[0]
+            width = math.hypot(dx, dy)
+            if width > 1.5 * math.hypot(*(q[3] - q[0])) and width > 0:
+                angles.append(math.atan2(dy, dx))
+        self.angle = float(np.median(angles)) if angles else 0.0
+        c, s = math.cos(-self.angle), math.sin(-self.angle)
+        cx, cy = w / 2, h / 2
+        self.boxes: list[_Box] = []
+        for i, (b, q) in enumerate(zip(ocr_boxes, quads)):
+            x = (q[:, 0] - cx) * c - (q[:, 1] - cy) * s + cx
+            y = (q[:, 0] - cx) * s + (q[:, 1] - cy) * c + cy
+            scores = b.char_scores if b.char_scores and len(b.char_scores) == len(b.text) else None
+            text, cs = _norm_scored(b.text, scores)
+            if not text:
+                continue
+            # a character never scores above its box; without character scores use the box score
+            cs = [min(v, 1.0) for v in cs] if cs else [float(b.score)] * len(text)
+            x0, x1, y0, y1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
+            wts = [_char_weight(ch) for ch in text]
+            total = sum(wts) or 1.0
+            pos, char_x = x0, []
+            for wt in wts:
+                step = (x1 - x0) * wt / total
+                char_x.append((pos, pos + step))
+                pos += step
+            self.boxes.append(_Box(i, text, float(b.score), q.tolist(), x0, y0, x1, y1, char_x, cs))
+        self.lines: list[_Line] = []
+        for box in sorted(self.boxes, key=lambda b: b.yc):
+            line = self.lines[-1] if self.lines else None
+            if line is not None:
+                lyc = float(np.mean([b.yc for b in line.boxes]))
+                lh = min(min(b.h for b in line.boxes), box.h)
+                if abs(box.yc - lyc) <= 0.5 * lh:
+                    line.boxes.append(box)
+                    continue
+            self.lines.append(_Line([box]))
+        for line in self.lines:
+            line.boxes.sort(key=lambda b: b.x0)
+            parts, owner, offset = [], [], []
+            for j, b in enumerate(line.boxes):
+                if j:
+                    parts.append(" ")
+                    owner.append(-1)
+                    offset.append(-1)
+                parts.append(b.text)
+                owner.extend([j] * len(b.text))
+                offset.extend(range(len(b.text)))
+            line.text = "".join(parts)
+            line.owner, line.offset = owner, offset
+        heights = [b.h for b in self.boxes]
+        self.line_h = float(np.median(heights)) if heights else 20.0
+
+    def text(self) -> list[str]:
+        return [ln.text for ln in self.lines]
+
+    def below(self, line_no: int, x0: float, x1: float, max_lines: int = 2):
+        """The whitespace-delimited token directly below the x-range on the next line that has one.
+
+        Returns ``(line, start, end)`` or None.
+        """
+        if math.isnan(x0):
+            return None
+        y_ref = max(b.y1 for b in self.lines[line_no].boxes)
+        for ln in self.lines[line_no + 1: line_no + 1 + max_lines]:
+            if min(b.y0 for b in ln.boxes) - y_ref > 3.0 * self.line_h:
+                return None
+            best, best_ov = None, 0.0
+            for m in re.finditer(r"\S+", ln.text):
+                tx0, tx1 = ln.span_x(m.start(), m.end())
+                ov = min(x1, tx1) - max(x0, tx0)
+                if ov > best_ov and ov > 0.25 * min(x1 - x0, tx1 - tx0):
+                    best, best_ov = (ln, m.start(), m.end()), ov
+            if best:
+                return best
+        return None
+
+
+# =========================================================================== field extraction
+
+@dataclass
+class _Cand:
+    """A candidate value: ``confidence = ocr × certainty`` (ocr = weakest character of the value)."""
+
+    field: str
+    value: Any
+    certainty: float
+    boxes: list
+    label: str
+    tier: int = 1
+    how: str = "right"
+    ocr: float | None = None
+
+    @property
+    def score(self) -> float:
+        if self.ocr is not None:
+            return self.ocr
+        return min((b.score for b in self.boxes), default=0.0)
+
+    @property
+    def conf(self) -> float:
+        return max(0.0, min(1.0, self.score * self.certainty))
+
+
+@dataclass
+class _Hit:
+    value: Any
+    certainty: float
+    line: _Line
+    start: int
+    end: int
+    how: str
+    label_unit: tuple | None = None  # (unit, certainty, ocr score, boxes) read from "(kWh)" after the label
+    mode: str = "digits"
+
+    @property
+    def boxes(self) -> list:
+        return self.line.span_boxes(self.start, self.end)
+
+    @property
+    def ocr(self) -> float:
+        return self.line.span_score(self.start, self.end, self.mode)
+
+
+def _label_re(words: Iterable[str]) -> str:
+    """Alternation of label words, longest first, tolerant to spaces between characters."""
+    alts = sorted(set(words), key=len, reverse=True)
+    return "|".join(r"\s*".join(re.escape(ch) for ch in w) for w in alts)
+
+
+# label → (certainty, tier, item it implies or None); tier 1 = specific, 2 = generic/table header
+_QTY_LABELS = {
+    "本期电量": (1.0, 1, "grid"), "结算电量": (1.0, 1, "grid"), "计费电量": (1.0, 1, "grid"),
+    "用电量": (1.0, 1, "grid"), "总电量": (1.0, 1, "grid"), "合计电量": (1.0, 1, "grid"),
+    "有功电量": (0.95, 1, "grid"), "抄见电量": (0.95, 2, "grid"), "电量": (0.9, 2, "grid"),
+    "本期用气量": (1.0, 1, "natural_gas"), "用气量": (1.0, 1, "natural_gas"), "结算气量": (1.0, 1, "natural_gas"),
+    "计费气量": (1.0, 1, "natural_gas"), "气量": (0.9, 2, "natural_gas"),
+    "本期用热量": (1.0, 1, "heat"), "用热量": (1.0, 1, "heat"), "结算热量": (1.0, 1, "heat"),
+    "本期用汽量": (1.0, 1, "heat"), "用汽量": (1.0, 1, "heat"), "蒸汽量": (1.0, 1, "heat"),
+    "供汽量": (1.0, 1, "heat"), "结算汽量": (1.0, 1, "heat"), "热量": (0.9, 2, "heat"),
+    "本期用量": (0.95, 1, None), "用量": (0.9, 2, None), "数量": (0.95, 2, None),
+}
+_AMOUNT_LABELS = {
+    "价税合计": (1.0, 1), "应缴金额": (1.0, 1), "应付金额": (1.0, 1), "应收金额": (1.0, 1),
+    "应交金额": (1.0, 1), "本期应缴": (1.0, 1), "本期应付": (1.0, 1), "应缴电费": (1.0, 1),
+    "应缴费用": (1.0, 1), "费用合计": (1.0, 1), "燃气费合计": (1.0, 1), "电费合计": (1.0, 1),
+    "热费合计": (1.0, 1), "汽费合计": (1.0, 1), "合计金额": (1.0, 1), "金额合计": (1.0, 1),
+    "总金额": (0.95, 1), "本期金额": (0.95, 1), "小写": (0.95, 1),
+    "合计": (0.75, 2), "金额": (0.8, 2),
+}
+_DATE_LABELS = {"开票日期": (1.0, 1), "出账日期": (1.0, 2), "账单日期": (1.0, 2), "结算日期": (1.0, 2),
+                "抄表日期": (0.95, 3)}
+_PERIOD_LABELS = ["账期", "计费周期", "结算月份", "所属期", "费用所属期", "账单月份", "用电月份", "用气月份",
+                  "计费月份", "电费年月", "计费期间", "抄表周期", "结算周期", "账单周期", "结算期间", "计费年月"]
+_SUPPLIER_LABELS = {"销售方名称": 1.0, "销方名称": 1.0, "供电单位": 1.0, "供气单位": 1.0,
+                    "供热单位": 1.0, "供汽单位": 1.0, "收款单位": 1.0, "收款方": 0.95, "收款单位名称": 1.0}
+_ACCOUNT_LABELS = {"户号": 1.0, "客户编号": 1.0, "用户编号": 1.0, "客户号": 1.0, "用户号": 1.0, "缴费号": 0.95,
+                   "客户代码": 0.95, "用户代码": 0.95, "户口号": 0.95}
+_ITEM_KEYWORDS = {
+    "grid": ["电费", "电量", "供电", "国家电网", "国网", "用电", "kWh", "千瓦时", "电度", "电价"],
+    "natural_gas": ["燃气", "天然气", "用气", "供气", "气量", "Nm3", "立方米"],
+    "heat": ["蒸汽", "热力", "供热", "用热", "热量", "用汽", "供汽", "汽量", "GJ", "吉焦", "热费"],
+}
+_HINTS = {"grid": "grid", "electricity": "grid", "power": "grid", "电": "grid", "电力": "grid", "电费": "grid",
+          "natural_gas": "natural_gas", "gas": "natural_gas", "燃气": "natural_gas", "天然气": "natural_gas",
+          "heat": "heat", "steam": "heat", "蒸汽": "heat", "热力": "heat", "热": "heat"}
+_DEFAULT_UNIT = {"grid": "kWh", "natural_gas": "m3", "heat": "GJ"}
+_NOT_AFTER_CJK = f"(?<![{_CJK}])"
+_PAREN_UNIT = re.compile(r"\s*\(([^()]{1,12})\)")
+_SEP = re.compile(r"[\s:)\]]*")  # also the ")" of a label in parentheses: "(小写)¥302,148.00"
+
+
+def _iter_labels(layout: _Layout, words, *, standalone: bool = False):
+    """Yield ``(line_no, line, match, label)`` for every label occurrence (longest label wins);
+    ``standalone`` labels must not continue a Chinese word (供电单位 is not 单位)."""
+    rx = re.compile((_NOT_AFTER_CJK if standalone else "") + f"(?:{_label_re(words)})")
+    for n, line in enumerate(layout.lines):
+        for m in rx.finditer(line.text):
+            yield n, line, m, re.sub(r"\s+", "", m.group(0))
+
+
+def _value_at(layout: _Layout, n: int, line: _Line, m: re.Match, parser, *, box_only=False) -> _Hit | None:
+    """The value of the label ``m``: right after it on the same line (skipping ``(unit)``, ``:`` and
+    the gap to the next box) or — only when the label ends its box — the cell directly below."""
+    end = m.end()
+    label_unit = None
+    pm = _PAREN_UNIT.match(line.text, end)
+    if pm:
+        inner = pm.group(1).strip()
+        u, cert, used = _unit(inner)
+        if u and used >= len(inner):
+            a = pm.start(1) + (len(pm.group(1)) - len(pm.group(1).lstrip()))
+            label_unit = (u, cert, line.span_score(a, a + used), line.span_boxes(a, a + used))
+        end = pm.end()
+    end = _SEP.match(line.text, end).end()
+    if end < len(line.text):
+        stop = line.box_end(end) if box_only else len(line.text)
+        value, cert, used, *skip = parser(line.text[end:stop])
+        if value is not None and used:
+            lead = skip[0] if skip else len(line.text[end:stop]) - len(line.text[end:stop].lstrip(" :"))
+            return _Hit(value, cert, line, end + lead, end + used, "right", label_unit)
+    last = m.end() - 1
+    if line.text[end: line.box_end(last)].strip(" :"):
+        return None  # other text follows the label in its box: not a key/value or header cell
+    x0, x1 = line.span_x(m.start(), m.end())
+    hit = layout.below(n, x0, x1)
+    if hit is None:
+        return None
+    ln, a, b = hit
+    value, cert, used, *_ = parser(ln.text[a:b])
+    if value is None or used < 0.6 * len(ln.text[a:b].strip()):
+        return None
+    return _Hit(value, cert * 0.98, ln, a, a + used, "below", label_unit)
+
+
+def _cand(fld: str, hit: _Hit, certainty: float, label: str, tier: int = 1) -> _Cand:
+    hit.mode = "mean" if fld == "supplier" else "digits"
+    return _Cand(fld, hit.value, certainty * hit.certainty, hit.boxes, label, tier, hit.how, hit.ocr)
+
+
+def _combine(cands: list[_Cand]) -> tuple[_Cand | None, float, list[_Cand]]:
+    """Pick a value: the most specific tier with candidates decides; agreeing candidates read from
+    different boxes combine (noisy-or) when a specific (tier 1) label is among them, disagreement
+    within the deciding tier caps the confidence at 0.6 (→ review); less specific tiers only add
+    agreement."""
+    if not cands:
+        return None, 0.0, []
+    top = min(c.tier for c in cands)
+    groups: dict = {}
+    for c in cands:
+        key = round(c.value, 6) if isinstance(c.value, float) else c.value
+        groups.setdefault(key, []).append(c)
+
+    def group_conf(members):
+        seen, miss = set(), 1.0
+        for c in sorted(members, key=lambda c: -c.conf):
+            ids = tuple(sorted(b.idx for b in c.boxes))
+            if ids in seen:
+                continue
+            seen.add(ids)
+            miss *= 1.0 - c.conf
+        return 1.0 - miss
+
+    top_groups = {k: g for k, g in groups.items() if any(c.tier == top for c in g)}
+    best_key = max(top_groups, key=lambda k: (group_conf([c for c in top_groups[k] if c.tier == top]),
+                                              group_conf(top_groups[k])))
+    if top == 1:
+        conf = group_conf(groups[best_key])
+    else:  # only generic labels (合计, 金额 column …): they may agree on the wrong thing — no boost
+        conf = max(c.conf for c in groups[best_key])
+    rivals = [group_conf([c for c in g if c.tier == top]) for k, g in top_groups.items() if k != best_key]
+    if rivals:
+        conf = min(conf * (1.0 - 0.6 * max(rivals)), 0.6)
+    best = max(groups[best_key], key=lambda c: (c.tier == top, c.conf))
+    return best, min(conf, 1.0), groups[best_key]
+
+
+def _item_evidence(layout: _Layout):
+    scores = {k: 0.0 for k in _ITEM_KEYWORDS}
+    hits: dict = {k: [] for k in _ITEM_KEYWORDS}
+    for item, words in _ITEM_KEYWORDS.items():
+        for word in words:
+            rx = re.compile(re.escape(word), re.IGNORECASE if word.isascii() else 0)
+            best = None
+            for line in layout.lines:
+                for m in rx.finditer(line.text):
+                    sc = line.span_score(m.start(), m.end(), "mean")
+                    if best is None or sc > best[0]:
+                        best = (sc, line.span_boxes(m.start(), m.end()))
+            if best is not None:
+                scores[item] += best[0]
+                hits[item].append(best)
+    return scores, hits
+
+
+def _money_after_label(s: str):
+    """Money after an amount label, skipping ``(大写) 叁拾万…圆整 (小写)``."""
+    # the amount in words may itself be misread (叁 → 卷): skip any Chinese text before (小写)
+    m = re.match(r"[\s:]*(?:\(?大写\)?)?[\s:]*(?:[\u3400-\u9fff⊗ⓧ]+\s*)?(?:\(?小写\)?)?[\s:]*", s)
+    k = m.end() if m else 0
+    v, cert, used = _number(s[k:], money=True)
+    return (v, cert, k + used, k) if v is not None else (None, 0.0, 0)
+
+
+def _quantity(s: str):
+    return _number(s, money=False)
+
+
+def _floor4(x: float) -> float:
+    """``x`` rounded down to 4 decimals (tolerating float noise such as 0.85 * 1e4 = 8499.999…)."""
+    return math.floor(float(x) * 1e4 + 1e-6) / 1e4
+
+
+def _edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _check_known(out: dict, fld: str, known: Iterable[str] | None, *, snap: bool) -> None:
+    """Compare a read value with the caller's master data (known suppliers / account numbers).
+
+    Exact match → confidence ≥ 0.95.  Supplier names within a small edit distance of exactly one
+    known name are snapped to it (confidence 0.9: one misread character of a registered name);
+    anything else is capped at 0.7 so a person confirms the new supplier or account.
+    """
+    if not known:
+        return
+    entry = out[fld]
+    value = entry["value"]
+    if value is None:
+        return
+    names = [_norm(str(k)) for k in known]
+    if value in names:
+        entry["confidence"] = max(entry["confidence"], 0.95)
+        entry["reason"] += "; matches a known value"
+        return
+    if snap:
+        dists = sorted((_edit_distance(value, k), k) for k in names)
+        limit = max(1, len(value) // 8)
+        if dists and dists[0][0] <= limit and (len(dists) == 1 or dists[1][0] > dists[0][0]):
+            entry["reason"] += f"; read {value!r}, snapped to known {dists[0][1]!r} (edit distance {dists[0][0]})"
+            entry["value"] = dists[0][1]
+            entry["confidence"] = min(max(entry["confidence"], 0.5), 0.9)
+            return
+    entry["confidence"] = min(entry["confidence"], 0.7)
+    entry["reason"] += "; not a known value"
+
+
+def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000), *, kind_hint=None,
+                   known: dict | None = None) -> dict:
+    """Fields of a bill from OCR boxes → ``{field: {value, confidence, boxes, reason}}`` plus
+    ``_layout`` (the de-skewed lines).  A pure function of the boxes: testable without OCR.
+
+    ``known``: optional master data, ``{"supplier": [...], "account_no": [...]}`` (see
+    :func:`_check_known`)."""
+    layout = _Layout(ocr_boxes, size)
+    out: dict = {}
+
+    def put(fld, cand, conf, reason=""):
+        if cand is None:
+            out[fld] = {"value": None, "confidence": 0.0, "boxes": [], "reason": reason or "not found"}
+        else:
+            out[fld] = {"value": cand.value, "confidence": _floor4(conf), "boxes": cand.boxes,
+                        "reason": reason or f"{cand.label} ({cand.how})"}
+
+    # ---- item (commodity): keyword evidence, optionally the caller's hint
+    scores, hits = _item_evidence(layout)
+    total = sum(scores.values())
+    evidence = max(scores, key=scores.get) if total > 0 else None
+    hint = None
+    if kind_hint is not None:
+        hint = _HINTS.get(str(kind_hint).strip().lower()) or _HINTS.get(str(kind_hint).strip())
+        if hint is None:
+            raise ValueError(f"unknown kind_hint {kind_hint!r} (electricity/grid, gas/natural_gas, steam/heat)")
+    item_cand, item_conf, item_reason = None, 0.0, "no commodity keywords"
+    if evidence:
+        n_kw = len(hits[evidence])
+        share = scores[evidence] / total
+        cert = share * (1.0 if n_kw >= 3 else 0.9 if n_kw == 2 else 0.7)
+        boxes = max(hits[evidence], key=lambda h: h[0])[1]
+        item_cand = _Cand("item", evidence, cert, boxes, "keywords", how="keywords", ocr=scores[evidence] / n_kw)
+        item_conf = item_cand.conf
+        item_reason = f"{n_kw} keyword(s), {share:.0%} of the commodity evidence"
+    if hint:
+        if evidence in (None, hint):
+            item_conf = max(item_conf, 0.9 if evidence is None else 0.99)
+            item_reason = "kind_hint" + (" agrees with the keywords" if evidence else " (no keywords on the image)")
+            if evidence is None:
+                item_cand = _Cand("item", hint, 1.0, [], "kind_hint", how="hint", ocr=1.0)
+        else:
+            item_cand = _Cand("item", hint, 1.0, [], "kind_hint", how="hint", ocr=1.0)
+            item_conf = 0.5
+            item_reason = f"kind_hint {hint} contradicts the keywords ({evidence})"
+    put("item", item_cand, item_conf, item_reason)
+    item = item_cand.value if item_cand else None
+
+    # ---- quantity (+ the unit written after it or in its label)
+    qcands, ucands = [], []
+    for n, line, m, label in _iter_labels(layout, _QTY_LABELS):
+        cert, tier, implies = _QTY_LABELS[label]
+        if item and implies and implies != item:
+            continue
+        hit = _value_at(layout, n, line, m, _quantity)
+        if hit is None or hit.value < 0:
+            continue
+        c = _cand("quantity", hit, cert, label, tier)
+        qcands.append(c)
+        u, ucert, used = _unit(hit.line.text[hit.end:])
+        if u:
+            a = hit.end + len(hit.line.text[hit.end:]) - len(hit.line.text[hit.end:].lstrip(" :"))
+            b = hit.end + used
+            ucands.append((c, _Cand("unit", u, ucert, hit.line.span_boxes(a, b), label, tier, "after the value",
+                                    hit.line.span_score(a, b))))
+        elif hit.label_unit:
+            u, ucert, sc, boxes = hit.label_unit
+            ucands.append((c, _Cand("unit", u, ucert, boxes, label, tier, "in the label", sc)))
+    qbest, qconf, qgroup = _combine(qcands)
+    put("quantity", qbest, qconf)
+
+    # ---- unit: with the chosen quantity, a table "单位" column, else the commodity's default
+    units = [u for c, u in ucands if c in qgroup]
+    for n, line, m, label in _iter_labels(layout, ["单位", "计量单位"], standalone=True):
+        hit = _value_at(layout, n, line, m, _unit)
+        if hit:
+            units.append(_cand("unit", hit, 0.95, label, 1))
+    ubest, uconf, _ = _combine(units)
+    if ubest is None and item in _DEFAULT_UNIT and qbest is not None:
+        ubest = _Cand("unit", _DEFAULT_UNIT[item], 0.6, qbest.boxes, "default", 3, f"default for {item}", 1.0)
+        uconf = ubest.conf
+    put("unit", ubest, uconf)
+
+    # ---- amount
+    acands = []
+    for n, line, m, label in _iter_labels(layout, _AMOUNT_LABELS):
+        cert, tier = _AMOUNT_LABELS[label]
+        if label in ("合计", "金额") and m.start() > 0 and _CJK_RE.match(line.text[m.start() - 1]):
+            continue  # the tail of a longer word (电度电费金额 …) that is not an amount label
+        hit = _value_at(layout, n, line, m, _money_after_label)
+        if hit is not None and hit.value >= 0:
+            acands.append(_cand("amount", hit, cert, label, tier))
+    abest, aconf, _ = _combine(acands)
+    put("amount", abest, aconf)
+
+    # ---- currency
+    marks = []
+    for line in layout.lines:
+        for m in re.finditer(r"¥|元|人民币|RMB|CNY", line.text):
+            marks.append(_Cand("currency", "CNY", 1.0, line.span_boxes(m.start(), m.end()), m.group(0), 1,
+                               "symbol", line.span_score(m.start(), m.end())))
+    if marks:
+        best = max(marks, key=lambda c: c.conf)
+        put("currency", best, best.conf, f"currency mark {best.label}")
+    elif abest is not None and any(_CJK_RE.search(b.text) for b in layout.boxes):
+        c = _Cand("currency", "CNY", 0.9, abest.boxes, "Chinese bill", 3, "inferred", abest.score)
+        put("currency", c, c.conf, "inferred from a Chinese-language bill")
+    else:
+        put("currency", None, 0.0)
+
+    # ---- date (the most specific label present decides)
+    dcands = []
+    for n, line, m, label in _iter_labels(layout, _DATE_LABELS):
+        cert, tier = _DATE_LABELS[label]
+        hit = _value_at(layout, n, line, m, _date)
+        if hit:
+            dcands.append(_cand("date", hit, cert, label, tier))
+    dbest, dconf, _ = _combine(dcands)
+
+    # ---- period
+    pcands = []
+    for n, line, m, label in _iter_labels(layout, _PERIOD_LABELS):
+        hit = _value_at(layout, n, line, m, _period)
+        if hit:
+            pcands.append(_cand("period", hit, 1.0, label, 1))
+    pbest, pconf, _ = _combine(pcands)
+    if pbest is None and dbest is not None:
+        pbest = _Cand("period", dbest.value[:7], 0.5, dbest.boxes, dbest.label, 3, "month of the date", dbest.score)
+        pconf = pbest.conf
+    if dbest is None and pbest is not None:
+        y, mo = map(int, pbest.value.split("-"))
+        last = _dt.date(y, mo, calendar.monthrange(y, mo)[1]).isoformat()
+        dbest = _Cand("date", last, 0.5, pbest.boxes, pbest.label, 3, "end of the billing period", pbest.score)
+        dconf = dbest.conf
+    put("date", dbest, dconf)
+    put("period", pbest, pconf)
+
+    # ---- supplier
+    scands = []
+    for n, line, m, label in _iter_labels(layout, _SUPPLIER_LABELS, standalone=True):
+        hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+        if hit:
+            scands.append(_cand("supplier", hit, _SUPPLIER_LABELS[label], label))
+    if not scands:  # two-column VAT layout: the 名称 nearer to 销售方 than to 购买方
+        anchors = {k: [b for b in layout.boxes if k in b.text] for k in ("销售方", "购买方")}
+        for n, line, m, label in (_iter_labels(layout, ["名称"]) if anchors["销售方"] else ()):
+            k = m.start()
+            own = line.owner[k]
+            before = "".join(line.text[j] for j in range(k) if line.owner[j] == own).rstrip()
+            if before and _CJK_RE.match(before[-1]) and not before.endswith("销售方"):
+                continue  # 客户名称, 项目名称 …
+            lb = line.boxes[own]
+
+            def dist(b, lb=lb):
+                return math.hypot((b.x0 + b.x1 - lb.x0 - lb.x1) / 2, b.yc - lb.yc)
+            if min(map(dist, anchors["销售方"])) >= min(map(dist, anchors["购买方"]), default=math.inf):
+                continue
+            hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+            if hit:
+                scands.append(_cand("supplier", hit, 0.95, "销售方·名称"))
+    sbest, sconf, _ = _combine(scands)
+    if sbest is None:  # letterhead: an organisation name near the top that is not the customer
+        customer = set()
+        for n, line, m, label in _iter_labels(layout, ["户名", "客户名称", "用户名称", "购买方名称"]):
+            hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+            if hit:
+                customer.add(hit.value)
+        tops = [b for b in layout.boxes if b.yc < 0.2 * size[1] and _ORG_SUFFIX.search(b.text)
+                and b.text not in customer and ":" not in b.text]
+        if tops:
+            b = min(tops, key=lambda b: b.y0)
+            sbest = _Cand("supplier", b.text, 0.6, [b], "letterhead", 3, "letterhead",
+                          sum(b.char_score) / len(b.char_score))
+            sconf = sbest.conf
+    put("supplier", sbest, sconf)
+
+    # ---- account number
+    kcands = []
+    for n, line, m, label in _iter_labels(layout, _ACCOUNT_LABELS):
+        if m.start() > 0 and line.text[m.start() - 1] in "账表":
+            continue  # 账户号 (bank account), 表号 (meter)
+        hit = _value_at(layout, n, line, m, _parse_code)
+        if hit:
+            kcands.append(_cand("account_no", hit, _ACCOUNT_LABELS[label], label))
+    kbest, kconf, _ = _combine(kcands)
+    put("account_no", kbest, kconf)
+
+    known = known or {}
+    unknown = set(known) - {"supplier", "account_no"}
+    if unknown:
+        raise ValueError(f"known: only 'supplier' and 'account_no' lists are used, not {sorted(unknown)}")
+    _check_known(out, "supplier", known.get("supplier"), snap=True)
+    _check_known(out, "account_no", known.get("account_no"), snap=False)
+    out["_layout"] = layout
+    return out
+
+
+# =========================================================================== connector
+
+@dataclass
+class InvoiceResult(ConnectorResult):
+    """A :class:`ConnectorResult` of kind ``invoice`` with review helpers (all state is in metadata)."""
+
+    @property
+    def review(self) -> list:
+        """Fields below the threshold: ``{field, value, confidence, box, reason}`` (value = suggestion)."""
+        return self.metadata.get("review", [])
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.metadata.get("needs_review", False))
+
+    def with_threshold(self, threshold: float) -> InvoiceResult:
+        """The same reading screened at another threshold, without running OCR again."""
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if self.metadata.get("reviewed"):
+            raise ValueError("a reviewed (released) result is not screened again")
+        row = self.data.iloc[0]
+        suggested = {r["field"]: r["value"] for r in self.review}
+        readings = {}
+        for f in FIELDS:
+            v = row[f]
+            v = None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else _jsonable(v)
+            info = self.metadata.get("fields", {}).get(f, {})
+            readings[f] = {"value": v if v is not None else suggested.get(f), "confidence": float(row[f"{f}_confidence"]),
+                           "box": info.get("box"), "reason": info.get("reason", "")}
+        data, review = _screen(readings, float(threshold))
+        meta = {**self.metadata, "threshold": float(threshold), "needs_review": bool(review), "review": review}
+        return InvoiceResult(data, meta, kind=self.kind, raw=self.raw, raw_name=self.raw_name)
+
+
+def _load(image_path_or_bytes, raw_name):
+    if isinstance(image_path_or_bytes, (bytes, bytearray, memoryview)):
+        return bytes(image_path_or_bytes), raw_name, "<bytes>"
+    if hasattr(image_path_or_bytes, "read"):
+        data = image_path_or_bytes.read()
+        name_ = raw_name or Path(getattr(image_path_or_bytes, "name", "") or "").name or None
+        return bytes(data), name_, getattr(image_path_or_bytes, "name", "<stream>")
+    path = Path(image_path_or_bytes)
+    return path.read_bytes(), raw_name or path.name, str(path)
+
+
+def _decode(raw: bytes, label: str):
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not raw:
+        raise InvoiceImageError(f"{label}: empty input (0 bytes), not an image")
+    try:
+        img = Image.open(io.BytesIO(raw))
+        img.load()
+        fmt = img.format
+        img = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvoiceImageError(f"{label}: cannot decode image ({len(raw)} bytes): {exc}") from exc
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img, fmt
+
+
+def _bbox(boxes: list) -> list | None:
+    if not boxes:
+        return None
+    pts = np.concatenate([np.asarray(b.quad, dtype=float).reshape(-1, 2) for b in boxes])
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return [round(float(x0), 1), round(float(y0), 1), round(float(x1), 1), round(float(y1), 1)]
+
+
+def _jsonable(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    return v
+
+
+def _screen(readings: dict, threshold: float) -> tuple[pd.DataFrame, list]:
+    """The one-row ``data`` and the ``review`` list: a value goes into ``data`` only when its
+    confidence is ≥ ``threshold``; everything else is listed for review and left empty."""
+    row: dict = {}
+    review = []
+    for f in FIELDS:
+        r = readings[f]
+        trusted = r["value"] is not None and r["confidence"] >= threshold
+        row[f] = r["value"] if trusted else None
+        row[f"{f}_confidence"] = r["confidence"]
+        if not trusted:
+            review.append({"field": f, "value": r["value"], "confidence": r["confidence"], "box": r["box"],
+                           "reason": r["reason"]})
+    row["needs_review"] = bool(review)
+    data = pd.DataFrame([row])
+    for f in ("quantity", "amount"):
+        data[f] = pd.to_numeric(data[f], errors="coerce").astype("float64")
+    return data[[*FIELDS, *(f"{f}_confidence" for f in FIELDS), "needs_review"]], review
+
+
+def read_invoice(image_path_or_bytes, *, kind_hint=None, threshold: float = DEFAULT_THRESHOLD,
+                 raw_name: str | None = None, source: str = "invoice-scan", known: dict | None = None) -> InvoiceResult:
+    """Read one bill/invoice image into a one-row ``invoice`` :class:`ConnectorResult`.
+
+    ``image_path_or_bytes``: a path, the image bytes, or a binary file object (PNG, JPEG, …).
+    ``kind_hint``: ``electricity``/``grid``, ``gas``/``natural_gas``, ``steam``/``heat`` when the
+    caller knows the commodity.  ``known``: optional master data ``{"supplier": [names],
+    "account_no": [numbers]}`` — exact matches raise the confidence, a supplier name one misread
+    character away is snapped to the registered name, unknown values go to review.
+    Fields with confidence < ``threshold`` are left empty in ``data``
+    and listed in ``result.review`` (``needs_review`` True).  Raises :class:`InvoiceImageError` for
+    bytes that are not an image and :class:`FileNotFoundError` for a missing path.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    t0 = time.perf_counter()
+    raw, raw_name, origin = _load(image_path_or_bytes, raw_name)
+    img, fmt = _decode(raw, raw_name or origin)
+    t1 = time.perf_counter()
+    engine = get_engine()
+    t2 = time.perf_counter()
+    with _CALL_LOCK:
+        res = engine(img, return_word_box=True, return_single_char_box=True)
+    t3 = time.perf_counter()
+    boxes = []
+    if getattr(res, "txts", None) is not None and getattr(res, "boxes", None) is not None:
+        words = getattr(res, "word_results", None) or [None] * len(res.txts)
+        if len(words) != len(res.txts):
+            words = [None] * len(res.txts)
+        for t, s, b, w in zip(res.txts, res.scores, res.boxes, words):
+            boxes.append(OcrBox(str(t), float(s), np.asarray(b).tolist(),
+                                _align_char_scores(str(t), w) if w else None))
+    fields = extract_fields(boxes, img.size, kind_hint=kind_hint, known=known)
+    layout = fields.pop("_layout")
+    t4 = time.perf_counter()
+
+    readings = {f: {"value": _jsonable(fields[f]["value"]), "confidence": _floor4(fields[f]["confidence"]),
+                    "box": _bbox(fields[f]["boxes"]), "reason": fields[f]["reason"]} for f in FIELDS}
+    data, review = _screen(readings, threshold)
+
+    warnings = []
+    if not boxes:
+        warnings.append("no text recognised on the image")
+    elif all(fields[f]["value"] is None for f in ("quantity", "amount", "account_no", "period")):
+        warnings.append("no bill fields recognised (quantity, amount, account, period) — is this an invoice or bill?")
+    meta = {
+        "connector": name,
+        "source": source,
+        "origin": origin,
+        "engine": engine_info(),
+        "timing": {"decode_s": round(t1 - t0, 4), "engine_s": round(t2 - t1, 4),
+                   "ocr_s": round(t3 - t2, 4), "parse_s": round(t4 - t3, 4), "total_s": round(t4 - t0, 4)},
+        "image": {"width": img.size[0], "height": img.size[1], "format": fmt},
+        "threshold": float(threshold),
+        "kind_hint": kind_hint,
+        "needs_review": bool(review),
+        "review": review,
+        "fields": {f: {"reason": r["reason"], "box": r["box"]} for f, r in readings.items()},
+        "ocr_lines": layout.text(),
+        "ocr_boxes": len(boxes),
+        "deskew_deg": round(math.degrees(layout.angle), 2),
+        "warnings": warnings,
+        "records": 1,
+    }
+    return InvoiceResult(data, meta, kind="invoice", raw=raw, raw_name=raw_name)
+
+
+def read(source, **options) -> InvoiceResult:
+    """Connector-protocol entry point: :func:`read_invoice`."""
+    return read_invoice(source, **options)
+
+
+# =========================================================================== review queue
+
+def _validate(field_name: str, value):
+    """A reviewer's value in the connector's canonical form (raises ValueError when it is not)."""
+    if field_name not in FIELDS:
+        raise ValueError(f"unknown field {field_name!r} (one of {', '.join(FIELDS)})")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{field_name}: a reviewed value is required")
+    if field_name in ("quantity", "amount"):
+        if isinstance(value, str):
+            v, _, used = parse_number(value, money=field_name == "amount")
+            if v is None or _norm(value)[used:].strip(" 元"):
+                raise ValueError(f"{field_name}: {value!r} is not a number")
+            value = v
+        value = float(value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{field_name}: {value!r} must be a finite, non-negative number")
+        return value
+    value = str(value).strip()
+    if field_name == "date":
+        v, _, used = parse_date(value)
+        if v is None or _norm(value)[used:].strip():
+            raise ValueError(f"date: {value!r} is not a date (YYYY-MM-DD)")
+        return v
+    if field_name == "period":
+        v, _, used = parse_period(value)
+        if v is None or _norm(value)[used:].strip():
+            raise ValueError(f"period: {value!r} is not a month (YYYY-MM)")
+        return v
+    if field_name == "unit":
+        v, _, used = parse_unit(value)
+        if v is None or used < len(_norm(value)):
+            raise ValueError(f"unit: {value!r} is not one of {', '.join(UNITS)}")
+        return v
+    if field_name == "item":
+        v = _HINTS.get(value.lower(), value)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+            raise ValueError(f"item: {value!r} is not a factor-library item code (e.g. {', '.join(ITEMS)})")
+        return v
+    if field_name == "currency":
+        v = {"¥": "CNY", "￥": "CNY", "元": "CNY", "RMB": "CNY", "人民币": "CNY"}.get(value.upper(), value.upper())
+        if not re.fullmatch(r"[A-Z]{3}", v):
+            raise ValueError(f"currency: {value!r} is not an ISO 4217 code")
+        return v
+    return value
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+class ReviewQueue:
+    """Results with fields below the threshold, held until a person has confirmed each one.
+
+    SQLite (a file, or ``":memory:"``).  ``put(result)`` queues a result (once per image: the same
+    sha256 returns the existing item), ``pending()`` lists the open fields with the OCR suggestion,
+    its confidence and box, ``resolve(item_id, field, value, reviewer)`` records the checked value
+    with who and when (every action is also appended to an audit trail, :meth:`history`), and
+    ``release(item_id)`` returns the completed result — only once nothing is pending.
+    """
+
+    _SCHEMA = """
+    CREATE TABLE IF NOT EXISTS items (
+        item_id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE, raw_name TEXT,
+        raw BLOB, data TEXT NOT NULL, metadata TEXT NOT NULL, queued_at TEXT NOT NULL, queued_by TEXT,
+        released_at TEXT);
+    CREATE TABLE IF NOT EXISTS fields (
+        item_id INTEGER NOT NULL REFERENCES items(item_id), field TEXT NOT NULL, suggested TEXT,
+        confidence REAL NOT NULL, box TEXT, reason TEXT, status TEXT NOT NULL DEFAULT 'pending',
+        value TEXT, reviewer TEXT, resolved_at TEXT, PRIMARY KEY (item_id, field));
+    CREATE TABLE IF NOT EXISTS events (
+        event_id INTEGER PRIMARY KEY AUTOINCREMENT, item_id INTEGER NOT NULL, field TEXT,
+        action TEXT NOT NULL, value TEXT, actor TEXT, at TEXT NOT NULL);
+    """
+
+    def __init__(self, path=":memory:"):
+        self.path = str(path)
+        self._con = sqlite3.connect(self.path, check_same_thread=False)
+        self._con.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._con:
+            self._con.executescript(self._SCHEMA)
+
+    def close(self):
+        self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _event(self, item_id, field_name, action, value, actor):
+        self._con.execute("INSERT INTO events (item_id, field, action, value, actor, at) VALUES (?,?,?,?,?,?)",
+                          (item_id, field_name, action, json.dumps(value, ensure_ascii=False), actor, _now()))
+
+    def put(self, result: ConnectorResult, *, sender: str | None = None) -> int:
+        """Queue ``result``; returns its item id (the existing one if the same image is queued)."""
+        if result.kind != "invoice":
+            raise ValueError(f"only invoice results are reviewed here, got kind {result.kind!r}")
+        sha = result.metadata.get("sha256")
+        if not sha:
+            raise ValueError("the result has no sha256 (raw bytes missing)")
+        review = result.metadata.get("review", [])
+        with self._lock, self._con:
+            row = self._con.execute("SELECT item_id FROM items WHERE sha256 = ?", (sha,)).fetchone()
+            if row:
+                return int(row["item_id"])
+            meta = {k: v for k, v in result.metadata.items() if k != "review"}
+            cur = self._con.execute(
+                "INSERT INTO items (sha256, raw_name, raw, data, metadata, queued_at, queued_by) VALUES (?,?,?,?,?,?,?)",
+                (sha, result.raw_name, result.raw, result.data.to_json(orient="records", force_ascii=False),
+                 json.dumps(meta, ensure_ascii=False, default=str), _now(), sender))
+            item_id = int(cur.lastrowid)
+            for r in review:
+                self._con.execute(
+                    "INSERT INTO fields (item_id, field, suggested, confidence, box, reason) VALUES (?,?,?,?,?,?)",
+                    (item_id, r["field"], json.dumps(r.get("value"), ensure_ascii=False), float(r["confidence"]),
+                     json.dumps(r.get("box")), r.get("reason")))
+            self._event(item_id, None, "queued", [r["field"] for r in review], sender)
+        return item_id
+
+    def pending(self, item_id: int | None = None) -> list[dict]:
+        """Open fields: ``{item_id, raw_name, field, suggested, confidence, box, reason, queued_at}``."""
+        sql = ("SELECT f.item_id, i.raw_name, f.field, f.suggested, f.confidence, f.box, f.reason, i.queued_at "
+               "FROM fields f JOIN items i USING (item_id) WHERE f.status = 'pending'")
+        args: tuple = ()
+        if item_id is not None:
+            sql += " AND f.item_id = ?"
+            args = (item_id,)
+        rows = self._con.execute(sql + " ORDER BY f.item_id, f.rowid", args).fetchall()
+        return [{"item_id": r["item_id"], "raw_name": r["raw_name"], "field": r["field"],
+                 "suggested": json.loads(r["suggested"]), "confidence": r["confidence"],
+                 "box": json.loads(r["box"]) if r["box"] else None, "reason": r["reason"],
+                 "queued_at": r["queued_at"]} for r in rows]
+
+    def resolve(self, item_id: int, field: str, value, reviewer: str) -> dict:
+        """Record the checked ``value`` of ``field`` (validated, canonical) by ``reviewer`` now.
+
+        Resolving a field again corrects it (the audit trail keeps both).  Raises KeyError when the
+        item has no such field under review, ValueError for an invalid value or an empty reviewer.
+        """
+        if not reviewer or not str(reviewer).strip():
+            raise ValueError("a reviewer (who checked the value) is required")
+        canonical = _validate(field, value)
+        with self._lock, self._con:
+            row = self._con.execute("SELECT f.status, i.released_at FROM fields f JOIN items i USING (item_id) "
+                                    "WHERE f.item_id = ? AND f.field = ?", (item_id, field)).fetchone()
+            if row is None:
+                raise KeyError(f"item {item_id} has no field {field!r} under review")
+            if row["released_at"]:
+                raise ValueError(f"item {item_id} was released at {row['released_at']}; it cannot change")
+            at = _now()
+            self._con.execute("UPDATE fields SET status='resolved', value=?, reviewer=?, resolved_at=? "
+                              "WHERE item_id=? AND field=?",
+                              (json.dumps(canonical, ensure_ascii=False), str(reviewer), at, item_id, field))
+            self._event(item_id, field, "corrected" if row["status"] == "resolved" else "resolved", canonical, reviewer)
+        return {"item_id": item_id, "field": field, "value": canonical, "reviewer": str(reviewer), "resolved_at": at}
+
+    def history(self, item_id: int | None = None) -> list[dict]:
+        sql = "SELECT item_id, field, action, value, actor, at FROM events"
+        rows = self._con.execute(sql + (" WHERE item_id = ?" if item_id is not None else "") + " ORDER BY event_id",
+                                 (item_id,) if item_id is not None else ()).fetchall()
+        return [{**dict(r), "value": json.loads(r["value"]) if r["value"] else None} for r in rows]
+
+    def release(self, item_id: int, *, released_by: str | None = None) -> InvoiceResult:
+        """The result with every reviewed field filled in (confidence 1.0, ``reviewed`` metadata).
+
+        Raises :class:`ReviewPending` while any field is still open and KeyError for an unknown item.
+        """
+        with self._lock, self._con:
+            item = self._con.execute("SELECT * FROM items WHERE item_id = ?", (item_id,)).fetchone()
+            if item is None:
+                raise KeyError(f"no review item {item_id}")
+            fields_ = self._con.execute("SELECT * FROM fields WHERE item_id = ? ORDER BY rowid", (item_id,)).fetchall()
+            open_ = [f["field"] for f in fields_ if f["status"] != "resolved"]
+            if open_:
+                raise ReviewPending(f"item {item_id} ({item['raw_name']}): not reviewed yet: {', '.join(open_)}")
+            data = pd.read_json(io.StringIO(item["data"]), orient="records", dtype=False)
+            meta = json.loads(item["metadata"])
+            reviewed = []
+            for f in fields_:
+                value = json.loads(f["value"])
+                data[f["field"]] = data[f["field"]].astype(object)
+                data.loc[0, f["field"]] = value
+                data.loc[0, f"{f['field']}_confidence"] = 1.0
+                reviewed.append({"field": f["field"], "value": value, "suggested": json.loads(f["suggested"]),
+                                 "ocr_confidence": f["confidence"], "reviewer": f["reviewer"],
+                                 "resolved_at": f["resolved_at"]})
+            for col in ("quantity", "amount"):
+                data[col] = pd.to_numeric(data[col], errors="coerce").astype("float64")
+            data["needs_review"] = False
+            if not item["released_at"]:
+                self._con.execute("UPDATE items SET released_at = ? WHERE item_id = ?", (_now(), item_id))
+                self._event(item_id, None, "released", None, released_by)
+        meta.update(needs_review=False, review=[], reviewed=reviewed, review_item=item_id)
+        meta.pop("received_at", None)
+        return InvoiceResult(data, meta, kind="invoice", raw=item["raw"], raw_name=item["raw_name"])
