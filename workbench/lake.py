@@ -310,7 +310,9 @@ class Lake:
         if df is None or len(df) == 0:
             return 0
         tbl = pa.Table.from_pandas(df, preserve_index=False)
-        tbl = tbl.append_column("batch_id", pa.array(np.full(len(df), batch_id, dtype=object), pa.string()))
+        # one dictionary entry, not a string per row
+        tbl = tbl.append_column("batch_id", pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(len(df), dtype=np.int32)), pa.array([batch_id], pa.string())))
         day = pd.to_datetime(df[date_column]).to_numpy().astype("datetime64[D]")
         order = np.argsort(day, kind="stable")
         day = day[order]
@@ -325,8 +327,8 @@ class Lake:
             jobs.append((path, part, tbl.slice(bounds[k], bounds[k + 1] - bounds[k])))
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
-            list(pool.map(lambda j: self._write_arrow(j[2], j[0]), jobs))
+        with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:  # hot tier: fast codec
+            list(pool.map(lambda j: self._write_arrow(j[2], j[0], compression="snappy"), jobs))
         new = [(path, table, "hot", part, piece.num_rows, batch_id, None, 1, _now(), None) for path, part, piece in jobs]
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -360,17 +362,17 @@ class Lake:
 
         self._write_arrow(pa.Table.from_pandas(df, preserve_index=False), path)
 
-    def _write_arrow(self, tbl, path: str) -> None:
+    def _write_arrow(self, tbl, path: str, compression: str = "zstd") -> None:
         """Write to a temporary name, then rename: a reader never sees half a file."""
         import pyarrow.parquet as pq
 
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         tmp = path + f".tmp-{uuid.uuid4().hex[:6]}"
         if self.local:
-            pq.write_table(tbl, tmp, compression="zstd")
+            pq.write_table(tbl, tmp, compression=compression)
         else:
             with self.fs.open(tmp, "wb") as fh:
-                pq.write_table(tbl, fh, compression="zstd")
+                pq.write_table(tbl, fh, compression=compression)
         self.fs.mv(tmp, path)
 
     # ------------------------------------------------------------------ reads
