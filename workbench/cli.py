@@ -181,10 +181,11 @@ def factors_lookup(item, kind, year, region, gwp):
         click.echo(f"  note:   {f.note}")
 
 
-from .cli_lake import import_group, lake_group  # noqa: E402
+from .cli_lake import import_group, lake_group, quality_group  # noqa: E402
 
 main.add_command(lake_group)
 main.add_command(import_group)
+main.add_command(quality_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

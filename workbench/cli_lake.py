@@ -131,3 +131,46 @@ def import_manual(file, lake_root, sender):
     if rep.rows_quarantined:
         click.echo(f"{rep.rows_quarantined} record(s) quarantined — see `workbench lake sql "
                    f"\"SELECT * FROM quarantine WHERE batch_id = '{rep.batch_id}'\"`", err=True)
+
+
+@lake_group.command("load-demo")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_lake_option
+def lake_load_demo(data_dir, lake_root):
+    """Load a generated demo enterprise into the lake (meters, boundary, rules, readings, ledger)."""
+    from .demo_lake import load_demo
+
+    out = load_demo(data_dir, lake_root, sender=_sender(None))
+    for name, rep in out.items():
+        click.echo(f"{name}: {rep['status']}, {rep['rows_curated']:,} curated, "
+                   f"{rep['rows_quarantined']:,} quarantined, {rep['rows_duplicate']:,} duplicates")
+
+
+@click.group("quality")
+def quality_group():
+    """Data-quality monitoring (rules in YAML)."""
+
+
+@quality_group.command("report")
+@_lake_option
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Rule file (default: the lake's configured rules, else the demo rules).")
+@click.option("--period", default=None, help="YYYY, YYYY-MM, YYYY-MM-DD or A..B (default: all data).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def quality_report_cmd(lake_root, rules, period, out):
+    """Evaluate the quality rules and write the HTML report (scores, failed rules with examples, plots)."""
+    from .lake import Lake
+    from .quality import RuleError
+    from .reports.quality import quality_report
+
+    lake = Lake(lake_root)
+    if "readings" not in lake.tables():
+        _fail(f"the lake at {lake_root} holds no readings yet")
+    try:
+        res = quality_report(lake, rules or lake.get_state("quality_rules"), period=period, out=out)
+    except (RuleError, ValueError) as exc:
+        _fail(str(exc))
+    s = res["summary"]
+    click.echo(json.dumps({k: v for k, v in s.items() if not isinstance(v, (list, dict))}, ensure_ascii=False,
+                          default=str, indent=2))
+    click.echo(f"report: {res['html']}")

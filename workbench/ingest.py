@@ -81,23 +81,56 @@ def _ingest_readings(lake, data, batch_id, report, quarantined):
     prep = prepare_readings(data, meters, previous=previous)
     if len(prep.quarantine):
         quarantined.append(prep.quarantine)
-    readings, duplicates, conflicts = _against_stored(lake, prep.readings, "readings")
+    readings, duplicates, conflicts, conflict_keys = _against_stored(lake, prep.readings, "readings")
     if len(conflicts):
         quarantined.append(conflicts)
-    consumption, _, cons_conflicts = _against_stored(lake, prep.consumption, "consumption")
+    cons = prep.consumption
+    if len(conflict_keys) and len(cons):  # consumption derived from a quarantined reading goes with it
+        k = cons[_KEY].merge(conflict_keys, on=_KEY, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        cons = cons[~k]
+    consumption, _, cons_conflicts, _ = _against_stored(lake, cons, "consumption")
     if len(cons_conflicts):
         quarantined.append(cons_conflicts.assign(reason="consumption " + cons_conflicts["reason"]))
     report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id)
     lake.write_table("consumption", consumption, batch_id=batch_id)
     report.rows_duplicate = duplicates + int(prep.counts.get("duplicate", 0))
     report.counts = {k: int(v) for k, v in prep.counts.items()}
+    if len(readings):
+        _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), prep.counts)
+
+
+def _evaluate_quality(lake, batch_id, report, lo, hi, counts) -> None:
+    """Run the lake's quality rules (if configured) over the months the batch touched."""
+    rules_path = lake.get_state("quality_rules")
+    if not rules_path:
+        return
+    from .quality import evaluate, load_rules
+
+    start = pd.Timestamp(lo).to_period("M").start_time
+    end = (pd.Timestamp(hi).to_period("M") + 1).start_time
+    con = lake.connect()
+    try:
+        q = evaluate(con, load_rules(rules_path), period=(start, end), counts=counts)
+    finally:
+        con.close()
+    res = q.results.copy()
+    if res.empty:
+        return
+    res["evaluated_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    res["trigger_batch"] = batch_id
+    for c in res.columns:
+        if res[c].dtype == object:
+            res[c] = res[c].astype(str)
+    lake.write_table("quality_results", res, batch_id=batch_id, date_column="evaluated_at")
+    report.counts["quality_rules_failed"] = int((~res["passed"].astype(bool)).sum())
 
 
 def _against_stored(lake, df: pd.DataFrame, table: str):
     """Split prepared rows into new rows, a count of rows already stored with the same value, and
     conflicts (same key, different stored value) to quarantine."""
+    none = pd.DataFrame(columns=_KEY)
     if df is None or df.empty or table not in lake.tables():
-        return df, 0, pd.DataFrame()
+        return df, 0, pd.DataFrame(), none
     con = lake.connect()
     try:
         con.register("batch", df)
@@ -108,7 +141,7 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
     finally:
         con.close()
     if stored.empty:
-        return df, 0, pd.DataFrame()
+        return df, 0, pd.DataFrame(), none
     m = df.merge(stored, on=_KEY, how="left", indicator=True)
     seen = m["_merge"].eq("both").to_numpy()
     same = seen & np.isclose(m["value"].to_numpy(dtype=float), m["stored_value"].to_numpy(dtype=float),
@@ -122,7 +155,7 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
         "payload": [json.dumps({k: str(v) for k, v in r.items()}, ensure_ascii=False)
                     for r in conflicts[df.columns].to_dict("records")],
     })
-    return df[~seen].reset_index(drop=True), int(same.sum()), q
+    return df[~seen].reset_index(drop=True), int(same.sum()), q, conflicts[_KEY]
 
 
 # ------------------------------------------------------------------------------ activity

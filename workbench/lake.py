@@ -33,7 +33,7 @@ import pandas as pd
 
 __all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "read_table"]
 
-CURATED_TABLES = ("readings", "consumption", "activity", "invoices")
+CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, source TEXT, connector TEXT, origin TEXT, kind TEXT,
@@ -405,6 +405,14 @@ class Lake:
             return con.execute(query, params or []).df()
         finally:
             con.close()
+
+    def set_quality_rules(self, path) -> None:
+        """Quality rules (YAML) evaluated on every ingest; ``None`` turns them off."""
+        if path is not None:
+            from .quality import load_rules
+            load_rules(path)  # refuse a bad rule file now, not at the next ingest
+            path = str(Path(path).resolve())
+        self.set_state("quality_rules", path)
 
     def tables(self) -> list[str]:
         return sorted(set(self.files()["tbl"]))
