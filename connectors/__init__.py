@@ -57,8 +57,16 @@ class ConnectorResult:
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind '{self.kind}' (one of {KINDS})")
         self.metadata.setdefault("received_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        if self.raw is not None:
-            self.metadata.setdefault("sha256", hashlib.sha256(self.raw).hexdigest())
+
+    @property
+    def sha256(self) -> str | None:
+        """sha256 of the raw bytes, computed on first use (hashing a big export is not free) and
+        then kept in ``metadata['sha256']``; the lake computes its own from the bytes it stores."""
+        if self.raw is None:
+            return None
+        if "sha256" not in self.metadata:
+            self.metadata["sha256"] = hashlib.sha256(self.raw).hexdigest()
+        return self.metadata["sha256"]
 
 
 @runtime_checkable

@@ -301,6 +301,7 @@ class DropFolder:
         meta.setdefault("origin", str(path))
         meta["drop_folder"] = str(self.folder)
         meta["drop_path"] = rel
+        meta["sha256"] = sha  # already computed to recognise the file
         meta["file_mtime"] = _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC).isoformat(timespec="seconds")
         if self.source:
             meta["source"] = self.source

@@ -1350,7 +1350,7 @@ class ReviewQueue:
         """Queue ``result``; returns its item id (the existing one if the same image is queued)."""
         if result.kind != "invoice":
             raise ValueError(f"only invoice results are reviewed here, got kind {result.kind!r}")
-        sha = result.metadata.get("sha256")
+        sha = result.sha256
         if not sha:
             raise ValueError("the result has no sha256 (raw bytes missing)")
         review = result.metadata.get("review", [])

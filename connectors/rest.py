@@ -254,7 +254,7 @@ class RestPull:
             return committed
         info = {"source": self.source}
         if result is not None:
-            info.update(raw_name=result.raw_name, sha256=result.metadata.get("sha256"), rows=len(result.data))
+            info.update(raw_name=result.raw_name, sha256=result.sha256, rows=len(result.data))
         self.store.set(self.state_key, value, **info)
         return value
 

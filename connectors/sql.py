@@ -564,7 +564,7 @@ class SqlPull:
             result = ConnectorResult(data, meta, kind=self.kind, raw=raw, raw_name=raw_name)
             out = ingest(result)  # raises → watermark stays
             self.store.set(self.state_key, wm_to, rows=len(rows), source=self.source,
-                           raw_name=raw_name, sha256=result.metadata.get("sha256"))
+                           raw_name=raw_name, sha256=result.sha256)
             after = wm_to
             summary.chunks += 1
             summary.rows += len(rows)

@@ -83,7 +83,7 @@ def test_initial_pull_chunks_raw_and_watermark(postgresql, pg_proc, tmp_path):
     assert lines[0]["meter_code"] == "M0000" and lines[0]["kwh"] == "0.125"
     wm_from = pd.Timestamp(lines[0]["changed_at"]).isoformat().replace(":", "")
     assert first.raw_name.startswith(f"sql-ems_readings-{wm_from}-") and first.raw_name.endswith(".jsonl")
-    assert len(first.metadata["sha256"]) == 64
+    assert len(first.sha256) == 64
     # the committed watermark is the last row's, tz-aware, and survives in the store with its type
     wm = WatermarkStore(tmp_path / "state.db").get(pull.state_key)
     assert wm == T0 + _dt.timedelta(minutes=4) and wm.tzinfo is not None

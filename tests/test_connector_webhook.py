@@ -109,7 +109,7 @@ def test_good_token_202_raw_is_the_body_exactly(env):
     (res,) = ingest
     assert isinstance(res, ConnectorResult) and res.raw == body and res.kind == "readings"
     assert res.metadata["source"] == "ems" and res.metadata["connector"] == "webhook"
-    assert res.metadata["sender"].startswith("ems:") and res.metadata["sha256"] == out["sha256"]
+    assert res.metadata["sender"].startswith("ems:") and res.sha256 == out["sha256"]
     assert res.raw_name == f"push-ems-{out['request_id']}.json"
     assert res.data.loc[0, "meter_id"] == "总表-01" and res.data.loc[0, "value"] == 12.5
     assert {"meter_id", "ts", "quantity", "value", "unit"} == set(res.data.columns)

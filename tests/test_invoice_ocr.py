@@ -155,7 +155,7 @@ def test_clean_bill_fields_equal_ground_truth(kind):
     # the ConnectorResult contract
     assert isinstance(res, ConnectorResult) and res.kind == "invoice"
     assert res.raw == raw and res.raw_name == f"{kind}-clean.img"
-    assert res.metadata["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert res.sha256 == hashlib.sha256(raw).hexdigest()
     assert list(res.data.columns) == [*FIELDS, *(f"{f}_confidence" for f in FIELDS), "needs_review"]
     assert res.data["quantity"].dtype == "float64" and res.data["amount"].dtype == "float64"
     meta = res.metadata

@@ -6,6 +6,7 @@ immutability of raw data, idempotency, quarantine and lineage are solved once.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -18,28 +19,50 @@ _KEY = ["meter_id", "ts", "quantity"]
 
 
 def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
-    batch_id, dup_of, raw_path = lake.put_raw(result, sender=sender)
     meta = result.metadata
-    report = IngestReport(batch_id=batch_id, source=str(meta.get("source") or meta.get("connector") or "unknown"),
-                          kind=result.kind, status="stored", rows_in=len(result.data), raw_path=raw_path)
-    if dup_of:
-        report.status, report.duplicate_of = "duplicate_upload", dup_of
-        report.rows_duplicate = len(result.data)
-        report.message = f"the same bytes from {report.source} were stored as batch {dup_of}; nothing changed"
-        lake._finish_batch(report)
-        return report
-    quarantined = []
-    rejected = meta.get("rejected")  # rows the connector could not parse
-    if isinstance(rejected, pd.DataFrame) and len(rejected):
-        quarantined.append(rejected.assign(reason=rejected["reason"].astype(str)))
-    data = result.data.copy()
-    if mapping is not None:
-        data, unmapped = mapping.apply(data, kind=result.kind, source=report.source)
-        if len(unmapped):
-            quarantined.append(unmapped)
+    source = str(meta.get("source") or meta.get("connector") or "unknown")
+    # a big batch of readings is hashed and copied into the raw zone while it is being prepared
+    # (both mostly release the GIL); nothing is curated before the raw bytes are safely stored
+    overlap = result.kind == "readings" and len(result.data) >= 200_000
+    pool = ThreadPoolExecutor(max_workers=1) if overlap else None
+    raw_future = pool.submit(lake.put_raw, result, sender=sender) if overlap else None
+    try:
+        if not overlap:
+            batch_id, dup_of, raw_path = lake.put_raw(result, sender=sender)
+            if dup_of:
+                return _duplicate(lake, result, batch_id, dup_of, source)
+        quarantined = []
+        rejected = meta.get("rejected")  # rows the connector could not parse
+        if isinstance(rejected, pd.DataFrame) and len(rejected):
+            quarantined.append(rejected.assign(reason=rejected["reason"].astype(str)))
+        data = result.data.copy()
+        if mapping is not None:
+            data, unmapped = mapping.apply(data, kind=result.kind, source=source)
+            if len(unmapped):
+                quarantined.append(unmapped)
+        staged, failure = None, None
+        try:
+            if result.kind == "readings":
+                staged = _stage_readings(lake, data, quarantined)
+        except Exception as exc:  # recorded on the batch once its raw bytes are stored
+            failure = exc
+        if overlap:
+            batch_id, dup_of, raw_path = raw_future.result()
+            if dup_of:
+                return _duplicate(lake, result, batch_id, dup_of, source)
+        if failure is not None:
+            lake._finish_batch(IngestReport(batch_id=batch_id, source=source, kind=result.kind, status="failed",
+                                            rows_in=len(result.data), raw_path=raw_path,
+                                            message=f"{type(failure).__name__}: {failure}"))
+            raise failure
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    report = IngestReport(batch_id=batch_id, source=source, kind=result.kind, status="stored",
+                          rows_in=len(result.data), raw_path=raw_path)
     try:
         if result.kind == "readings":
-            _ingest_readings(lake, data, batch_id, report, quarantined)
+            _write_readings(lake, staged, batch_id, report)
         elif result.kind == "activity":
             _ingest_activity(lake, data, batch_id, report, quarantined, origin=str(meta.get("origin", "")))
         elif result.kind == "invoice":
@@ -51,6 +74,14 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
     if quarantined:
         q = pd.concat(quarantined, ignore_index=True)
         report.rows_quarantined = lake.quarantine(q, batch_id=batch_id, table=result.kind)
+    lake._finish_batch(report)
+    return report
+
+
+def _duplicate(lake, result, batch_id, dup_of, source) -> IngestReport:
+    report = IngestReport(batch_id=batch_id, source=source, kind=result.kind, status="duplicate_upload",
+                          rows_in=len(result.data), rows_duplicate=len(result.data), duplicate_of=dup_of,
+                          message=f"the same bytes from {source} were stored as batch {dup_of}; nothing changed")
     lake._finish_batch(report)
     return report
 
@@ -70,7 +101,8 @@ def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
         con.close()
 
 
-def _ingest_readings(lake, data, batch_id, report, quarantined):
+def _stage_readings(lake, data, quarantined) -> dict:
+    """Prepare a batch and compare it with what is stored — no writes yet."""
     from .prepare import prepare_readings
 
     meters = lake.meters()
@@ -91,12 +123,18 @@ def _ingest_readings(lake, data, batch_id, report, quarantined):
     consumption, _, cons_conflicts, _ = _against_stored(lake, cons, "consumption")
     if len(cons_conflicts):
         quarantined.append(cons_conflicts.assign(reason="consumption " + cons_conflicts["reason"]))
+    return {"readings": readings, "consumption": consumption, "duplicates": duplicates,
+            "counts": prep.counts, "quarantined": quarantined}
+
+
+def _write_readings(lake, staged, batch_id, report):
+    readings, consumption = staged["readings"], staged["consumption"]
     report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id)
     lake.write_table("consumption", consumption, batch_id=batch_id)
-    report.rows_duplicate = duplicates + int(prep.counts.get("duplicate", 0))
-    report.counts = {k: int(v) for k, v in prep.counts.items()}
+    report.rows_duplicate = staged["duplicates"] + int(staged["counts"].get("duplicate", 0))
+    report.counts = {k: int(v) for k, v in staged["counts"].items()}
     if len(readings):
-        _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), prep.counts)
+        _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), staged["counts"])
 
 
 def _evaluate_quality(lake, batch_id, report, lo, hi, counts) -> None:
