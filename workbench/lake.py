@@ -195,7 +195,7 @@ class Lake:
         time range [start, end), sending system (``source``), accounting source (``category``) and
         meter (seed §8.3)."""
         own = con is None
-        con = con or self.connect()
+        con = con or self.connect(tables=[table])
         try:
             if table not in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
                 return pd.DataFrame()
@@ -316,27 +316,35 @@ class Lake:
         tbl = tbl.append_column("batch_id", pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(len(df), dtype=np.int32)), pa.array([batch_id], pa.string())))
         day = pd.to_datetime(df[date_column]).to_numpy().astype("datetime64[D]")
-        offset = (day - day.min()).astype(np.int64)
-        # a stable sort of small integers is a radix sort in numpy: O(n)
+        d0 = day.min()
+        offset = (day - d0).astype(np.int64)
+        # a stable sort of small integers is a radix sort in numpy: O(n); the day files are the
+        # runs of the sorted offsets (counted, not searched for)
         order = np.argsort(offset.astype(np.int16) if offset.max() < 32767 else offset, kind="stable")
-        day = day[order]
-        if not np.all(order[1:] > order[:-1]):
-            tbl = tbl.take(pa.array(order))
-        uniq, first = np.unique(day, return_index=True)
-        bounds = list(first) + [len(day)]
+        in_order = bool(np.all(order[1:] > order[:-1]))
+        per_day = np.bincount(offset)
+        days = np.flatnonzero(per_day)
+        ends = np.cumsum(per_day)[days]
         jobs = []
-        for k, d in enumerate(uniq):
-            part = str(d)
+        for k, o in enumerate(days.tolist()):
+            part = str(d0 + np.timedelta64(o, "D"))
             path = self._path("curated", table, "hot", f"date={part}", f"{batch_id}.parquet")
-            jobs.append((path, part, tbl.slice(bounds[k], bounds[k + 1] - bounds[k])))
+            lo, hi = int(ends[k] - per_day[o]), int(ends[k])
+            jobs.append((path, part, lo, hi))
         from concurrent.futures import ThreadPoolExecutor
 
         # hot tier: fast codec, dictionary pages only for the text columns (floats and times
         # gain nothing from a dictionary and cost a third of the write time)
         text = [f.name for f in tbl.schema if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type)]
+
+        def write(job):  # each day's rows are gathered in the writing thread (Arrow releases the GIL)
+            path, _, lo, hi = job
+            piece = tbl.slice(lo, hi - lo) if in_order else tbl.take(pa.array(order[lo:hi]))
+            self._write_arrow(piece, path, compression="snappy", use_dictionary=text)
+
         with ThreadPoolExecutor(max_workers=min(2, len(jobs))) as pool:
-            list(pool.map(lambda j: self._write_arrow(j[2], j[0], compression="snappy", use_dictionary=text), jobs))
-        new = [(path, table, "hot", part, piece.num_rows, batch_id, None, 1, _now(), None) for path, part, piece in jobs]
+            list(pool.map(write, jobs))
+        new = [(path, table, "hot", part, hi - lo, batch_id, None, 1, _now(), None) for path, part, lo, hi in jobs]
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", new)
@@ -386,13 +394,18 @@ class Lake:
     def _uri(self, path: str) -> str:
         return path if self.local else f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}"
 
-    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with the lake's tables as views (live files of both tiers)."""
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None, *, tables=None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the lake's tables as views (live files of both tiers).
+
+        ``tables`` limits the views to those named (plus ``batches`` and ``meters``).
+        """
         con = con or duckdb.connect()
         if not self.local:
             con.register_filesystem(self.fs)
         files = self.files()
         for table in (*CURATED_TABLES, "quarantine"):
+            if tables is not None and table not in tables:
+                continue
             paths = [self._uri(p) for p in files.loc[files["tbl"] == table, "path"]]
             if paths:
                 lst = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
