@@ -35,7 +35,8 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
         rejected = meta.get("rejected")  # rows the connector could not parse
         if isinstance(rejected, pd.DataFrame) and len(rejected):
             quarantined.append(rejected.assign(reason=rejected["reason"].astype(str)))
-        data = result.data.copy()
+        # copy-on-write (pandas ≥ 3): a shallow copy is safe and avoids copying millions of rows
+        data = result.data.copy(deep=False)
         if mapping is not None:
             data, unmapped = mapping.apply(data, kind=result.kind, source=source)
             if len(unmapped):

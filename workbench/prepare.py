@@ -234,7 +234,7 @@ def validate_tables(readings=None, consumption=None, quarantine=None, gaps=None)
     for df, schema in ((readings, READINGS_SCHEMA), (consumption, CONSUMPTION_SCHEMA),
                        (quarantine, QUARANTINE_SCHEMA), (gaps, GAPS_SCHEMA)):
         if df is not None:
-            schema.validate(df, lazy=True)
+            schema.validate(df, lazy=True, inplace=True)  # no coercion: nothing is changed, no copy
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -289,7 +289,11 @@ def _encode(s: pd.Series) -> _Enc:
     """Dictionary-encode a string-like column (pyarrow; constant and run-sorted columns cheaply)."""
     n = len(s)
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return _Enc(n, list(s.cat.categories), codes=s.cat.codes.to_numpy().astype(np.int32, copy=False))
+        codes = s.cat.codes.to_numpy()  # signed (int8/16/32), −1 = missing: used as they are
+        cats = list(s.cat.categories)
+        if len(cats) == 1 and n and not (codes < 0).any():  # constant: one run
+            return _Enc(n, cats, runs=(np.zeros(1, np.int32), np.array([n], np.int64)))
+        return _Enc(n, cats, codes=codes)
     try:
         arr = pa.array(s, from_pandas=True)
         if isinstance(arr, pa.ChunkedArray):
@@ -453,14 +457,36 @@ def _order(g: np.ndarray, t: np.ndarray, dt: np.ndarray) -> np.ndarray:
         gg = g.astype(np.int16) if g.max() < 32767 else g
         return np.argsort(gg, kind="stable")
     tmin, tmax = int(t.min()), int(t.max())
+    bits_g = int(g.max() + 1).bit_length()
     unit = 1
-    for u in (1_000_000, 1_000):
-        if not (t % u).any():
-            unit = u
-            break
+    if int(tmax - tmin + 1).bit_length() + bits_g > 62:  # µs do not fit next to the group: coarser
+        for u in (1_000_000, 1_000):
+            if not (t % u).any():
+                unit = u
+                break
     bits_t = int((tmax - tmin) // unit + 1).bit_length()
-    if bits_t + int(g.max() + 1).bit_length() <= 62:
-        key = (g.astype(np.int64) << bits_t) | ((t - tmin) // unit)
+    if bits_t + bits_g <= 62:
+        key = g.astype(np.int64)
+        key <<= bits_t
+        tt = t - tmin
+        if unit > 1:
+            tt //= unit
+        key |= tt
+        del tt
+        # an ordered batch with a few rows appended out of order (re-sent rows, duplicates): sort
+        # only the tail and merge it into the ordered head (same stable order as a full sort)
+        p = int(np.argmax(key[1:] < key[:-1])) + 1
+        n = key.size
+        if n - p <= n // 8:
+            tail = key[p:]
+            tp = np.argsort(tail, kind="stable")
+            at = np.searchsorted(key[:p], tail[tp], side="right") + np.arange(n - p)
+            perm = np.empty(n, np.int64)
+            head = np.ones(n, bool)
+            head[at] = False
+            perm[head] = np.arange(p)
+            perm[at] = p + tp
+            return perm
         return np.argsort(key, kind="stable")
     return np.lexsort((t, g))
 
@@ -534,9 +560,11 @@ def _spikes(rate: np.ndarray, starts: np.ndarray, ends: np.ndarray, th: Threshol
     lo = np.minimum(rate[:-2], rate[2:])
     lo *= th.spike_ratio
     mid = rate[1:-1]
-    cand = np.flatnonzero((mid > lo) & (mid > 0)) + 1
+    is_c = np.zeros(n, bool)
+    is_c[1:-1] = (mid > lo) & (mid > 0)
     edges = np.concatenate([starts, starts + 1, ends - 1, ends - 2])
-    cand = np.unique(np.concatenate([cand, edges[(edges >= 0) & (edges < n)]]))
+    is_c[edges[(edges >= 0) & (edges < n)]] = True
+    cand = np.flatnonzero(is_c)
     gi = np.searchsorted(starts, cand, side="right") - 1
     gs, ge = starts[gi], ends[gi]
     ok = (ge - gs) >= 2 * w + 1
@@ -748,8 +776,8 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
         perm = _order(G, T, dT)
         G, T, V = G[perm], T[perm], V[perm]
         SRC = perm if SRC is None else SRC[perm]
-        sameG = G[1:] == G[:-1]
-        dT = np.diff(T)
+        sameG = np.equal(G[1:], G[:-1], out=sameG)  # the old buffers are reused (no fresh pages)
+        dT = np.subtract(T[1:], T[:-1], out=dT)
     IS_PREV = SRC < 0 if SRC is not None else None
 
     def src(i):  # batch row of sorted position(s) i
@@ -814,14 +842,15 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
                 q_extra[int(i)] = str(pd.Timestamp(np.datetime64(pt, "us")))
 
     if keep is not None and not keep.all():
-        newpos = np.cumsum(keep) - 1
-        dup_keep = newpos[dup_keep[keep[dup_keep]]]
+        dropped = np.flatnonzero(~keep)  # few rows: new position = old − rows dropped before it
+        dk = dup_keep[keep[dup_keep]]
+        dup_keep = dk - np.searchsorted(dropped, dk)
         G, T, V = G[keep], T[keep], V[keep]
         SRC = SRC[keep] if SRC is not None else np.flatnonzero(keep)
         IS_PREV = SRC < 0
         N = G.size
-        sameG = G[1:] == G[:-1]
-        dT = np.diff(T)
+        sameG = np.equal(G[1:], G[:-1], out=sameG[:max(N - 1, 0)])
+        dT = np.subtract(T[1:], T[:-1], out=dT[:max(N - 1, 0)])
 
     # ---- group structure (one group = one meter and quantity)
     starts = np.r_[0, np.flatnonzero(~sameG) + 1] if N else np.zeros(0, np.int64)
