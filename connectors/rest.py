@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import ConnectorResult
 from .sql import (
+    WatermarkedPull,
     ConnectorError,
     PullSummary,
     WatermarkStore,
@@ -102,7 +103,7 @@ def _param_value(value):
     return value
 
 
-class RestPull:
+class RestPull(WatermarkedPull):
     """Incremental pull of a JSON API.
 
     Parameters
@@ -169,18 +170,6 @@ class RestPull:
         return f"RestPull({self.origin!r}, key={self.state_key!r})"
 
     # -- public ---------------------------------------------------------------------------------
-    @property
-    def watermark(self):
-        """The committed watermark (sent as ``watermark_param`` by the next run)."""
-        return self.store.get(self.state_key, self.initial_watermark)
-
-    def reset(self, value=None) -> None:
-        """Forget the committed watermark (``value`` given: commit that instead)."""
-        if value is None:
-            self.store.delete(self.state_key)
-        else:
-            self.store.set(self.state_key, value, reset=True)
-
     def run(self, ingest: Callable[[ConnectorResult], Any]) -> PullSummary:
         """Fetch every page after the committed watermark: ``ingest(result)`` per page, then commit."""
         import httpx

@@ -361,7 +361,27 @@ def to_frame(records, *, kind: str, columns: Mapping[str, str] | None,
 # ---------------------------------------------------------------------------------------------
 # SQL pull
 # ---------------------------------------------------------------------------------------------
-class SqlPull:
+class WatermarkedPull:
+    """What every pull connector shares: a watermark committed in ``self.store`` under ``self.state_key``."""
+
+    store: "WatermarkStore"
+    state_key: str
+    initial_watermark = None
+
+    @property
+    def watermark(self):
+        """The committed watermark (what the next run starts after)."""
+        return self.store.get(self.state_key, self.initial_watermark)
+
+    def reset(self, value=None) -> None:
+        """Forget the committed watermark (``value`` given: commit that instead)."""
+        if value is None:
+            self.store.delete(self.state_key)
+        else:
+            self.store.set(self.state_key, value, reset=True)
+
+
+class SqlPull(WatermarkedPull):
     """Incremental pull of ``table`` (or ``query``) from the database at ``url``.
 
     Parameters
@@ -513,18 +533,6 @@ class SqlPull:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- public ---------------------------------------------------------------------------------
-    @property
-    def watermark(self):
-        """The committed watermark (what the next run starts after)."""
-        return self.store.get(self.state_key, self.initial_watermark)
-
-    def reset(self, value=None) -> None:
-        """Forget the committed watermark (``value`` given: commit that instead)."""
-        if value is None:
-            self.store.delete(self.state_key)
-        else:
-            self.store.set(self.state_key, value, reset=True)
-
     def run(self, ingest: Callable[[ConnectorResult], Any], *, max_chunks: int | None = None) -> PullSummary:
         """Pull everything after the committed watermark, chunk by chunk: ``ingest(result)`` then
         commit the chunk's watermark.  An exception from ``ingest`` propagates and leaves the

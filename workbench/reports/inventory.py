@@ -127,10 +127,14 @@ def figures(inv) -> dict:
     return figs
 
 
-def _png(fig) -> str:
+def png_base64(fig, dpi: int = 110) -> str:
+    """A figure as base64 PNG, for embedding in a self-contained HTML report."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_png = png_base64
 
 
 def _fmt(v, digits=3):

@@ -7,9 +7,7 @@ heat map meter × day, balance ratio per month, flags over time, all rules), and
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import io
 import json
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure  # the object API: no GUI backend, safe in servers and kernels
 
 from ..quality import QualityResult, completeness_table, demo_rules_path, evaluate, load_rules
-from .inventory import _cjk_font, _label
+from .inventory import _cjk_font, _label, png_base64
 
 __all__ = ["quality_report", "figures", "render_html", "resolve_connection", "summarize"]
 
@@ -175,9 +173,7 @@ def figures(con, q: QualityResult, *, max_meters: int = 60) -> dict:
 
 
 def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_base64(fig, dpi=100)
 
 
 # --------------------------------------------------------------------------- HTML
