@@ -140,3 +140,32 @@ def test_committed_lake_catalog():
     spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "catalogs" / "lake.yaml").read_text(encoding="utf-8"))
     assert {"readings", "consumption", "activity", "quarantine", "quality_results"} <= set(spec["entries"])
     assert all(e["kwargs"]["root"] == "{CATALOG_DIR}/../data/lake" for e in spec["entries"].values())
+
+
+def test_killing_the_compaction_process_loses_and_duplicates_nothing(tmp_path):
+    """SIGKILL a real `workbench lake compact` process at several moments; the lake stays exact."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lake = Lake(tmp_path / "lake")
+    for k in range(12):  # many small hot files over several months
+        periods = [f"2025-{m:02d}" for m in range(1, 13)]
+        lake.ingest(_activity(periods, q=1000.0 * (k + 1)), sender="a")
+    expected = lake.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id")
+    code = ("import sys; from workbench.lake import Lake; Lake(sys.argv[1]).compact(before='2030-01-01')")
+    for delay in (0.05, 0.2, 0.4, 0.8, 1.2):
+        p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "lake")])
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        got = Lake(tmp_path / "lake").sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id")
+        pd.testing.assert_frame_equal(got, expected)
+    final = Lake(tmp_path / "lake")
+    final.compact(before="2030-01-01")
+    pd.testing.assert_frame_equal(final.sql("SELECT record_id, quantity, batch_id FROM activity ORDER BY batch_id, record_id"),
+                                  expected)
+    assert set(final.files("activity")["tier"]) == {"cold"}
+    on_disk = {str(p) for p in (tmp_path / "lake" / "curated").rglob("*") if p.is_file()}
+    assert on_disk == set(final.files()["path"])
