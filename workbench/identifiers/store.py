@@ -1,0 +1,420 @@
+"""Handle record storage for the enterprise identifier node (seed §10.2.2): SQLAlchemy Core.
+
+One store, any SQLAlchemy URL (``sqlite:///path`` by default use; PostgreSQL with the same code).
+Tables:
+
+* ``handles(key, handle, created, updated)`` — ``key`` is :attr:`Identifier.key` (ASCII lower-cased),
+  ``handle`` the spelling it was registered with;
+* ``values(key, idx, type, format, data JSON, ttl, timestamp, admin_read, admin_write, pub_read,
+  pub_write, refs JSON)`` — one row per Handle value (``refs`` keeps :attr:`HandleValue.references`);
+* ``audit(id, who, what, handle, at, before JSON, after JSON)`` — one row per change, written in
+  the same transaction as the change.
+
+Every write runs in ONE transaction: a failing value, a failed permission check (``check=``
+callback) or a constraint violation leaves nothing written.  HS_SECKEY secrets are stored hashed
+(``hashlib.scrypt`` with a random salt, text form ``scrypt$n$r$p$salt$hash``), never readable by
+the public, and verified in constant time (:func:`verify_secret`).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from workbench.identifiers.model import (
+    HandleRecord,
+    HandleValue,
+    HandleValueError,
+    Identifier,
+    parse_identifier,
+    utc_timestamp,
+)
+
+__all__ = [
+    "HandleExists",
+    "HandleNotFound",
+    "HandleStore",
+    "InvalidValue",
+    "StoreError",
+    "ValueExists",
+    "ValuesNotFound",
+    "hash_secret",
+    "is_secret_hash",
+    "verify_secret",
+]
+
+SECRET_TYPE = "HS_SECKEY"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """A store operation refused; ``response_code`` is the Handle REST responseCode."""
+
+    response_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class HandleNotFound(StoreError):
+    response_code = 100
+
+
+class HandleExists(StoreError):
+    response_code = 101
+
+
+class ValuesNotFound(StoreError):
+    response_code = 200
+
+
+class ValueExists(StoreError):
+    response_code = 201
+
+
+class InvalidValue(StoreError):
+    response_code = 202
+
+
+# --------------------------------------------------------------------------- secrets
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+def hash_secret(secret: str, *, n: int = _SCRYPT_N, r: int = _SCRYPT_R, p: int = _SCRYPT_P) -> str:
+    """``scrypt$n$r$p$<salt b64>$<hash b64>`` of ``secret`` (UTF-8) with a fresh 16-byte salt."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode("ascii")
+    return f"scrypt${n}${r}${p}${b64(salt)}${b64(digest)}"
+
+
+def _parse_hash(stored: str):
+    parts = stored.split("$") if isinstance(stored, str) else []
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return None
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
+    except ValueError:
+        return None
+    if n < 2 or n & (n - 1) or not (1 <= r <= 64 and 1 <= p <= 16) or n > 2**20 or not salt or len(digest) != 32:
+        return None
+    return n, r, p, salt, digest
+
+
+def is_secret_hash(text: str) -> bool:
+    return _parse_hash(text) is not None
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """True if ``secret`` matches the ``scrypt$…`` hash ``stored`` (constant-time comparison)."""
+    parsed = _parse_hash(stored)
+    if parsed is None or not isinstance(secret, str):
+        return False
+    n, r, p, salt, digest = parsed
+    try:
+        got = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(got, digest)
+
+
+# --------------------------------------------------------------------------- store
+
+Check = Callable[[HandleRecord | None, HandleRecord | None], None]
+
+
+def _like_prefix(prefix: str) -> str:
+    """LIKE pattern for keys under ``prefix`` (wildcards in the prefix escaped)."""
+    esc = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return esc + "/%"
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
+
+
+class HandleStore:
+    """Handle records in a SQL database (see module doc).
+
+    ``who`` on write methods names the actor for the audit table (e.g. ``"300:88.100.24/admin"``).
+    ``check(before, after)`` on write methods is called inside the transaction with the record
+    before and after the change (``None`` for absent); raising from it aborts the whole write.
+    """
+
+    def __init__(self, url: str = "sqlite://", *, scrypt_n: int = _SCRYPT_N, echo: bool = False):
+        kwargs = {}
+        if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")):
+            from sqlalchemy.pool import StaticPool
+            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        elif url.startswith("sqlite"):
+            kwargs = {"connect_args": {"check_same_thread": False}}
+        self.engine = sa.create_engine(url, echo=echo, **kwargs)
+        self.scrypt_n = scrypt_n
+        md = self.metadata = sa.MetaData()
+        self.handles = sa.Table(
+            "handles", md,
+            sa.Column("key", sa.String(400), primary_key=True),
+            sa.Column("handle", sa.String(400), nullable=False),
+            sa.Column("created", sa.DateTime, nullable=False),
+            sa.Column("updated", sa.DateTime, nullable=False),
+        )
+        self.values = sa.Table(
+            "values", md,
+            sa.Column("key", sa.String(400), sa.ForeignKey("handles.key", ondelete="CASCADE"), primary_key=True),
+            sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("type", sa.String(128), nullable=False, index=True),
+            sa.Column("format", sa.String(16), nullable=False),
+            sa.Column("data", sa.JSON, nullable=True),
+            sa.Column("ttl", sa.Integer, nullable=False),
+            sa.Column("timestamp", sa.String(40), nullable=False),
+            sa.Column("admin_read", sa.Boolean, nullable=False),
+            sa.Column("admin_write", sa.Boolean, nullable=False),
+            sa.Column("pub_read", sa.Boolean, nullable=False),
+            sa.Column("pub_write", sa.Boolean, nullable=False),
+            sa.Column("refs", sa.JSON, nullable=True),
+        )
+        self.audit = sa.Table(
+            "audit", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("who", sa.String(500), nullable=False),
+            sa.Column("what", sa.String(40), nullable=False),
+            sa.Column("handle", sa.String(400), nullable=False, index=True),
+            sa.Column("at", sa.DateTime, nullable=False),
+            sa.Column("before", sa.JSON, nullable=True),
+            sa.Column("after", sa.JSON, nullable=True),
+        )
+        md.create_all(self.engine)
+
+    # -- helpers
+    @staticmethod
+    def _ident(handle: str | Identifier) -> Identifier:
+        return parse_identifier(handle)
+
+    def _load(self, conn, key: str) -> HandleRecord | None:
+        row = conn.execute(sa.select(self.handles.c.handle).where(self.handles.c.key == key)).first()
+        if row is None:
+            return None
+        rows = conn.execute(sa.select(self.values).where(self.values.c.key == key)
+                            .order_by(self.values.c.idx)).mappings().all()
+        return HandleRecord(row.handle, [self._value(r) for r in rows])
+
+    @staticmethod
+    def _value(r) -> HandleValue:
+        return HandleValue(index=r["idx"], type=r["type"], data={"format": r["format"], "value": r["data"]},
+                           ttl=r["ttl"], timestamp=r["timestamp"], admin_read=r["admin_read"],
+                           admin_write=r["admin_write"], pub_read=r["pub_read"], pub_write=r["pub_write"],
+                           references=list(r["refs"] or []))
+
+    def _row(self, key: str, v: HandleValue) -> dict:
+        return {"key": key, "idx": v.index, "type": v.type, "format": v.format, "data": v.value,
+                "ttl": v.ttl, "timestamp": v.timestamp, "admin_read": v.admin_read,
+                "admin_write": v.admin_write, "pub_read": v.pub_read, "pub_write": v.pub_write,
+                "refs": v.references or None}
+
+    def _prepare(self, v: HandleValue, now: str) -> HandleValue:
+        """Stamp a value being written; hash HS_SECKEY secrets and make them non-public."""
+        fields = {**v.__dict__, "timestamp": now}
+        if v.type == SECRET_TYPE:
+            if v.format not in ("string", "key"):
+                raise InvalidValue(f"value {v.index}/{SECRET_TYPE}: format must be 'string' or 'key'")
+            if not is_secret_hash(v.value):
+                fields["data"] = {"format": v.format, "value": hash_secret(v.value, n=self.scrypt_n)}
+            fields["pub_read"] = False
+            fields["pub_write"] = False
+        return HandleValue(**fields)
+
+    @staticmethod
+    def _audit_json(rec: HandleRecord | None):
+        return rec.to_json() if rec is not None else None
+
+    def _write(self, conn, key: str, handle: str, before: HandleRecord | None, after: HandleRecord | None,
+               what: str, who: str, check: Check | None):
+        if check is not None:
+            check(before, after)
+        now = _now()
+        if after is None:
+            conn.execute(sa.delete(self.values).where(self.values.c.key == key))
+            conn.execute(sa.delete(self.handles).where(self.handles.c.key == key))
+        else:
+            if before is None:
+                try:
+                    conn.execute(sa.insert(self.handles).values(key=key, handle=handle, created=now, updated=now))
+                except sa.exc.IntegrityError:
+                    raise HandleExists(f"handle {handle} already exists") from None
+            else:
+                conn.execute(sa.update(self.handles).where(self.handles.c.key == key).values(updated=now))
+            old = {v.index: v for v in (before.values if before else [])}
+            new = {v.index: v for v in after.values}
+            gone = [i for i in old if i not in new]
+            if gone:
+                conn.execute(sa.delete(self.values).where(self.values.c.key == key, self.values.c.idx.in_(gone)))
+            for i, v in new.items():
+                if i in old and old[i] == v:
+                    continue
+                if i in old:
+                    conn.execute(sa.update(self.values).where(self.values.c.key == key, self.values.c.idx == i)
+                                 .values(**{k: x for k, x in self._row(key, v).items() if k not in ("key", "idx")}))
+                else:
+                    conn.execute(sa.insert(self.values).values(**self._row(key, v)))
+        conn.execute(sa.insert(self.audit).values(who=who, what=what, handle=handle, at=now,
+                                                  before=self._audit_json(before),
+                                                  after=self._audit_json(after)))
+
+    # -- reads
+    def get(self, handle: str | Identifier, indices: Iterable[int] | None = None,
+            types: Iterable[str] | None = None) -> HandleRecord | None:
+        """The record (``None`` if absent); with ``indices`` and/or ``types`` only the values that
+        match any of them (Handle semantics: union) — possibly none."""
+        ident = self._ident(handle)
+        with self.engine.connect() as conn:
+            rec = self._load(conn, ident.key)
+        if rec is None or (indices is None and types is None):
+            return rec
+        idx, tps = set(indices or ()), set(types or ())
+        return HandleRecord(rec.identifier, [v for v in rec.values if v.index in idx or v.type in tps])
+
+    def exists(self, handle: str | Identifier) -> bool:
+        ident = self._ident(handle)
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(self.handles.c.key).where(self.handles.c.key == ident.key)).first() is not None
+
+    def list(self, prefix: str, page: int = 0, page_size: int | None = None) -> tuple[int, list[str]]:
+        """``(total, handles)`` under ``prefix`` ordered by key; ``page`` is 0-based; ``page_size``
+        ``None`` → all, ``0`` → count only (empty list)."""
+        cond = self.handles.c.key.like(_like_prefix(prefix), escape="\\")
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(self.handles).where(cond)).scalar_one()
+            if page_size == 0:
+                return total, []
+            q = sa.select(self.handles.c.handle).where(cond).order_by(self.handles.c.key)
+            if page_size is not None:
+                q = q.limit(page_size).offset(max(0, page) * page_size)
+            return total, [r.handle for r in conn.execute(q)]
+
+    def reverse(self, value: str, type: str = "URL", prefix: str | None = None, limit: int = 1000) -> list[str]:
+        """Handles having a public ``type`` value whose data equals ``value`` (reverse look-up)."""
+        v, h = self.values, self.handles
+        q = (sa.select(h.c.handle).join(v, v.c.key == h.c.key)
+             .where(v.c.type == type, v.c.pub_read.is_(True),
+                    sa.cast(v.c.data, sa.Text) == json.dumps(value))
+             .order_by(h.c.key).distinct().limit(limit))
+        if prefix:
+            q = q.where(h.c.key.like(_like_prefix(prefix), escape="\\"))
+        with self.engine.connect() as conn:
+            return [r.handle for r in conn.execute(q)]
+
+    def audit_rows(self, handle: str | None = None) -> list[dict]:
+        """Audit rows (oldest first), optionally of one handle (as spelled when written)."""
+        q = sa.select(self.audit).order_by(self.audit.c.id)
+        if handle is not None:
+            q = q.where(self.audit.c.handle == handle)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def verify(self, handle: str | Identifier, index: int, secret: str) -> bool:
+        """True if ``handle`` has an HS_SECKEY value at ``index`` matching ``secret``."""
+        try:
+            ident = self._ident(handle)
+        except ValueError:
+            return False
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.values.c.type, self.values.c.data).where(
+                self.values.c.key == ident.key, self.values.c.idx == index)).first()
+        if row is None or row.type != SECRET_TYPE:
+            verify_secret(secret, hash_secret("x", n=self.scrypt_n))   # same work either way
+            return False
+        return verify_secret(secret, row.data)
+
+    # -- writes
+    def create(self, record: HandleRecord, *, who: str = "system", check: Check | None = None) -> HandleRecord:
+        """Register a new record; :class:`HandleExists` if the handle is taken."""
+        ident = record.identifier
+        now = utc_timestamp()
+        after = HandleRecord(ident, [self._prepare(v, now) for v in record.values])
+        with self.engine.begin() as conn:
+            before = self._load(conn, ident.key)
+            if before is not None:
+                raise HandleExists(f"handle {ident} already exists")
+            self._write(conn, ident.key, str(ident), None, after, "create", who, check)
+        return after
+
+    def put(self, record: HandleRecord | str | Identifier, values: Sequence[HandleValue] | None = None, *,
+            overwrite: bool = True, indices: Iterable[int] | str | None = None, who: str = "system",
+            check: Check | None = None) -> tuple[bool, HandleRecord]:
+        """Create or change a record; returns ``(created, record_after)``.
+
+        ``put(record)`` or ``put(handle, values)``.  Without ``indices``: create the handle, or —
+        if it exists — replace all its values (``overwrite=False`` → :class:`HandleExists`).
+        With ``indices`` (a list of indices or ``"various"`` = every index in the body): write only
+        those values into the existing record, keeping the others (``overwrite=False`` and an index
+        already present → :class:`ValueExists`; absent handle → :class:`HandleNotFound`).
+        """
+        if isinstance(record, HandleRecord):
+            if values is not None:
+                raise TypeError("put(record) or put(handle, values), not both")
+            ident, body = record.identifier, record.values
+        else:
+            ident, body = self._ident(record), list(values or [])
+            try:
+                HandleRecord(ident, body)              # duplicate indices → invalid
+            except HandleValueError as exc:
+                raise InvalidValue(str(exc)) from None
+        now = utc_timestamp()
+        with self.engine.begin() as conn:
+            before = self._load(conn, ident.key)
+            if indices is None:
+                if before is not None and not overwrite:
+                    raise HandleExists(f"handle {ident} already exists")
+                after = HandleRecord(ident, [self._prepare(v, now) for v in body])
+                what = "create" if before is None else "replace"
+            else:
+                if before is None:
+                    raise HandleNotFound(f"handle {ident} not found")
+                wanted = None if indices == "various" else {int(i) for i in indices}
+                chosen = [v for v in body if wanted is None or v.index in wanted]
+                if not chosen:
+                    raise ValuesNotFound(f"handle {ident}: no values in the body at indices {sorted(wanted or [])}")
+                after = HandleRecord(before.identifier, before.values)
+                for v in chosen:
+                    if v.index in after:
+                        if not overwrite:
+                            raise ValueExists(f"handle {ident}: value at index {v.index} already exists")
+                        after.replace(self._prepare(v, now))
+                    else:
+                        after.add(self._prepare(v, now))
+                what = "modify"
+            self._write(conn, ident.key, str(before.identifier) if before else str(ident),
+                        before, after, what, who, check)
+        return before is None, after
+
+    def delete(self, handle: str | Identifier, indices: Iterable[int] | None = None, *, who: str = "system",
+               check: Check | None = None) -> HandleRecord:
+        """Delete the handle, or only the values at ``indices``; returns the record before.
+        :class:`HandleNotFound` / :class:`ValuesNotFound` if absent."""
+        ident = self._ident(handle)
+        with self.engine.begin() as conn:
+            before = self._load(conn, ident.key)
+            if before is None:
+                raise HandleNotFound(f"handle {ident} not found")
+            if indices is None:
+                after, what = None, "delete"
+            else:
+                idx = {int(i) for i in indices}
+                missing = sorted(i for i in idx if i not in before)
+                if missing:
+                    raise ValuesNotFound(f"handle {ident}: no values at indices {missing}")
+                after = HandleRecord(before.identifier, [v for v in before.values if v.index not in idx])
+                what = "remove_values"
+            self._write(conn, ident.key, str(before.identifier), before, after, what, who, check)
+        return before
