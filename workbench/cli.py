@@ -187,5 +187,9 @@ main.add_command(lake_group)
 main.add_command(import_group)
 main.add_command(quality_group)
 
+from .cli_idnode import idnode_group  # noqa: E402
+
+main.add_command(idnode_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -305,7 +305,8 @@ class HandleStore:
     def reverse(self, value: str, type: str = "URL", prefix: str | None = None, limit: int = 1000) -> list[str]:
         """Handles having a public ``type`` value whose data equals ``value`` (reverse look-up)."""
         v, h = self.values, self.handles
-        q = (sa.select(h.c.handle).join(v, v.c.key == h.c.key)
+        # key in the select list: PostgreSQL requires DISTINCT's ORDER BY columns to be selected
+        q = (sa.select(h.c.key, h.c.handle).join(v, v.c.key == h.c.key)
              .where(v.c.type == type, v.c.pub_read.is_(True),
                     sa.cast(v.c.data, sa.Text) == json.dumps(value))
              .order_by(h.c.key).distinct().limit(limit))

@@ -1,0 +1,171 @@
+"""``workbench idnode …``: the enterprise identifier node (seed §10.2.2) — serve the Handle REST API
+and register the accounting boundary's nodes as identifiers."""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_BATCH = 200
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _sender(sender):
+    return sender or f"user:{getpass.getuser()}"
+
+
+def _comparable(value) -> dict:
+    """A value's JSON without its timestamp (the store stamps every write; a retry must not count
+    as a change just because the clock moved)."""
+    out = value.to_json()
+    out.pop("timestamp", None)
+    return out
+
+
+def _same_record(a, b) -> bool:
+    return sorted((_comparable(v) for v in a.values), key=lambda d: d["index"]) == \
+        sorted((_comparable(v) for v in b.values), key=lambda d: d["index"])
+
+
+def ensure_admin(store, admin: str, password: str, *, who: str = "idnode:bootstrap") -> bool:
+    """Create the admin handle ``INDEX:PREFIX/SUFFIX`` (HS_SECKEY at INDEX holding ``password``,
+    hashed by the store, and HS_ADMIN naming itself) unless it exists; True if created."""
+    from workbench.identifiers.model import (
+        HandleRecord,
+        HandleValue,
+        admin_value,
+        parse_identifier,
+    )
+
+    idx_text, _, handle = admin.partition(":")
+    if not idx_text.isdigit() or not handle:
+        raise click.BadParameter(f"{admin!r}: expected INDEX:PREFIX/SUFFIX, e.g. 300:88.123.4567/admin",
+                                 param_hint="--admin")
+    index = int(idx_text)
+    ident = parse_identifier(handle)
+    if store.exists(ident):
+        return False
+    seckey = HandleValue(index=index, type="HS_SECKEY", data={"format": "string", "value": password})
+    hs_admin_index = 100 if index != 100 else 101
+    store.create(HandleRecord(ident, [seckey, admin_value(str(ident), index=hs_admin_index,
+                                                          admin_index=index)]), who=who)
+    return True
+
+
+def register_records(store, records, *, who: str = "system", batch_size: int = DEFAULT_BATCH) -> dict:
+    """Write ``records`` into ``store`` idempotently, one transaction per batch.
+
+    A record that is absent is created, one whose values differ (timestamps aside) is replaced,
+    an identical one is skipped (no write, no audit row).  Returns counts ``new``, ``updated``,
+    ``unchanged``, ``total``.
+    """
+    from workbench.identifiers.model import HandleRecord, utc_timestamp
+
+    counts = {"new": 0, "updated": 0, "unchanged": 0, "total": len(records)}
+    for start in range(0, len(records), max(1, batch_size)):
+        batch = records[start:start + batch_size]
+        with store.engine.begin() as conn:   # the whole batch commits or none of it
+            now = utc_timestamp()
+            for rec in batch:
+                ident = rec.identifier
+                before = store._load(conn, ident.key)
+                if before is not None and _same_record(before, rec):
+                    counts["unchanged"] += 1
+                    continue
+                after = HandleRecord(ident, [store._prepare(v, now) for v in rec.values])
+                what = "create" if before is None else "replace"
+                store._write(conn, ident.key, str(before.identifier) if before else str(ident),
+                             before, after, what, who, None)
+                counts["new" if before is None else "updated"] += 1
+    return counts
+
+
+@click.group("idnode")
+def idnode_group():
+    """Enterprise identifier node: Handle-compatible REST API and boundary registration."""
+
+
+@idnode_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store, e.g. sqlite:///idnode.db.")
+@click.option("--prefix", required=True, help="Enterprise prefix served, e.g. 88.123.4567.")
+@click.option("--admin", default=None, help="Prefix administrator INDEX:PREFIX/SUFFIX, e.g. 300:88.123.4567/admin.")
+@click.option("--admin-password-env", default=None,
+              help="Environment variable holding the admin password (used to create the admin handle "
+                   "on first start; never passed on the command line).")
+def idnode_serve(host, port, db_url, prefix, admin, admin_password_env):
+    """Serve the Handle.net-style JSON REST API for PREFIX from the store at --db."""
+    import uvicorn
+
+    from workbench.identifiers.model import IdentifierError, parse_identifier
+    from workbench.identifiers.server import create_app
+    from workbench.identifiers.store import HandleStore
+
+    try:
+        parse_identifier(f"{prefix}/x")
+    except IdentifierError as exc:
+        _fail(str(exc))
+    store = HandleStore(db_url)
+    admins = []
+    if admin:
+        password = os.environ.get(admin_password_env) if admin_password_env else None
+        handle = admin.partition(":")[2]
+        try:
+            exists = bool(handle) and store.exists(handle)
+        except IdentifierError as exc:
+            _fail(f"--admin: {exc}")
+        if not exists:
+            if not admin_password_env:
+                _fail("--admin handle does not exist yet: give --admin-password-env VAR to create it")
+            if not password:
+                _fail(f"environment variable {admin_password_env} is not set or empty")
+        try:
+            if ensure_admin(store, admin, password or ""):
+                click.echo(f"created admin handle {handle}", err=True)
+        except (IdentifierError, ValueError) as exc:
+            _fail(f"--admin: {exc}")
+        admins.append(admin)
+    try:
+        app = create_app(store, prefix, admins=admins)
+    except (IdentifierError, ValueError) as exc:
+        _fail(str(exc))
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@idnode_group.command("register-boundary")
+@click.argument("boundary_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")
+@click.option("--prefix", required=True, help="Enterprise prefix, e.g. 88.123.4567.")
+@click.option("--sender", default=None, help="Who registers (audit; default: user:$USER).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Records per transaction.")
+def idnode_register_boundary(boundary_csv, db_url, prefix, sender, batch_size):
+    """Register every node of BOUNDARY_CSV as an identifier (idempotent: re-running changes nothing)."""
+    from workbench.boundary import Boundary, BoundaryError
+    from workbench.identifiers.model import IdentifierError, records_from_boundary
+    from workbench.identifiers.store import HandleStore, StoreError
+
+    try:
+        boundary = Boundary.read_csv(boundary_csv)
+        records = records_from_boundary(boundary, prefix)
+    except (BoundaryError, IdentifierError, KeyError, ValueError) as exc:
+        _fail(str(exc))
+    store = HandleStore(db_url)
+    try:
+        counts = register_records(store, records, who=_sender(sender), batch_size=batch_size)
+    except StoreError as exc:
+        _fail(exc.message)
+    click.echo(f"{counts['total']} nodes: {counts['new']} new, {counts['updated']} updated, "
+               f"{counts['unchanged']} unchanged")
+
+
+if __name__ == "__main__":  # pragma: no cover  (python -m workbench.cli_idnode serve …)
+    idnode_group()
