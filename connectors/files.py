@@ -1133,6 +1133,18 @@ def _activity_from_table(df: pd.DataFrame, rows: np.ndarray, origin: str, lib, p
                           f"monthly table (月份 + '<energy>(<unit>)' columns); headers are {_short(cols)}")
 
 
+def _load(path, kind) -> tuple[Path, str, bytes]:
+    """The file's path, its name for messages and its bytes; ``kind`` checked when given."""
+    path = Path(path)
+    origin = str(path)
+    if kind is not None and kind not in ("readings", "activity"):
+        raise ValueError(f"kind must be 'readings' or 'activity', not {kind!r}")
+    try:
+        return path, origin, path.read_bytes()
+    except FileNotFoundError:
+        raise FileFormatError(origin, None, None, "no such file") from None
+
+
 # ---------------------------------------------------------------------------------- public: CSV
 def read_csv(path, *, kind: str = "readings", columns: dict | None = None, source: str = "file",
              defaults: dict | None = None, delimiter: str | None = None, encoding: str | None = None,
@@ -1150,14 +1162,7 @@ def read_csv(path, *, kind: str = "readings", columns: dict | None = None, sourc
     with a ``row`` column, ``metadata["rejected"]`` = row problems; raises :class:`FileFormatError`
     for whole-file problems.
     """
-    path = Path(path)
-    origin = str(path)
-    if kind not in ("readings", "activity"):
-        raise ValueError(f"kind must be 'readings' or 'activity', not {kind!r}")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(origin, None, None, "no such file") from None
+    path, origin, raw = _load(path, kind)
     first = raw[:4096].split(b"\n", 1)[0]
     delim = delimiter or _sniff_delimiter(first.decode("latin-1"))
     dec = _decode(raw, origin, encoding, delim, full_check=(kind != "readings"))
@@ -1419,14 +1424,7 @@ def read_xlsx(path, *, sheet=None, kind: str = "activity", columns: dict | None 
     tables; readings sheets need the readings columns.  Records keep their spreadsheet row; the
     origin of a record is ``<file>#<sheet>``.
     """
-    path = Path(path)
-    origin = str(path)
-    if kind not in ("readings", "activity"):
-        raise ValueError(f"kind must be 'readings' or 'activity', not {kind!r}")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(origin, None, None, "no such file") from None
+    path, origin, raw = _load(path, kind)
     if raw[:4] != b"PK\x03\x04":
         raise FileFormatError(origin, None, None, "not an XLSX workbook (an XLSX file is a ZIP archive; "
                               "old .xls files must be saved as .xlsx)")
@@ -1524,12 +1522,7 @@ def read_pdf_tables(path, *, kind: str = "activity", columns: dict | None = None
     ``<file>#table<k>(p<page>)``.  Tables that are not of ``kind`` are listed in
     ``metadata["skipped_tables"]``.  Layouts as :func:`read_xlsx`.
     """
-    path = Path(path)
-    origin = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(origin, None, None, "no such file") from None
+    path, origin, raw = _load(path, None)
     if raw[:5] != b"%PDF-":
         raise FileFormatError(origin, None, None, "not a PDF document")
     tables = _pdf_tables(path)
