@@ -7,8 +7,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from pg import pg_proc, pg_url, postgresql  # noqa: F401  (fixtures: a private PostgreSQL, see tests/pg.py)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+DB_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def db_url(request, tmp_path) -> str:
+    """SQLAlchemy URL of a fresh, empty database: a SQLite file, then a new database on the tests'
+    own PostgreSQL (pytest-postgresql copies a template per test).  Tests using it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    proc = request.getfixturevalue("pg_proc")
+    conn = request.getfixturevalue("postgresql")
+    return pg_url(proc, conn.info.dbname)
 
 
 @pytest.fixture(scope="session")

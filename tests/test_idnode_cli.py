@@ -35,8 +35,8 @@ def _register(boundary_csv, db_url, *extra):
     return r.output
 
 
-def test_register_boundary_all_nodes_and_idempotent(tmp_path, boundary_csv):
-    db = f"sqlite:///{tmp_path / 'idnode.db'}"
+def test_register_boundary_all_nodes_and_idempotent(db_url, boundary_csv, tmp_path):
+    db = db_url
     nodes = pd.read_csv(boundary_csv, dtype=str, keep_default_na=False)
     n = len(nodes)
     out = _register(boundary_csv, db, "--batch-size", "7")
@@ -89,7 +89,8 @@ def test_serve_subprocess(tmp_path, boundary_csv):
     env = dict(os.environ, WB_IDNODE_ADMIN_PW="s3cret-pw",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "workbench.cli_idnode", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--db", db, "--prefix", PREFIX, "--admin", admin, "--admin-password-env", "WB_IDNODE_ADMIN_PW"]
+           "--db", db, "--prefix", PREFIX, "--admin", admin, "--admin-password-env", "WB_IDNODE_ADMIN_PW",
+           "--workers", "2"]
     assert "s3cret-pw" not in " ".join(cmd)
     log = tmp_path / "serve.log"
     with open(log, "wb") as fh:
@@ -119,6 +120,18 @@ def test_serve_subprocess(tmp_path, boundary_csv):
         r = httpx.put(f"{base}/api/handles/{PREFIX}/dev.new", auth=(f"300%3A{PREFIX}/admin", "s3cret-pw"),
                       json={"values": [{"index": 1, "type": "URL", "data": "https://example.com/x"}]}, timeout=10)
         assert r.status_code in (200, 201) and r.json()["responseCode"] == 1, r.text
+        # two worker processes, each with its own cache: a change made through one is served by
+        # both once the change feed has been read (coherence interval 0.2 s)
+        for _ in range(10):
+            httpx.get(f"{base}/api/handles/{PREFIX}/dev.new", timeout=5)      # warm both caches
+        r = httpx.put(f"{base}/api/handles/{PREFIX}/dev.new", auth=(f"300%3A{PREFIX}/admin", "s3cret-pw"),
+                      json={"values": [{"index": 1, "type": "URL", "data": "https://example.com/moved"}]},
+                      timeout=10)
+        assert r.json()["responseCode"] == 1
+        time.sleep(0.6)
+        seen = {httpx.get(f"{base}/api/handles/{PREFIX}/dev.new", timeout=5).json()["values"][0]["data"]["value"]
+                for _ in range(20)}
+        assert seen == {"https://example.com/moved"}
         r = httpx.put(f"{base}/api/handles/{PREFIX}/dev.new2", auth=(f"300%3A{PREFIX}/admin", "wrong"),
                       json={"values": [{"index": 1, "type": "URL", "data": "https://example.com/x"}]}, timeout=10)
         assert r.status_code == 403

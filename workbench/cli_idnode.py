@@ -21,19 +21,6 @@ def _sender(sender):
     return sender or f"user:{getpass.getuser()}"
 
 
-def _comparable(value) -> dict:
-    """A value's JSON without its timestamp (the store stamps every write; a retry must not count
-    as a change just because the clock moved)."""
-    out = value.to_json()
-    out.pop("timestamp", None)
-    return out
-
-
-def _same_record(a, b) -> bool:
-    return sorted((_comparable(v) for v in a.values), key=lambda d: d["index"]) == \
-        sorted((_comparable(v) for v in b.values), key=lambda d: d["index"])
-
-
 def ensure_admin(store, admin: str, password: str, *, who: str = "idnode:bootstrap") -> bool:
     """Create the admin handle ``INDEX:PREFIX/SUFFIX`` (HS_SECKEY at INDEX holding ``password``,
     hashed by the store, and HS_ADMIN naming itself) unless it exists; True if created."""
@@ -60,31 +47,8 @@ def ensure_admin(store, admin: str, password: str, *, who: str = "idnode:bootstr
 
 
 def register_records(store, records, *, who: str = "system", batch_size: int = DEFAULT_BATCH) -> dict:
-    """Write ``records`` into ``store`` idempotently, one transaction per batch.
-
-    A record that is absent is created, one whose values differ (timestamps aside) is replaced,
-    an identical one is skipped (no write, no audit row).  Returns counts ``new``, ``updated``,
-    ``unchanged``, ``total``.
-    """
-    from workbench.identifiers.model import HandleRecord, utc_timestamp
-
-    counts = {"new": 0, "updated": 0, "unchanged": 0, "total": len(records)}
-    for start in range(0, len(records), max(1, batch_size)):
-        batch = records[start:start + batch_size]
-        with store.engine.begin() as conn:   # the whole batch commits or none of it
-            now = utc_timestamp()
-            for rec in batch:
-                ident = rec.identifier
-                before = store._load(conn, ident.key)
-                if before is not None and _same_record(before, rec):
-                    counts["unchanged"] += 1
-                    continue
-                after = HandleRecord(ident, [store._prepare(v, now) for v in rec.values])
-                what = "create" if before is None else "replace"
-                store._write(conn, ident.key, str(before.identifier) if before else str(ident),
-                             before, after, what, who, None)
-                counts["new" if before is None else "updated"] += 1
-    return counts
+    """Idempotent bulk registration: :meth:`HandleStore.put_many` (kept for callers of the CLI module)."""
+    return store.put_many(records, who=who, batch_size=batch_size)
 
 
 @click.group("idnode")
@@ -101,17 +65,30 @@ def idnode_group():
 @click.option("--admin-password-env", default=None,
               help="Environment variable holding the admin password (used to create the admin handle "
                    "on first start; never passed on the command line).")
-def idnode_serve(host, port, db_url, prefix, admin, admin_password_env):
+@click.option("--upstream", "upstreams", multiple=True, metavar="PREFIX=URL",
+              help="Recursive resolution: forward identifiers under PREFIX (longest match; '*' = any "
+                   "other prefix) to the node at URL and cache its answers for their ttl. Repeatable.")
+@click.option("--cache-size", type=click.IntRange(min=0), default=100_000, show_default=True,
+              help="Own records kept in the resolution cache per worker (0: always read the store).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (each with its own cache, kept coherent through the store's change feed).")
+def idnode_serve(host, port, db_url, prefix, admin, admin_password_env, upstreams, cache_size, workers):
     """Serve the Handle.net-style JSON REST API for PREFIX from the store at --db."""
+    import json
+
     import uvicorn
 
     from workbench.identifiers.model import IdentifierError, parse_identifier
-    from workbench.identifiers.server import create_app
+    from workbench.identifiers.resolver import Upstreams
     from workbench.identifiers.store import HandleStore
 
     try:
         parse_identifier(f"{prefix}/x")
     except IdentifierError as exc:
+        _fail(str(exc))
+    try:
+        upstream_map = dict(Upstreams.parse(upstreams).items())
+    except ValueError as exc:
         _fail(str(exc))
     store = HandleStore(db_url)
     admins = []
@@ -133,11 +110,35 @@ def idnode_serve(host, port, db_url, prefix, admin, admin_password_env):
         except (IdentifierError, ValueError) as exc:
             _fail(f"--admin: {exc}")
         admins.append(admin)
+    store.engine.dispose()
+    config = {"db": db_url, "prefix": prefix, "admins": admins, "upstreams": upstream_map,
+              "cache_size": cache_size}
     try:
-        app = create_app(store, prefix, admins=admins)
+        app_from_config(config)                     # validate in the parent: fail before forking
     except (IdentifierError, ValueError) as exc:
         _fail(str(exc))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    os.environ[CONFIG_ENV] = json.dumps(config)
+    uvicorn.run("workbench.cli_idnode:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="info", access_log=False)
+
+
+CONFIG_ENV = "WORKBENCH_IDNODE_CONFIG"
+
+
+def app_from_config(config: dict):
+    """The node app described by ``config`` (keys db, prefix, admins, upstreams, cache_size)."""
+    from workbench.identifiers.server import create_app
+    from workbench.identifiers.store import HandleStore
+
+    return create_app(HandleStore(config["db"]), config["prefix"], admins=config.get("admins", []),
+                      upstreams=config.get("upstreams") or None, cache_size=config.get("cache_size", 100_000))
+
+
+def app_from_env():
+    """uvicorn factory for each worker process: the config comes from ``$WORKBENCH_IDNODE_CONFIG``."""
+    import json
+
+    return app_from_config(json.loads(os.environ[CONFIG_ENV]))
 
 
 @idnode_group.command("register-boundary")

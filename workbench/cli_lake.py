@@ -42,7 +42,11 @@ def lake_group():
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--meters", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="meters.csv to register before ingesting readings.")
-def lake_ingest(file, lake_root, kind, source, sender, mapping, meters):
+@click.option("--identifiers", "identifiers_at", default=None, metavar="URL",
+              help="Attach identifiers and quarantine rows of unregistered sources: the identifier "
+                   "node (http(s)://…) or its store (sqlite:///…, postgresql://…). Needs --prefix.")
+@click.option("--prefix", default=None, help="Enterprise identifier prefix, e.g. 88.123.4567.")
+def lake_ingest(file, lake_root, kind, source, sender, mapping, meters, identifiers_at, prefix):
     """Ingest one file (CSV, XLSX, PDF) through raw → preparation → curated."""
     from .lake import Lake
     from .mapping import Mapping
@@ -53,12 +57,33 @@ def lake_ingest(file, lake_root, kind, source, sender, mapping, meters):
     lake = Lake(lake_root)
     if meters:
         lake.register_meters(read_meters(meters))
+    registry = None
+    if identifiers_at:
+        if not prefix:
+            _fail("--identifiers needs --prefix")
+        registry = _source_registry(identifiers_at, prefix, lake)
     try:
         result = file_connector.read_file(file, kind=kind, source=source)
-        rep = lake.ingest(result, sender=_sender(sender), mapping=Mapping.read(mapping) if mapping else None)
+        rep = lake.ingest(result, sender=_sender(sender), mapping=Mapping.read(mapping) if mapping else None,
+                          identifiers=registry)
     except (ValueError, KeyError) as exc:
         _fail(str(exc))
     _print_report(rep)
+
+
+def _source_registry(where: str, prefix: str, lake):
+    """A :class:`SourceRegistry` over a node URL or a handle-store URL, with the lake's boundary."""
+    from .identifiers.middleware import SourceRegistry
+
+    boundary = lake.boundary()
+    boundary = boundary if len(boundary) else None
+    if where.startswith(("http://", "https://")):
+        from .identifiers.client import Client
+
+        return SourceRegistry.from_resolver(Client(where), prefix, boundary=boundary)
+    from .identifiers.store import HandleStore
+
+    return SourceRegistry.from_store(HandleStore(where), prefix, boundary=boundary)
 
 
 @lake_group.command("compact")

@@ -18,7 +18,11 @@ __all__ = ["ingest"]
 _KEY = ["meter_id", "ts", "quantity"]
 
 
-def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
+def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -> IngestReport:
+    """Ingest one connector result.  ``mapping``: a :class:`workbench.mapping.Mapping`;
+    ``identifiers``: a :class:`workbench.identifiers.middleware.SourceRegistry` — after mapping,
+    every record gets the identifier of its source, and records of an unregistered source are
+    quarantined with the reason (:func:`~workbench.identifiers.middleware.attach_identifiers`)."""
     meta = result.metadata
     source = str(meta.get("source") or meta.get("connector") or "unknown")
     # a big batch of readings is hashed and copied into the raw zone while it is being prepared
@@ -43,8 +47,11 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None) -> IngestReport:
                 quarantined.append(unmapped)
         staged, failure = None, None
         try:
+            meter_ids = None
+            if identifiers is not None:  # a resolver that fails (unreachable node) fails the batch
+                data, meter_ids = _attach_identifiers(lake, data, result.kind, identifiers, quarantined)
             if result.kind == "readings":
-                staged = _stage_readings(lake, data, quarantined)
+                staged = _stage_readings(lake, data, quarantined, identifiers=meter_ids)
         except Exception as exc:  # recorded on the batch once its raw bytes are stored
             failure = exc
         if overlap:
@@ -87,6 +94,36 @@ def _duplicate(lake, result, batch_id, dup_of, source) -> IngestReport:
     return report
 
 
+# ------------------------------------------------------------------------------ identifiers
+def _attach_identifiers(lake, data, kind, registry, quarantined):
+    """The identifier middleware step; returns the accepted rows and, for readings, meter → identifier."""
+    from .identifiers.middleware import attach_identifiers
+
+    if kind in ("readings", "activity") and "row" not in data.columns:
+        # number the rows before any are taken out, as preparation would have numbered them
+        # (readings: position; activity: spreadsheet row, header on row 1)
+        data = data.assign(row=np.arange(len(data)) + (0 if kind == "readings" else 2))
+    known = None
+    if kind == "readings":  # identifiers the lake's meter registry already gives meters must agree
+        meters = lake.meters()
+        if "identifier" in meters.columns:
+            ok = meters["identifier"].notna() & meters["identifier"].astype(str).ne("")
+            known = dict(zip(meters.loc[ok, "meter_id"].astype(str), meters.loc[ok, "identifier"].astype(str)))
+    accepted, rejected = attach_identifiers(data, kind, registry, known=known)
+    if len(rejected):
+        quarantined.append(rejected)
+    meter_ids = None
+    if kind == "readings" and "identifier" in accepted.columns and len(accepted):
+        # meter → identifier from each meter's first row (one hash pass, no per-row strings)
+        codes, uniq = pd.factorize(accepted["meter_id"])
+        first = np.empty(len(uniq), np.int64)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]
+        ident = accepted["identifier"].astype("category")
+        names = np.asarray(ident.cat.categories, dtype=object)
+        meter_ids = dict(zip((str(u) for u in uniq), names[ident.cat.codes.to_numpy()[first]]))
+    return accepted, meter_ids
+
+
 # ------------------------------------------------------------------------------ readings
 def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
     """Last stored reading per meter before ``before`` (register continuity across batches)."""
@@ -102,13 +139,18 @@ def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
         con.close()
 
 
-def _stage_readings(lake, data, quarantined) -> dict:
-    """Prepare a batch and compare it with what is stored — no writes yet."""
+def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
+    """Prepare a batch and compare it with what is stored — no writes yet.  ``identifiers``:
+    meter_id → identifier attached by the identifier middleware (curated with the readings)."""
     from .prepare import prepare_readings
 
     meters = lake.meters()
     if meters.empty:
         raise ValueError("no meters registered in the lake (Lake.register_meters)")
+    if identifiers:
+        given = meters["identifier"] if "identifier" in meters.columns else pd.Series(None, index=meters.index)
+        meters = meters.assign(identifier=meters["meter_id"].astype(str).map(identifiers).where(
+            lambda s: s.notna(), given))
     before = pd.to_datetime(data["ts"], errors="coerce").min() if len(data) else None
     previous = _previous(lake, data["meter_id"], before) if before is not None and pd.notna(before) else None
     prep = prepare_readings(data, meters, previous=previous)
@@ -203,6 +245,10 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin):
 
     rows = data.reset_index(drop=True)
     first_row = 2
+    ident = None
+    if "identifier" in rows.columns:  # attached by the identifier middleware: curated with the rows
+        ident = rows["identifier"].astype(object)
+        rows = rows.drop(columns="identifier")
     if "row" in rows.columns:  # connectors that already numbered the source rows
         src_rows = pd.to_numeric(rows["row"], errors="coerce")
         rows = rows.drop(columns="row")
@@ -220,8 +266,12 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin):
         norm = normalize_activity(good, origin=origin or "batch", first_row=first_row) if len(good) else None
         if norm is not None:
             norm["row"] = src_rows.loc[good.index].to_numpy()
+            if ident is not None:
+                norm["identifier"] = ident.loc[good.index].to_numpy()
     else:
         norm["row"] = src_rows.to_numpy()
+        if ident is not None:
+            norm["identifier"] = ident.to_numpy()
     if bad_idx:
         bad = rows.loc[list(bad_idx)]
         quarantined.append(pd.DataFrame({

@@ -203,11 +203,18 @@ class Lake:
             where, args = [], []
             time_col = "ts" if "ts" in cols else ("period_date" if "period_date" in cols else "date")
             if identifier:
+                # identifiers are case-insensitive (ASCII); a node's identifier selects the node and
+                # everything below it; else rows carrying the identifier (identifier middleware)
                 b = self.boundary()
-                hit = b.loc[b.get("identifier", pd.Series(dtype=str)) == identifier, "node_id"] if len(b) else []
-                if len(hit) == 0:
+                ids = b.get("identifier", pd.Series(dtype=str)) if len(b) else pd.Series(dtype=str)
+                hit = b.loc[ids.astype(str).str.lower() == identifier.lower(), "node_id"] if len(ids) else []
+                if len(hit):
+                    node = hit.iloc[0]
+                elif "identifier" in cols:
+                    where.append("lower(identifier) = ?")
+                    args.append(identifier.lower())
+                else:
                     raise LakeError(f"identifier '{identifier}' is not in the registered boundary")
-                node = hit.iloc[0]
             if node:
                 nodes = self._nodes_under(node)
                 key = "node_id" if "node_id" in cols else "meter_id"
@@ -517,11 +524,14 @@ class Lake:
         return n
 
     # ------------------------------------------------------------------ ingest
-    def ingest(self, result, *, sender: str, mapping=None, previous=None) -> IngestReport:
-        """The one write path: raw zone → mapping → preparation → curated zone (+ quarantine)."""
+    def ingest(self, result, *, sender: str, mapping=None, previous=None, identifiers=None) -> IngestReport:
+        """The one write path: raw zone → mapping → identifiers → preparation → curated zone (+ quarantine).
+
+        ``identifiers``: a :class:`workbench.identifiers.middleware.SourceRegistry`; records whose
+        source is not registered are quarantined with the reason (see :func:`workbench.ingest.ingest`)."""
         from . import ingest as _ingest
 
-        return _ingest.ingest(self, result, sender=sender, mapping=mapping)
+        return _ingest.ingest(self, result, sender=sender, mapping=mapping, identifiers=identifiers)
 
 
 def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:

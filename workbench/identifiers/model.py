@@ -35,6 +35,7 @@ import base64
 import binascii
 import builtins
 import datetime as _dt
+import html as _html
 import json
 import math
 import re
@@ -400,6 +401,21 @@ class HandleValue:
     def permissions(self) -> str:
         return "".join("1" if f else "0" for f in (self.admin_read, self.admin_write, self.pub_read, self.pub_write))
 
+    # -- display (Jupyter / print)
+    def display_text(self) -> str:
+        """The value data as one readable line (JSON of DESC/CARBON.* as ``key: value``; secrets hidden)."""
+        return _display_text(self)
+
+    def __str__(self) -> str:
+        public = "public" if self.pub_read else "not public"
+        return f"{self.index} {self.type}: {self.display_text()}  (ttl {self.ttl} s, {self.timestamp}, {public})"
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return _html_table(None, [self])
+
     # -- JSON
     def to_json(self) -> dict:
         """The Handle REST value object (a plain dict ready for ``json.dumps``)."""
@@ -575,6 +591,153 @@ class HandleRecord:
 
     def __repr__(self) -> str:
         return f"HandleRecord({str(self.identifier)!r}, {len(self)} values)"
+
+    # -- display (Jupyter / print)
+    def __str__(self) -> str:
+        return _text_table(self)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self) if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        return _html_table(self, self.values)
+
+
+# --------------------------------------------------------------------------- display
+
+_DISPLAY_FIRST = ("kind", "name_zh", "name_en", "grade", "value", "unit", "period", "standard", "scheme")
+_JSON_TYPES = ("DESC",) + ("CARBON.FOOTPRINT", "CARBON.GRADE", "CARBON.EFFICIENCY")
+_TYPE_ZH = {"URL": "地址", "DESC": "描述", "REF": "上级", "REF.CHILD": "下级", "HS_ADMIN": "管理权限",
+            "HS_SECKEY": "密钥", "HS_VLIST": "管理组", "CARBON.FOOTPRINT": "碳足迹",
+            "CARBON.GRADE": "碳效等级", "CARBON.EFFICIENCY": "碳效"}
+_COLUMNS = (("索引", "index"), ("类型", "type"), ("值", "value"), ("有效期", "TTL (s)"),
+            ("时间戳", "timestamp"), ("公开", "public"))
+_TEXT_VALUE_MAX = 100            # display columns of a value in the text table
+
+
+def _scalar_text(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "—"
+    return str(v)
+
+
+def _display_fields(value: HandleValue) -> list[tuple[str, str]] | None:
+    """``[(key, text), …]`` of a JSON-object string value (DESC, CARBON.*), or None if it is not one.
+
+    Empty fields are left out; ``value`` and ``unit`` are shown together (``value: 12.5 tCO2e``).
+    """
+    if value.format != "string" or not isinstance(value.value, str):
+        return None
+    if value.type not in _JSON_TYPES and not value.value.lstrip().startswith("{"):
+        return None
+    try:
+        payload = json.loads(value.value)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    keys = [k for k in _DISPLAY_FIRST if k in payload] + [k for k in payload if k not in _DISPLAY_FIRST]
+    out = []
+    for k in keys:
+        v = payload[k]
+        if v is None or v == "" or (k == "unit" and "value" in payload):
+            continue
+        text = json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else _scalar_text(v)
+        if k == "value" and isinstance(payload.get("unit"), str) and payload["unit"]:
+            text = f"{text} {payload['unit']}"
+        out.append((str(k), text))
+    return out
+
+
+def _display_text(value: HandleValue) -> str:
+    fmt, data = value.format, value.value
+    if value.type == "HS_SECKEY":
+        return "(secret — hidden)"
+    fields = _display_fields(value)
+    if fields is not None:
+        return "; ".join(f"{k}: {v}" for k, v in fields)
+    if fmt == "admin":
+        return f"{data['handle']} index {data['index']}, permissions {data['permissions']}"
+    if fmt == "vlist":
+        return ", ".join(f"{r['index']}:{r['handle']}" for r in data)
+    if isinstance(data, (dict, list)):
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+    return str(data)
+
+
+def _value_html(value: HandleValue) -> str:
+    esc = _html.escape
+    fields = _display_fields(value) if value.type != "HS_SECKEY" else None
+    if fields is not None:
+        return "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in fields)
+    text = _display_text(value)
+    if value.type == "URL" and re.match(r"https?://", text, re.IGNORECASE):
+        return f'<a href="{esc(text)}" target="_blank" rel="noopener noreferrer">{esc(text)}</a>'
+    if value.type in ("REF", "REF.CHILD") or value.format == "admin":
+        return f"<code>{esc(text)}</code>"
+    if value.type == "HS_SECKEY":
+        return f"<i>{esc(text)}</i>"
+    return esc(text)
+
+
+def _html_table(record: HandleRecord | None, values: list[HandleValue]) -> str:
+    esc = _html.escape
+    head = "".join(f"<th style='text-align:left'>{esc(zh)} {esc(en)}</th>" for zh, en in _COLUMNS)
+    rows = []
+    for v in values:
+        zh = _TYPE_ZH.get(v.type)
+        typ = esc(v.type) + (f"<br><small>{esc(zh)}</small>" if zh else "")
+        public = "是 yes" if v.pub_read else "否 no"
+        cells = (str(v.index), typ, _value_html(v), str(v.ttl), esc(v.timestamp), public)
+        rows.append("<tr>" + "".join(f"<td style='text-align:left;vertical-align:top'>{c}</td>"
+                                     for c in cells) + "</tr>")
+    if not rows:
+        rows.append(f"<tr><td colspan='{len(_COLUMNS)}'><i>无值 no values</i></td></tr>")
+    caption = ""
+    if record is not None:
+        n = len(values)
+        caption = (f"<caption style='text-align:left'><b>标识 Handle</b> <code>{esc(str(record.identifier))}"
+                   f"</code> · {n} {'value' if n == 1 else 'values'}</caption>")
+    return (f"<table class='wb-handle-record'>{caption}<thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _cols(text: str) -> int:
+    """Display width (East-Asian wide/full-width characters take two columns)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _clip(text: str, width: int) -> str:
+    if _cols(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = _cols(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+def _text_table(record: HandleRecord) -> str:
+    n = len(record)
+    lines = [f"标识 Handle {record.identifier}  ({n} {'value' if n == 1 else 'values'})"]
+    header = [f"{zh} {en}" for zh, en in _COLUMNS]
+    rows = [[str(v.index), v.type, _clip(_display_text(v), _TEXT_VALUE_MAX), str(v.ttl), v.timestamp,
+             "yes" if v.pub_read else "no"] for v in record.values]
+    widths = [max(_cols(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  " + "  ".join(c + " " * (w - _cols(c)) for c, w in zip(cells, widths)).rstrip()
+
+    lines.append(line(header))
+    lines.extend(line(r) for r in rows)
+    if not rows:
+        lines.append("  (无值 no values)")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- typed carbon fields

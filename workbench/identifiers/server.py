@@ -7,9 +7,20 @@ GET    /api/handles/{prefix}/{suffix}          ``index=`` / ``type=`` (repeat, u
 PUT    /api/handles/{prefix}/{suffix}          ``overwrite=`` (default true), ``index=`` (repeat / ``various``)
 PUT    /api/handles/{prefix}/?mintNewSuffix=true  201 + the minted handle
 DELETE /api/handles/{prefix}/{suffix}          ``index=`` (repeat); none deletes the handle
-GET    /api/handles?prefix=P                   ``page`` (0-based), ``pageSize`` (0 → count only)
+GET    /api/handles?prefix=P                   ``page`` (0-based), ``pageSize`` (0 → count only); authenticated
 GET    /api/hrls/handles/?URL=…  (and /hrls/handles/)  reverse look-up → JSON list of handles
+POST   /api/batch                              ``{"records": [{"handle", "values"}, …]}`` (≤ 2,000):
+                                               idempotent bulk registration in one transaction
 ====== ======================================= =================================================
+
+Resolution (seed §10.2.3).  ``create_app`` returns an :class:`IdentifierNode`, a plain ASGI app in
+front of the FastAPI one: an anonymous ``GET /api/handles/{prefix}/{suffix}`` without query
+parameters for a handle of OUR prefix is answered from a :class:`~workbench.identifiers.resolver.RecordCache`
+(or straight from the store when ``cache_size=0``) without FastAPI's routing overhead — the same
+JSON as the full route; a GET for a prefix we do not own is forwarded to the configured upstream
+node (longest prefix match, ``*`` default) and its answer cached for its ttl (stale answers are
+served, marked ``x-cache: STALE``, while the upstream is unreachable).  Everything else goes to
+the FastAPI app.
 
 Every JSON reply carries ``responseCode`` and ``handle`` (``message`` on errors).  Writes need
 HTTP Basic authentication as ``index:prefix/suffix`` (user URL-encoded, ``300%3A88.100.24/admin``)
@@ -29,6 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 import uuid
 from collections.abc import Iterable
 from urllib.parse import unquote
@@ -36,6 +48,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from workbench.identifiers.model import (
     HandleRecord,
@@ -43,14 +56,25 @@ from workbench.identifiers.model import (
     HandleValueError,
     Identifier,
     IdentifierError,
+    _ascii_lower,
     parse_identifier,
     parse_permissions,
 )
+from workbench.identifiers.resolver import (
+    ForwardCache,
+    RecordCache,
+    Upstreams,
+    answer_ttl,
+)
 from workbench.identifiers.store import HandleStore, StoreError
 
-__all__ = ["ApiError", "create_app"]
+__all__ = ["ApiError", "IdentifierNode", "create_app"]
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH_RECORDS = 2000
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+MAX_HOPS = 8
+HOPS_HEADER = "x-resolution-hops"
 HTTP_STATUS = {1: 200, 2: 500, 100: 404, 101: 409, 102: 400, 200: 400, 201: 409, 202: 400,
                301: 400, 402: 401}
 RC_INSUFFICIENT_PERMISSIONS = 400
@@ -73,12 +97,136 @@ def _identity_text(index: int, handle: str) -> str:
     return f"{index}:{handle}"
 
 
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class IdentifierNode:
+    """ASGI app of an enterprise identifier node: fast resolution + recursion in front of ``api``.
+
+    Attributes: ``api`` (the FastAPI app with every Handle route and the OpenAPI document),
+    ``store``, ``prefix``, ``cache`` (own records), ``forward_cache``, ``upstreams``.
+    """
+
+    def __init__(self, api: FastAPI, store: HandleStore, prefix: str, *, cache: RecordCache,
+                 upstreams: Upstreams, forward_cache: ForwardCache, negative_ttl: float, max_ttl: float,
+                 upstream_timeout: float):
+        self.api, self.store, self.prefix = api, store, prefix
+        self._prefix_key = prefix.lower()
+        self.cache, self.upstreams, self.forward_cache = cache, upstreams, forward_cache
+        self.negative_ttl, self.max_ttl, self.upstream_timeout = negative_ttl, max_ttl, upstream_timeout
+        self._http = None
+
+    @property
+    def openapi(self):
+        return self.api.openapi
+
+    def changed(self) -> None:
+        """A write happened in this process: re-sync the record cache on the next request
+        (thread-safe: only a number is set; the event loop does the rest)."""
+        self.cache._next_sync = 0.0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith("/api/handles/"):
+            text = scope["path"][13:]
+            pfx, sep, suffix = text.partition("/")
+            if sep and suffix:
+                pkey = pfx.lower()
+                if pkey == self._prefix_key:
+                    anonymous = not any(k == b"authorization" for k, _ in scope["headers"])
+                    if anonymous and not scope["query_string"] and await self._resolve_own(text, send):
+                        return
+                elif self.upstreams:
+                    upstream = self.upstreams.for_prefix(suffix if pkey == "0.na" else pfx)
+                    if upstream and (pkey != "0.na" or suffix.lower() != self._prefix_key):
+                        await self._forward(upstream, scope, send)
+                        return
+        await self.api(scope, receive, send)
+
+    async def _resolve_own(self, text: str, send) -> bool:
+        cache = self.cache
+        cache.sync()
+        key = _ascii_lower(text)                          # Identifier.key; only valid keys are cached
+        values = cache.get(key) if cache.size else None
+        if values is None:
+            try:
+                key = parse_identifier(text).key
+            except IdentifierError:
+                return False                               # the API answers with rc 102
+            values = self.store.public_values_json(key)
+            if values is None:
+                return False                               # the API answers with rc 100
+            cache.put(key, values)
+        body = b'{"responseCode":1,"handle":' + _dumps(text) + b',"values":' + values + b"}"
+        await _send(send, 200, body)
+        return True
+
+    async def _forward(self, upstream: str, scope, send) -> None:
+        headers = dict(scope["headers"])
+        hops_text = headers.get(HOPS_HEADER.encode(), b"0").decode("latin-1")
+        hops = int(hops_text) if hops_text.isdigit() else 0
+        text = scope["path"][13:]
+        if hops >= MAX_HOPS:
+            await _send(send, 508, _dumps({"responseCode": 2, "handle": text,
+                                           "message": f"resolution loop: more than {MAX_HOPS} hops"}))
+            return
+        target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        now = time.monotonic()
+        fc = self.forward_cache
+        entry = fc.fresh(target, now)
+        if entry is not None:
+            await _send(send, entry[0], entry[1], cache="HIT", age=now - entry[2])
+            return
+        if self._http is None:
+            import httpx
+            self._http = httpx.AsyncClient(timeout=self.upstream_timeout)
+        try:
+            # credentials are never passed on: an upstream answers us as an anonymous resolver
+            r = await self._http.get(upstream + target, headers={HOPS_HEADER: str(hops + 1),
+                                                                 "accept": "application/json"})
+        except Exception as exc:  # noqa: BLE001 - any transport failure: serve stale or say so
+            stale = fc.stale(target)
+            if stale is not None:
+                await _send(send, stale[0], stale[1], cache="STALE", age=now - stale[2])
+            else:
+                await _send(send, 502, _dumps({"responseCode": 2, "handle": text,
+                                               "message": f"upstream node {upstream} unreachable: "
+                                                          f"{type(exc).__name__}"}))
+            return
+        ttl = answer_ttl(r.content, negative_ttl=self.negative_ttl, max_ttl=self.max_ttl)
+        if ttl:
+            fc.put(target, (r.status_code, r.content, now, now + ttl))
+        await _send(send, r.status_code, r.content, cache="MISS")
+
+
+async def _send(send, status: int, body: bytes, *, cache: str | None = None, age: float | None = None):
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if cache:
+        headers.append((b"x-cache", cache.encode()))
+    if age is not None:
+        headers.append((b"age", str(int(age)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
-               max_body_bytes: int = MAX_BODY_BYTES, title: str = "Enterprise identifier node") -> FastAPI:
-    """FastAPI app serving ``prefix`` from ``store``; ``admins`` are ``index:handle`` identities
-    with every permission (the prefix administrators).  OpenAPI at ``/openapi.json``."""
+               upstreams: Upstreams | dict | None = None, cache_size: int = 100_000,
+               coherence: float = 0.2, forward_cache_size: int = 100_000, negative_ttl: float = 30.0,
+               max_ttl: float = 86400.0, upstream_timeout: float = 5.0,
+               max_body_bytes: int = MAX_BODY_BYTES, title: str = "Enterprise identifier node") -> IdentifierNode:
+    """The node serving ``prefix`` from ``store`` (an ASGI app, see :class:`IdentifierNode`).
+
+    ``admins`` are ``index:handle`` identities with every permission (the prefix administrators).
+    ``upstreams`` maps other prefixes to upstream node URLs for recursive resolution.
+    ``cache_size`` own records cached (0: every resolution reads the store), kept coherent with
+    the store's change feed every ``coherence`` seconds.  OpenAPI at ``/openapi.json``.
+    """
     our_prefix = prefix.lower()
     parse_identifier(f"{prefix}/x")                    # validates the prefix
+    if not isinstance(upstreams, Upstreams):
+        upstreams = Upstreams(upstreams)
     admin_set = set()
     for a in admins:
         idx, _, h = a.partition(":")
@@ -201,15 +349,15 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
                                handle_text)
         return check
 
-    async def read_body(request: Request, handle: str | None):
+    async def read_body(request: Request, handle: str | None, limit: int = max_body_bytes, what: str = "record"):
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body_bytes:
-            raise ApiError(202, f"record too large (more than {max_body_bytes} bytes)", handle)
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ApiError(202, f"{what} too large (more than {limit} bytes)", handle)
         raw = b""
         async for chunk in request.stream():
             raw += chunk
-            if len(raw) > max_body_bytes:
-                raise ApiError(202, f"record too large (more than {max_body_bytes} bytes)", handle)
+            if len(raw) > limit:
+                raise ApiError(202, f"{what} too large (more than {limit} bytes)", handle)
         try:
             return json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -271,6 +419,10 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
     # ---------------------------------------------------------------- routes
     @app.get("/api/handles", summary="List handles under a prefix")
     def list_handles(request: Request, prefix: str | None = None, page: int = 0, pageSize: int | None = None):
+        user = caller(request, None, required=True)
+        if not is_server_admin(user):
+            raise ApiError(RC_INSUFFICIENT_PERMISSIONS, "insufficient permissions: listing handles needs "
+                           "a prefix administrator", None)
         if not prefix:
             raise ApiError(102, "query parameter 'prefix' is required", None)
         if prefix.lower() != our_prefix:
@@ -315,6 +467,7 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
         indices = index_params(request, handle, allow_various=True)
         created, _ = store_call(handle, store.put, ident, values, overwrite=overwrite, indices=indices,
                                 who=who_text(user), check=write_check(user, handle))
+        node.changed()
         return _reply(1, handle, 201 if created else 200)
 
     @app.delete("/api/handles/{pfx}/{suffix:path}", summary="Delete a handle or some of its values")
@@ -323,7 +476,38 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
         user = caller(request, handle, required=True)
         indices = index_params(request, handle)
         store_call(handle, store.delete, ident, indices, who=who_text(user), check=write_check(user, handle))
+        node.changed()
         return _reply(1, handle, 200)
+
+    @app.post("/api/batch", summary="Register many handles at once (idempotent; one transaction)")
+    async def batch(request: Request):
+        user = caller(request, None, required=True)
+        body = await read_body(request, None, limit=MAX_BATCH_BYTES, what="batch")
+        items = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ApiError(202, 'body must be {"records": [{"handle": ..., "values": [...]}, ...]}', None)
+        if len(items) > MAX_BATCH_RECORDS:
+            raise ApiError(202, f"at most {MAX_BATCH_RECORDS} records per batch, got {len(items)}", None)
+        overwrite = bool_param(request, "overwrite", True, None)
+        records = []
+        for i, item in enumerate(items):
+            where = item.get("handle") if isinstance(item, dict) and isinstance(item.get("handle"), str) else None
+            try:
+                rec = HandleRecord.from_json(item)
+            except IdentifierError as exc:
+                raise ApiError(102, f"record {i}: {exc}", where) from None
+            except HandleValueError as exc:
+                raise ApiError(202, f"record {i}: invalid value: {exc}", where) from None
+            ident_of(rec.identifier.prefix, rec.identifier.suffix)       # ours?
+            records.append(rec)
+
+        def check(before, after):
+            write_check(user, str((after or before).identifier))(before, after)
+
+        counts = await run_in_threadpool(store_call, None, store.put_many, records, who=who_text(user),
+                                         check=check, batch_size=max(1, len(records)), overwrite=overwrite)
+        node.changed()
+        return {"responseCode": 1, "handle": None, **counts}
 
     def reverse(request: Request):
         params = request.query_params
@@ -342,4 +526,7 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
 
     app.get("/api/hrls/handles/", summary="Reverse look-up: handles by value")(reverse)
     app.get("/hrls/handles/", summary="Reverse look-up (pyhandle path)")(reverse)
-    return app
+    node = IdentifierNode(app, store, prefix, cache=RecordCache(store, cache_size, coherence=coherence),
+                          upstreams=upstreams, forward_cache=ForwardCache(forward_cache_size),
+                          negative_ttl=negative_ttl, max_ttl=max_ttl, upstream_timeout=upstream_timeout)
+    return node

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -46,6 +47,8 @@ __all__ = [
     "ValuesNotFound",
     "hash_secret",
     "is_secret_hash",
+    "same_values",
+    "value_digest",
     "verify_secret",
 ]
 
@@ -140,6 +143,52 @@ def _like_prefix(prefix: str) -> str:
     return esc + "/%"
 
 
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    """WAL: readers (several node worker processes) never block on a writer; wait, don't fail,
+    while another process holds the write lock."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def value_digest(data) -> str:
+    """sha256 hex of a value's data as canonical JSON (the reverse look-up key)."""
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _comparable(value: HandleValue) -> dict:
+    """A value's JSON without its timestamp: a retried registration must not count as a change
+    just because the clock moved."""
+    out = value.to_json()
+    out.pop("timestamp", None)
+    return out
+
+
+def same_values(stored: HandleRecord, incoming: HandleRecord) -> bool:
+    """True if ``incoming`` would change nothing in ``stored`` (timestamps aside; a plain-text
+    HS_SECKEY matches the stored hash of the same secret)."""
+    if len(stored) != len(incoming):
+        return False
+    for new in incoming.values:
+        old = stored.get(new.index)
+        if old is None:
+            return False
+        if new.type == SECRET_TYPE and old.type == SECRET_TYPE and not is_secret_hash(new.value):
+            if not verify_secret(new.value, old.value):
+                return False
+            a, b = _comparable(old), _comparable(new)
+            a.pop("data"), b.pop("data")
+            b.update(pub_read=False, pub_write=False)
+            if {k: a[k] for k in a if k in b} != {k: b[k] for k in b if k in a}:
+                return False
+        elif _comparable(old) != _comparable(new):
+            return False
+    return True
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
 
@@ -160,7 +209,12 @@ class HandleStore:
         elif url.startswith("sqlite"):
             kwargs = {"connect_args": {"check_same_thread": False}}
         self.engine = sa.create_engine(url, echo=echo, **kwargs)
+        if url.startswith("sqlite") and kwargs.get("poolclass") is None:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self.scrypt_n = scrypt_n
+        self._public_sql = None
+        self._readers = threading.local()
+        self._reader_fairies: list = []              # keeps reader connections out of the pool
         md = self.metadata = sa.MetaData()
         self.handles = sa.Table(
             "handles", md,
@@ -183,6 +237,11 @@ class HandleStore:
             sa.Column("pub_read", sa.Boolean, nullable=False),
             sa.Column("pub_write", sa.Boolean, nullable=False),
             sa.Column("refs", sa.JSON, nullable=True),
+            # sha256 of the value's canonical JSON: indexed exact-match reverse look-up
+            sa.Column("digest", sa.String(64), nullable=False),
+            # the value's Handle JSON, rendered once at write time: resolution only concatenates
+            sa.Column("rendered", sa.Text, nullable=False),
+            sa.Index("ix_values_type_digest", "type", "digest"),
         )
         self.audit = sa.Table(
             "audit", md,
@@ -202,12 +261,27 @@ class HandleStore:
         return parse_identifier(handle)
 
     def _load(self, conn, key: str) -> HandleRecord | None:
-        row = conn.execute(sa.select(self.handles.c.handle).where(self.handles.c.key == key)).first()
-        if row is None:
-            return None
-        rows = conn.execute(sa.select(self.values).where(self.values.c.key == key)
-                            .order_by(self.values.c.idx)).mappings().all()
-        return HandleRecord(row.handle, [self._value(r) for r in rows])
+        return self._load_many(conn, [key]).get(key)
+
+    def _load_many(self, conn, keys: Sequence[str]) -> dict[str, HandleRecord]:
+        """Records of ``keys`` that exist (one query per chunk: handles LEFT JOIN values)."""
+        h, v = self.handles, self.values
+        out: dict[str, HandleRecord] = {}
+        for start in range(0, len(keys), 900):          # stay under SQLite's parameter limit
+            chunk = list(keys[start:start + 900])
+            q = (sa.select(h.c.key.label("hkey"), h.c.handle, v).select_from(h.outerjoin(v, v.c.key == h.c.key))
+                 .where(h.c.key.in_(chunk) if len(chunk) > 1 else h.c.key == chunk[0])
+                 .order_by(h.c.key, v.c.idx))
+            values: dict[str, list] = {}
+            spelled: dict[str, str] = {}
+            for r in conn.execute(q).mappings():
+                spelled[r["hkey"]] = r["handle"]
+                lst = values.setdefault(r["hkey"], [])
+                if r["idx"] is not None:
+                    lst.append(self._value(r))
+            for k, vals in values.items():
+                out[k] = HandleRecord(spelled[k], vals)
+        return out
 
     @staticmethod
     def _value(r) -> HandleValue:
@@ -220,7 +294,8 @@ class HandleStore:
         return {"key": key, "idx": v.index, "type": v.type, "format": v.format, "data": v.value,
                 "ttl": v.ttl, "timestamp": v.timestamp, "admin_read": v.admin_read,
                 "admin_write": v.admin_write, "pub_read": v.pub_read, "pub_write": v.pub_write,
-                "refs": v.references or None}
+                "refs": v.references or None, "digest": value_digest(v.value),
+                "rendered": json.dumps(v.to_json(), ensure_ascii=False, separators=(",", ":"))}
 
     def _prepare(self, v: HandleValue, now: str) -> HandleValue:
         """Stamp a value being written; hash HS_SECKEY secrets and make them non-public."""
@@ -303,17 +378,94 @@ class HandleStore:
             return total, [r.handle for r in conn.execute(q)]
 
     def reverse(self, value: str, type: str = "URL", prefix: str | None = None, limit: int = 1000) -> list[str]:
-        """Handles having a public ``type`` value whose data equals ``value`` (reverse look-up)."""
+        """Handles having a public ``type`` value whose data equals ``value`` (reverse look-up;
+        an indexed match on (type, digest of the value))."""
         v, h = self.values, self.handles
         # key in the select list: PostgreSQL requires DISTINCT's ORDER BY columns to be selected
         q = (sa.select(h.c.key, h.c.handle).join(v, v.c.key == h.c.key)
-             .where(v.c.type == type, v.c.pub_read.is_(True),
-                    sa.cast(v.c.data, sa.Text) == json.dumps(value))
+             .where(v.c.type == type, v.c.digest == value_digest(value), v.c.pub_read.is_(True))
              .order_by(h.c.key).distinct().limit(limit))
         if prefix:
             q = q.where(h.c.key.like(_like_prefix(prefix), escape="\\"))
         with self.engine.connect() as conn:
             return [r.handle for r in conn.execute(q)]
+
+    def public_values_json(self, key: str) -> bytes | None:
+        """JSON array (UTF-8) of the public values of the handle with ``key``, in index order, as
+        the API returns them; ``None`` if there is no such handle.  One pre-built SQL statement
+        over the values rendered at write time, on a per-thread DBAPI connection kept open (in
+        autocommit, so every read sees the latest commit) — the node's resolution path."""
+        reader = getattr(self._readers, "conn", None)
+        if reader is None:
+            reader = self._readers.conn = self._open_reader()
+        if reader is False:                          # in-memory SQLite: share the engine's connection
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql(self._public_sql, (key,)).all()
+        else:
+            cur = reader.cursor()
+            try:
+                cur.execute(self._public_sql, (key,))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        if not rows:
+            return None
+        return ("[" + ",".join(r[1] for r in rows if r[0]) + "]").encode("utf-8")
+
+    def _open_reader(self):
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._public_sql = ('SELECT v.pub_read, v.rendered FROM handles h LEFT JOIN "values" v ON v.key = h.key '
+                            f"WHERE h.key = {mark} ORDER BY v.idx")
+        if self.engine.pool.__class__.__name__ == "StaticPool":
+            return False
+        fairy = self.engine.raw_connection()         # kept for the life of this thread
+        dbapi = fairy.driver_connection
+        if self.engine.dialect.name == "postgresql":
+            dbapi.autocommit = True
+        elif self.engine.dialect.name == "sqlite":
+            dbapi.isolation_level = None             # autocommit: no read transaction left open
+        self._reader_fairies.append(fairy)
+        return dbapi
+
+    def get_by_key(self, key: str) -> HandleRecord | None:
+        """The record whose :attr:`Identifier.key` is ``key`` (one query; the resolver's path)."""
+        with self.engine.connect() as conn:
+            return self._load(conn, key)
+
+    def existing(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` (:attr:`Identifier.key` values) are registered (one query per 900)."""
+        keys = sorted(set(keys))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 900):      # under SQLite's parameter limit
+                chunk = keys[start:start + 900]
+                found.update(r[0] for r in conn.execute(
+                    sa.select(self.handles.c.key).where(self.handles.c.key.in_(chunk))))
+        return found
+
+    def last_change(self) -> int:
+        """Id of the latest audit row (0 if none): every write adds one, so this is a change counter."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.coalesce(sa.func.max(self.audit.c.id), 0))).scalar_one()
+
+    def changes_since(self, change_id: int, limit: int = 10_000) -> tuple[int, set[str] | None]:
+        """``(latest id, keys of handles written after change_id)``; keys is ``None`` if more than
+        ``limit`` changes happened (the caller should forget everything it cached)."""
+        a = self.audit
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(a.c.id, a.c.handle).where(a.c.id > change_id)
+                                .order_by(a.c.id).limit(limit + 1)).all()
+        if not rows:
+            return change_id, set()
+        if len(rows) > limit:
+            return self.last_change(), None
+        keys = set()
+        for r in rows:
+            try:
+                keys.add(parse_identifier(r.handle).key)
+            except ValueError:
+                pass
+        return rows[-1].id, keys
 
     def audit_rows(self, handle: str | None = None) -> list[dict]:
         """Audit rows (oldest first), optionally of one handle (as spelled when written)."""
@@ -419,3 +571,55 @@ class HandleStore:
                 what = "remove_values"
             self._write(conn, ident.key, str(before.identifier), before, after, what, who, check)
         return before
+
+    def put_many(self, records: Sequence[HandleRecord], *, who: str = "system",
+                 check: Check | None = None, batch_size: int = 500, overwrite: bool = True) -> dict:
+        """Register many records idempotently (bulk loads; a retried batch changes nothing).
+
+        Each record is created if absent, replaced if its values differ (timestamps aside), and
+        skipped if identical (no write, no audit row); ``overwrite=False`` makes a differing
+        existing record an error (:class:`HandleExists`).  Every ``batch_size`` records commit in
+        one transaction: a failure (invalid value, ``check`` refusing, a duplicate handle within
+        the input) leaves that whole batch unwritten and is raised.  Returns counts ``new``,
+        ``updated``, ``unchanged``, ``total``.
+        """
+        records = list(records)
+        counts = {"new": 0, "updated": 0, "unchanged": 0, "total": len(records)}
+        seen: dict[str, str] = {}
+        for rec in records:
+            key = rec.identifier.key
+            if key in seen:
+                raise InvalidValue(f"handle {rec.identifier} given twice in one batch (also as {seen[key]})")
+            seen[key] = str(rec.identifier)
+        for start in range(0, len(records), max(1, batch_size)):
+            batch = records[start:start + batch_size]
+            now, at = utc_timestamp(), _now()
+            with self.engine.begin() as conn:
+                existing = self._load_many(conn, [r.identifier.key for r in batch])
+                handle_rows, value_rows, audit_rows = [], [], []
+                for rec in batch:
+                    ident = rec.identifier
+                    before = existing.get(ident.key)
+                    if before is not None and same_values(before, rec):
+                        counts["unchanged"] += 1
+                        continue
+                    if before is not None and not overwrite:
+                        raise HandleExists(f"handle {ident} already exists with other values")
+                    after = HandleRecord(ident, [self._prepare(v, now) for v in rec.values])
+                    if before is not None:              # rare on bulk loads: the general path
+                        self._write(conn, ident.key, str(before.identifier), before, after, "replace", who, check)
+                        counts["updated"] += 1
+                        continue
+                    if check is not None:
+                        check(None, after)
+                    handle_rows.append({"key": ident.key, "handle": str(ident), "created": at, "updated": at})
+                    value_rows.extend(self._row(ident.key, v) for v in after.values)
+                    audit_rows.append({"who": who, "what": "create", "handle": str(ident), "at": at,
+                                       "before": None, "after": after.to_json()})
+                    counts["new"] += 1
+                if handle_rows:
+                    conn.execute(sa.insert(self.handles), handle_rows)
+                    if value_rows:
+                        conn.execute(sa.insert(self.values), value_rows)
+                    conn.execute(sa.insert(self.audit), audit_rows)
+        return counts
