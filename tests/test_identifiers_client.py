@@ -32,8 +32,8 @@ PASSWORD = "s3cret"
 
 
 @pytest.fixture
-def node(tmp_path):
-    with LocalNode(prefix=PREFIX, db=f"sqlite:///{tmp_path / 'idnode.db'}", admin=ADMIN,
+def node(db_url):
+    with LocalNode(prefix=PREFIX, db=db_url, admin=ADMIN,
                    admin_password=PASSWORD, scrypt_n=2**10) as n:
         yield n
 
@@ -449,3 +449,18 @@ def test_resolved_record_displays(node):
         html = c.resolve(f"{PREFIX}/shown")._repr_html_()
     assert "<b>value</b>: 12.5 tCO2e" in html and "<b>name_zh</b>: 电表 1" in html
     assert "<b>standard</b>: GB/T 32150-2015" in html
+
+
+def test_bearer_token_client(node):
+    token = node.store.issue_token(ADMIN, label="apps")
+    with cl.Client(node.url, token=token) as c:
+        assert c.register(_record("tok.1")) is True
+    assert node.store.audit_rows(f"{PREFIX}/tok.1")[0]["who"] == ADMIN
+
+    async def go():
+        async with cl.AsyncClient(node.url, token="wbt_wrong") as c:
+            with pytest.raises(cl.AuthenticationError):
+                await c.register(_record("tok.2"))
+    asyncio.run(go())
+    with pytest.raises(ValueError):
+        cl.Client(node.url, username=ADMIN, password="x", token=token)

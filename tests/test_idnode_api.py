@@ -40,7 +40,7 @@ def store(db_url):
     # a non-admin user: owns only handles whose HS_ADMIN names her
     s.create(HandleRecord(USER2, [_seckey("alicepw"), admin_value(PREFIX)]), who="bootstrap")
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 @pytest.fixture
@@ -399,3 +399,43 @@ def test_pyhandle_client_against_live_server(live_server, store):
     assert client.retrieve_handle_record(handle) is None
     assert store.get(handle) is None
     assert {r["who"] for r in store.audit_rows(handle)} == {ADMIN_USER}
+
+
+# --------------------------------------------------------------------------- bearer tokens
+
+
+def test_bearer_tokens_for_services(client, store):
+    from click.testing import CliRunner
+
+    from workbench.cli_idnode import idnode_group
+
+    db = str(store.engine.url.render_as_string(hide_password=False))
+    r = CliRunner().invoke(idnode_group, ["token", "issue", "--db", db, "--identity", ADMIN_USER,
+                                          "--label", "gateway-1", "--sender", "ops"])
+    assert r.exit_code == 0, r.output
+    token = r.output.strip()
+    assert token.startswith("wbt_") and len(token) > 40
+    assert token not in str(store.audit_rows())                     # only a digest is kept
+    bearer = {"Authorization": f"Bearer {token}"}
+    r = client.put(f"/api/handles/{PREFIX}/svc.1", json=_values((1, "URL", "https://x/svc")), headers=bearer)
+    assert r.status_code == 201 and r.json()["responseCode"] == 1
+    assert store.audit_rows(f"{PREFIX}/svc.1")[0]["who"] == ADMIN_USER
+    # a token for alice carries alice's rights only
+    alice_token = store.issue_token(f"300:{USER2}", label="app")
+    r = client.put(f"/api/handles/{PREFIX}/svc.2", json=_values((1, "URL", "https://x")),
+                   headers={"Authorization": f"Bearer {alice_token}"})
+    assert r.status_code == 403 and r.json()["responseCode"] == 400
+    # wrong, revoked and expired tokens are refused
+    r = client.put(f"/api/handles/{PREFIX}/svc.3", json=_values((1, "URL", "https://x")),
+                   headers={"Authorization": "Bearer wbt_nope"})
+    assert r.status_code == 403 and r.json()["responseCode"] == 403
+    r = CliRunner().invoke(idnode_group, ["token", "revoke", "--db", db, "--label", "gateway-1"])
+    assert r.exit_code == 0 and "1 token(s) revoked" in r.output
+    r = client.put(f"/api/handles/{PREFIX}/svc.1", json=_values((1, "URL", "https://x/2")), headers=bearer)
+    assert r.status_code == 403 and r.json()["responseCode"] == 403
+    import datetime as dt
+    old = store.issue_token(ADMIN_USER, expires=dt.datetime(2020, 1, 1))
+    assert store.token_identity(old) is None
+    assert [r["what"] for r in store.audit_rows(ADMIN)][-3:] == ["token_issue", "token_revoke", "token_issue"]
+    r = CliRunner().invoke(idnode_group, ["token", "issue", "--db", db, "--identity", f"300:{PREFIX}/ghost"])
+    assert r.exit_code == 2 and "not found" in r.output

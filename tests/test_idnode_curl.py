@@ -39,7 +39,7 @@ def node_url(db_url):
             admin_value(PREFIX)]))
     with running_server(create_app(store, PREFIX, admins=[f"300:{PREFIX}/admin"])) as url:
         yield url
-    store.engine.dispose()
+    store.close()
 
 
 def curl(url: str, method: str, path: str, *, user: str | None = None, data: str | None = None):

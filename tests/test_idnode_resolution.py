@@ -40,7 +40,7 @@ def store(db_url):
     _bootstrap(s, PREFIX, "s3cret")
     _bootstrap(s, PREFIX, "alicepw", "alice")
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 def _product(i: int, ttl: int = 86400) -> HandleRecord:
@@ -101,7 +101,7 @@ def test_cache_sees_writes_at_once_and_other_writers_within_the_coherence_interv
     other.delete(f"{PREFIX}/prod.A1")
     time.sleep(0.25)
     assert c.get(url).status_code == 404
-    other.engine.dispose()
+    other.close()
 
 
 # --------------------------------------------------------------------------- batch registration
@@ -221,7 +221,7 @@ def two_nodes(store, tmp_path):
                             negative_ttl=1)
         with running_server(a_node) as a_url:
             yield a_url, a_node, b_url, b, other
-    other.engine.dispose()
+    other.close()
 
 
 def test_recursive_resolution_forwards_and_caches_for_the_ttl(two_nodes):
@@ -279,7 +279,7 @@ def test_recursive_resolution_survives_the_upstream_going_down(store, tmp_path):
         r = httpx.get(f"{a_url}/api/handles/{OTHER}/p.2", timeout=10)
         assert r.status_code == 502 and r.json()["responseCode"] == 2
         assert "unreachable" in r.json()["message"] and r.json()["handle"] == f"{OTHER}/p.2"
-    other.engine.dispose()
+    other.close()
 
 
 def test_resolution_loop_is_cut(store):

@@ -34,7 +34,7 @@ def store(db_url):
                                               data={"format": "string", "value": "s3cret"}),
                                   admin_value(PREFIX)]), who="bootstrap")
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 def test_store_crud_list(store):

@@ -141,6 +141,55 @@ def app_from_env():
     return app_from_config(json.loads(os.environ[CONFIG_ENV]))
 
 
+@idnode_group.group("token")
+def token_group():
+    """Bearer tokens for services (gateways, apps) acting as an identity of this node."""
+
+
+@token_group.command("issue")
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")
+@click.option("--identity", required=True, help="INDEX:PREFIX/SUFFIX the token acts as (its HS_ADMIN rights apply).")
+@click.option("--label", default="", help="What the token is for, e.g. gateway-1 (used to revoke).")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="Expires after this many days.")
+@click.option("--sender", default=None, help="Who issues it (audit; default: user:$USER).")
+def token_issue(db_url, identity, label, days, sender):
+    """Print a new token (shown once; only its digest is stored)."""
+    import datetime as dt
+
+    from workbench.identifiers.model import IdentifierError
+    from workbench.identifiers.store import HandleStore, StoreError
+
+    expires = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=days)) if days else None
+    try:
+        token = HandleStore(db_url).issue_token(identity, label=label, expires=expires, who=_sender(sender))
+    except StoreError as exc:
+        _fail(exc.message)
+    except (IdentifierError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(token)
+
+
+@token_group.command("revoke")
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")
+@click.option("--identity", default=None, help="Revoke the tokens of this INDEX:PREFIX/SUFFIX.")
+@click.option("--label", default=None, help="Revoke the tokens with this label.")
+@click.option("--token-env", default=None, help="Environment variable holding the token to revoke.")
+@click.option("--sender", default=None, help="Who revokes (audit; default: user:$USER).")
+def token_revoke(db_url, identity, label, token_env, sender):
+    """Revoke tokens (by identity, label or the token itself); prints how many."""
+    from workbench.identifiers.model import IdentifierError
+    from workbench.identifiers.store import HandleStore
+
+    token = os.environ.get(token_env) if token_env else None
+    if token_env and not token:
+        _fail(f"environment variable {token_env} is not set or empty")
+    try:
+        n = HandleStore(db_url).revoke_tokens(identity=identity, label=label, token=token, who=_sender(sender))
+    except (IdentifierError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"{n} token(s) revoked")
+
+
 @idnode_group.command("register-boundary")
 @click.argument("boundary_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")

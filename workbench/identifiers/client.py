@@ -423,14 +423,28 @@ def _op_register_many(records, chunk_size):
 # --------------------------------------------------------------------------- drivers
 
 
+
+class _BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` (a service token from ``workbench idnode token issue``)."""
+
+    def __init__(self, token: str):
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request):
+        request.headers["Authorization"] = self._header
+        yield request
+
 class _Base:
     """Configuration shared by both clients; the request → httpx keyword translation."""
 
     def __init__(self, base_url: str, *, username: str | None = None, password: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, transport=None, retries: int = DEFAULT_RETRIES,
-                 backoff: float = DEFAULT_BACKOFF, verify=True, headers: Mapping | None = None):
+                 backoff: float = DEFAULT_BACKOFF, verify=True, headers: Mapping | None = None,
+                 token: str | None = None):
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
+        if token is not None and username is not None:
+            raise ValueError("give username/password or a token, not both")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries {retries!r} must be a non-negative integer")
         self.base_url = str(base_url).rstrip("/")
@@ -438,6 +452,8 @@ class _Base:
         self.retries = retries
         self.backoff = float(backoff)
         self._auth = httpx.BasicAuth(_encoded_user(username), password) if username is not None else None
+        if token is not None:
+            self._auth = _BearerAuth(token)
         self._http_kwargs = {"base_url": self.base_url, "timeout": httpx.Timeout(timeout), "transport": transport,
                              "verify": verify, "headers": {"Accept": "application/json", **(headers or {})}}
 

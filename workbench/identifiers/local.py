@@ -128,7 +128,7 @@ class LocalNode:
         self._server = self._thread = None
         self.url = None
         if self.store is not None:
-            self.store.engine.dispose()
+            self.store.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None

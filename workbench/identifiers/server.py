@@ -24,7 +24,8 @@ the FastAPI app.
 
 Every JSON reply carries ``responseCode`` and ``handle`` (``message`` on errors).  Writes need
 HTTP Basic authentication as ``index:prefix/suffix`` (user URL-encoded, ``300%3A88.100.24/admin``)
-checked against the hashed HS_SECKEY at that index.  Authorisation:
+checked against the hashed HS_SECKEY at that index, or a service's ``Authorization: Bearer``
+token (issued for such an identity, stored as a sha256 digest, revocable, optionally expiring).  Authorisation:
 
 * identities in ``admins`` (prefix administrators, i.e. holders of ``0.NA/<prefix>``) may do anything;
 * others need an HS_ADMIN value of the *existing* record naming them (directly, or via an
@@ -146,13 +147,11 @@ class IdentifierNode:
     async def _resolve_own(self, text: str, send) -> bool:
         cache = self.cache
         cache.sync()
-        key = _ascii_lower(text)                          # Identifier.key; only valid keys are cached
+        # Identifier.key of the text.  No validation here: only valid identifiers are stored, so a
+        # key that is found is valid, and anything not found goes to the API (rc 100 or 102)
+        key = _ascii_lower(text)
         values = cache.get(key) if cache.size else None
         if values is None:
-            try:
-                key = parse_identifier(text).key
-            except IdentifierError:
-                return False                               # the API answers with rc 102
             values = self.store.public_values_json(key)
             if values is None:
                 return False                               # the API answers with rc 100
@@ -268,8 +267,14 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
                 raise ApiError(RC_AUTHENTICATION_NEEDED, "authentication needed", handle)
             return None
         scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer":                   # service tokens (workbench idnode token issue)
+            who = store.token_identity(token.strip())
+            if who is None:
+                raise ApiError(RC_AUTHENTICATION_FAILED, "invalid, expired or revoked token", handle)
+            return who
         if scheme.lower() != "basic":
-            raise ApiError(RC_AUTHENTICATION_NEEDED, "only HTTP Basic authentication is supported", handle)
+            raise ApiError(RC_AUTHENTICATION_NEEDED, "use HTTP Basic (index:prefix/suffix) or a Bearer token",
+                           handle)
         try:
             text = base64.b64decode(token.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):

@@ -18,11 +18,13 @@ the public, and verified in constant time (:func:`verify_secret`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import hmac
 import json
 import os
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -159,6 +161,12 @@ def value_digest(data) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def public_json(record: HandleRecord) -> str:
+    """The JSON array of ``record``'s public values, in index order, exactly as resolution returns it."""
+    return json.dumps([v.to_json() for v in sorted(record.values, key=lambda v: v.index) if v.pub_read],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
 def _comparable(value: HandleValue) -> dict:
     """A value's JSON without its timestamp: a retried registration must not count as a change
     just because the clock moved."""
@@ -222,6 +230,9 @@ class HandleStore:
             sa.Column("handle", sa.String(400), nullable=False),
             sa.Column("created", sa.DateTime, nullable=False),
             sa.Column("updated", sa.DateTime, nullable=False),
+            # JSON array of the public values as the API returns them, rendered at write time:
+            # resolving is one primary-key look-up of ready text
+            sa.Column("public", sa.Text, nullable=False),
         )
         self.values = sa.Table(
             "values", md,
@@ -239,8 +250,6 @@ class HandleStore:
             sa.Column("refs", sa.JSON, nullable=True),
             # sha256 of the value's canonical JSON: indexed exact-match reverse look-up
             sa.Column("digest", sa.String(64), nullable=False),
-            # the value's Handle JSON, rendered once at write time: resolution only concatenates
-            sa.Column("rendered", sa.Text, nullable=False),
             sa.Index("ix_values_type_digest", "type", "digest"),
         )
         self.audit = sa.Table(
@@ -252,6 +261,16 @@ class HandleStore:
             sa.Column("at", sa.DateTime, nullable=False),
             sa.Column("before", sa.JSON, nullable=True),
             sa.Column("after", sa.JSON, nullable=True),
+        )
+        self.tokens = sa.Table(
+            "tokens", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("digest", sa.String(64), nullable=False, unique=True),   # sha256 of the token
+            sa.Column("identity", sa.String(420), nullable=False),            # index:handle key
+            sa.Column("label", sa.String(200), nullable=False),
+            sa.Column("created", sa.DateTime, nullable=False),
+            sa.Column("expires", sa.DateTime, nullable=True),
+            sa.Column("revoked", sa.DateTime, nullable=True),
         )
         md.create_all(self.engine)
 
@@ -294,8 +313,7 @@ class HandleStore:
         return {"key": key, "idx": v.index, "type": v.type, "format": v.format, "data": v.value,
                 "ttl": v.ttl, "timestamp": v.timestamp, "admin_read": v.admin_read,
                 "admin_write": v.admin_write, "pub_read": v.pub_read, "pub_write": v.pub_write,
-                "refs": v.references or None, "digest": value_digest(v.value),
-                "rendered": json.dumps(v.to_json(), ensure_ascii=False, separators=(",", ":"))}
+                "refs": v.references or None, "digest": value_digest(v.value)}
 
     def _prepare(self, v: HandleValue, now: str) -> HandleValue:
         """Stamp a value being written; hash HS_SECKEY secrets and make them non-public."""
@@ -324,11 +342,13 @@ class HandleStore:
         else:
             if before is None:
                 try:
-                    conn.execute(sa.insert(self.handles).values(key=key, handle=handle, created=now, updated=now))
+                    conn.execute(sa.insert(self.handles).values(key=key, handle=handle, created=now, updated=now,
+                                                                public=public_json(after)))
                 except sa.exc.IntegrityError:
                     raise HandleExists(f"handle {handle} already exists") from None
             else:
-                conn.execute(sa.update(self.handles).where(self.handles.c.key == key).values(updated=now))
+                conn.execute(sa.update(self.handles).where(self.handles.c.key == key)
+                             .values(updated=now, public=public_json(after)))
             old = {v.index: v for v in (before.values if before else [])}
             new = {v.index: v for v in after.values}
             gone = [i for i in old if i not in new]
@@ -392,9 +412,9 @@ class HandleStore:
 
     def public_values_json(self, key: str) -> bytes | None:
         """JSON array (UTF-8) of the public values of the handle with ``key``, in index order, as
-        the API returns them; ``None`` if there is no such handle.  One pre-built SQL statement
-        over the values rendered at write time, on a per-thread DBAPI connection kept open (in
-        autocommit, so every read sees the latest commit) — the node's resolution path."""
+        the API returns them; ``None`` if there is no such handle.  One primary-key look-up of the
+        text rendered at write time (:func:`public_json`), on a per-thread DBAPI connection kept
+        open (in autocommit, so every read sees the latest commit) — the node's resolution path."""
         reader = getattr(self._readers, "conn", None)
         if reader is None:
             reader = self._readers.conn = self._open_reader()
@@ -402,20 +422,26 @@ class HandleStore:
             with self.engine.connect() as conn:
                 rows = conn.exec_driver_sql(self._public_sql, (key,)).all()
         else:
-            cur = reader.cursor()
+            cur = reader.cursor()                        # cheap; a cursor per call stays thread-safe
             try:
                 cur.execute(self._public_sql, (key,))
                 rows = cur.fetchall()
             finally:
                 cur.close()
-        if not rows:
-            return None
-        return ("[" + ",".join(r[1] for r in rows if r[0]) + "]").encode("utf-8")
+        return rows[0][0].encode("utf-8") if rows else None
+
+    def close(self) -> None:
+        """Close the resolution readers and every pooled connection."""
+        for fairy in self._reader_fairies:
+            with contextlib.suppress(Exception):         # best effort: the server may be gone already
+                fairy.invalidate()                       # closes the DBAPI connection
+        self._reader_fairies.clear()
+        self._readers = threading.local()
+        self.engine.dispose()
 
     def _open_reader(self):
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        self._public_sql = ('SELECT v.pub_read, v.rendered FROM handles h LEFT JOIN "values" v ON v.key = h.key '
-                            f"WHERE h.key = {mark} ORDER BY v.idx")
+        self._public_sql = f"SELECT public FROM handles WHERE key = {mark}"
         if self.engine.pool.__class__.__name__ == "StaticPool":
             return False
         fairy = self.engine.raw_connection()         # kept for the life of this thread
@@ -488,6 +514,66 @@ class HandleStore:
             verify_secret(secret, hash_secret("x", n=self.scrypt_n))   # same work either way
             return False
         return verify_secret(secret, row.data)
+
+    # -- bearer tokens for services (gateways, apps)
+    def issue_token(self, identity: str, *, label: str = "", expires: _dt.datetime | None = None,
+                    who: str = "system") -> str:
+        """A new bearer token acting as ``identity`` (``index:prefix/suffix``, which must hold an
+        HS_SECKEY or be a handle in this store).  Only its sha256 is stored; the token is returned
+        once.  Audited."""
+        idx, _, handle = identity.partition(":")
+        if not idx.isdigit():
+            raise InvalidValue(f"identity {identity!r}: expected INDEX:PREFIX/SUFFIX")
+        ident = self._ident(handle)
+        token = "wbt_" + secrets.token_urlsafe(32)
+        now = _now()
+        with self.engine.begin() as conn:
+            if self._load(conn, ident.key) is None:
+                raise HandleNotFound(f"identity handle {ident} not found")
+            conn.execute(sa.insert(self.tokens).values(
+                digest=hashlib.sha256(token.encode()).hexdigest(), identity=f"{int(idx)}:{ident.key}",
+                label=label, created=now, expires=expires))
+            conn.execute(sa.insert(self.audit).values(who=who, what="token_issue", handle=str(ident), at=now,
+                                                      before=None, after={"identity": identity, "label": label}))
+        return token
+
+    def token_identity(self, token: str) -> tuple[int, str] | None:
+        """``(index, handle key)`` the bearer ``token`` acts as; ``None`` if unknown, revoked or expired."""
+        if not isinstance(token, str) or not token:
+            return None
+        t = self.tokens
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.c.identity, t.c.expires, t.c.revoked).where(
+                t.c.digest == hashlib.sha256(token.encode()).hexdigest())).first()
+        if row is None or row.revoked is not None or (row.expires is not None and row.expires <= _now()):
+            return None
+        idx, _, key = row.identity.partition(":")
+        return int(idx), key
+
+    def revoke_tokens(self, *, identity: str | None = None, label: str | None = None, token: str | None = None,
+                      who: str = "system") -> int:
+        """Revoke tokens matching all given criteria; returns how many.  Audited."""
+        t = self.tokens
+        cond = [t.c.revoked.is_(None)]
+        if token is not None:
+            cond.append(t.c.digest == hashlib.sha256(token.encode()).hexdigest())
+        if identity is not None:
+            idx, _, handle = identity.partition(":")
+            cond.append(t.c.identity == f"{int(idx)}:{self._ident(handle).key}")
+        if label is not None:
+            cond.append(t.c.label == label)
+        if len(cond) == 1:
+            raise ValueError("give a token, an identity or a label to revoke")
+        now = _now()
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(t.c.id, t.c.identity, t.c.label).where(*cond)).all()
+            if rows:
+                conn.execute(sa.update(t).where(t.c.id.in_([r.id for r in rows])).values(revoked=now))
+                for r in rows:
+                    conn.execute(sa.insert(self.audit).values(
+                        who=who, what="token_revoke", handle=r.identity.partition(":")[2], at=now,
+                        before={"identity": r.identity, "label": r.label}, after=None))
+        return len(rows)
 
     # -- writes
     def create(self, record: HandleRecord, *, who: str = "system", check: Check | None = None) -> HandleRecord:
@@ -612,7 +698,8 @@ class HandleStore:
                         continue
                     if check is not None:
                         check(None, after)
-                    handle_rows.append({"key": ident.key, "handle": str(ident), "created": at, "updated": at})
+                    handle_rows.append({"key": ident.key, "handle": str(ident), "created": at, "updated": at,
+                                        "public": public_json(after)})
                     value_rows.extend(self._row(ident.key, v) for v in after.values)
                     audit_rows.append({"who": who, "what": "create", "handle": str(ident), "at": at,
                                        "before": None, "after": after.to_json()})
