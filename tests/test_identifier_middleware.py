@@ -22,14 +22,14 @@ from workbench.readings import read_meters
 PREFIX = demo.PREFIX
 
 
-@pytest.fixture(scope="module")
-def store(demo_data, tmp_path_factory):
-    """The local node with the demo boundary registered (every node and meter)."""
-    db = tmp_path_factory.mktemp("idnode") / "id.db"
-    s = HandleStore(f"sqlite:///{db}", scrypt_n=2**10)
-    for rec in records_from_boundary(Boundary.read_csv(demo_data / "boundary.csv"), PREFIX):
-        s.create(rec)
-    return s
+@pytest.fixture
+def store(demo_data, db_url):
+    """The local node with the demo boundary registered (every node and meter), on SQLite and
+    on PostgreSQL (``db_url``)."""
+    s = HandleStore(db_url, scrypt_n=2**10)
+    s.put_many(records_from_boundary(Boundary.read_csv(demo_data / "boundary.csv"), PREFIX))
+    yield s
+    s.close()
 
 
 @pytest.fixture()
@@ -315,7 +315,7 @@ def test_lake_ingest_cli_with_identifiers(tmp_path, demo_data, store, via):
         return json.loads(r.output[: r.output.rindex("}") + 1])
 
     if via == "store":
-        rep = run(str(store.engine.url))
+        rep = run(store.engine.url.render_as_string(hide_password=False))
     else:
         with running_server(create_app(store, PREFIX)) as url:
             rep = run(url)
