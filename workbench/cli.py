@@ -191,5 +191,9 @@ from .cli_idnode import idnode_group  # noqa: E402
 
 main.add_command(idnode_group)
 
+from .cli_devices import devices_group  # noqa: E402
+
+main.add_command(devices_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
