@@ -195,5 +195,9 @@ from .cli_devices import devices_group  # noqa: E402
 
 main.add_command(devices_group)
 
+from .cli_gateway import gateway_command  # noqa: E402
+
+main.add_command(gateway_command)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

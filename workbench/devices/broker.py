@@ -149,7 +149,7 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
                         bind: str = "127.0.0.1",
                         platform_users: Mapping[str, str] | None = DEFAULT_PLATFORM_USERS,
                         user: str | None = None, log_types: Iterable[str] = ("all",),
-                        max_inflight_messages: int = 1000, max_queued_messages: int = 100_000,
+                        max_inflight_messages: int = 20_000, max_queued_messages: int = 100_000,
                         max_connections: int = -1, autosave_interval: int = 60,
                         who: str = "broker-config") -> BrokerFiles:
     """Write ``mosquitto.conf``, ``passwd`` and ``acl`` into ``out_dir`` (atomically; password and

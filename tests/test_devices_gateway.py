@@ -1,0 +1,274 @@
+"""MQTT → lake gateway against a real Mosquitto (tests/mqtt.py): commit-before-ack, idempotent storage
+under redelivery, a gateway killed mid-stream, a broker restart, and quarantine of bad messages."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+paho = pytest.importorskip("paho.mqtt.client")
+
+from mqtt import running_mosquitto, wait_for
+from pg import free_port
+
+from workbench.devices import DeviceRegistry
+from workbench.devices.broker import write_broker_config
+from workbench.devices.gateway import (
+    Gateway,
+    TelemetryError,
+    parse_broker_url,
+    parse_telemetry,
+)
+from workbench.lake import Lake
+
+ROOT = "wb"
+PREFIX = "88.123.4567"
+METERS = ["M1", "M2", "M3"]
+STEP_MS = 15 * 60 * 1000
+START_MS = (int(time.time() * 1000) - 6 * 86400 * 1000) // STEP_MS * STEP_MS
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Meters:
+    """One persistent-session paho client per meter (QoS 1); counts PUBACKs."""
+
+    def __init__(self, port, creds):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.clients, self.acked, self.sent = {}, set(), 0
+        for m in METERS:
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=m, protocol=paho.MQTTv5)
+            c.username_pw_set(m, creds[m])
+            c.on_publish = lambda cl, u, mid, rc, props, m=m: self.acked.add((m, mid))
+            c.reconnect_delay_set(0.1, 1)
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            c.connect("127.0.0.1", port, keepalive=10, clean_start=False, properties=props)
+            c.loop_start()
+            self.clients[m] = c
+        assert wait_for(lambda: all(c.is_connected() for c in self.clients.values()), 10)
+
+    def publish(self, start, stop):
+        for k in range(start, stop):
+            for i, (m, c) in enumerate(self.clients.items()):
+                payload = {"ts": START_MS + k * STEP_MS, "values": {"register": 1000.0 * (i + 1) + 2.5 * k}}
+                c.publish(f"{ROOT}/{m}/telemetry", json.dumps(payload), qos=1)
+                self.sent += 1
+
+    def all_acked(self, timeout=30):
+        return wait_for(lambda: len(self.acked) >= self.sent, timeout)
+
+    def close(self):
+        for c in self.clients.values():
+            c.disconnect()
+            c.loop_stop()
+
+
+@pytest.fixture
+def env(tmp_path):
+    reg_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    reg = DeviceRegistry(reg_url, prefix=PREFIX)
+    creds = reg.provision_many(
+        [{"device_id": "C-F01", "type": "collector", "node_id": "F01"}]
+        + [{"device_id": m, "type": "electricity_meter", "node_id": "F01", "collector": "C-F01",
+            "quantities": {"register": "kWh"}} for m in METERS])
+    lake = Lake(tmp_path / "lake")
+    lake.register_meters(pd.DataFrame({"meter_id": METERS, "node_id": "F01", "unit": "kWh",
+                                       "item": "electricity", "register": "cumulative"}))
+    port = free_port()
+    run_as = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    files = write_broker_config(reg, tmp_path / "conf", root=ROOT, port=port, user=run_as)
+    creds.update(files.new_credentials)
+    yield {"reg": reg, "reg_url": reg_url, "creds": creds, "lake_root": tmp_path / "lake", "lake": lake,
+           "port": port, "conf": files.conf, "tmp": tmp_path}
+    reg.dispose()
+
+
+def _stored(lake_root) -> tuple[int, int]:
+    lake = Lake(lake_root)
+    if "readings" not in lake.tables():
+        return 0, 0
+    r = lake.sql("SELECT count(*) AS n, count(DISTINCT (meter_id, ts, quantity)) AS d FROM readings")
+    return int(r["n"][0]), int(r["d"][0])
+
+
+def _gateway(env, **kw) -> Gateway:
+    return Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username="platform-gateway",
+                   password=env["creds"]["platform-gateway"], client_id="platform-gateway", root=ROOT,
+                   batch_interval=kw.pop("batch_interval", 0.1), **kw)
+
+
+def _run_in_thread(gw):
+    stop = threading.Event()
+    t = threading.Thread(target=gw.run, args=(stop,), daemon=True)
+    t.start()
+    return stop, t
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_parse_telemetry_shapes_and_reasons(env):
+    dev = env["reg"].get("M1")
+    now = START_MS + 10 * 86400 * 1000 // 2
+    rows = parse_telemetry(dev, json.dumps([{"ts": START_MS, "values": {"register": 5}},
+                                            {"ts": START_MS + STEP_MS, "values": {"register": 6.5}}]).encode(),
+                           now_ms=now, quantity_names={"register": "active_energy"})
+    assert [(r["meter_id"], r["quantity"], r["value"], r["unit"]) for r in rows] == \
+        [("M1", "active_energy", 5.0, "kWh"), ("M1", "active_energy", 6.5, "kWh")]
+    assert rows[0]["identifier"] == dev.identifier and rows[0]["identifier"].startswith(PREFIX)
+    bad = {
+        b"{nope": "not JSON",
+        b"[]": "empty list",
+        json.dumps({"values": {"register": 1}}).encode(): "expected",
+        json.dumps({"ts": START_MS // 1000, "values": {"register": 1}}).encode(): "looks like seconds",
+        json.dumps({"ts": now + 3_600_000, "values": {"register": 1}}).encode(): "implausible",
+        json.dumps({"ts": START_MS, "values": {"voltage": 230}}).encode(): "does not measure 'voltage'",
+        json.dumps({"ts": START_MS, "values": {"register": "12"}}).encode(): "finite number",
+        json.dumps({"ts": START_MS, "values": {"register": -1}}).encode(): "plausible range",
+        json.dumps({"ts": START_MS, "values": {}}).encode(): "non-empty",
+    }
+    for payload, reason in bad.items():
+        with pytest.raises(TelemetryError, match=reason):
+            parse_telemetry(dev, payload, now_ms=now)
+    assert parse_broker_url("mqtt://10.0.0.5:1884") == ("10.0.0.5", 1884)
+    assert parse_broker_url("localhost") == ("localhost", 1883)
+    with pytest.raises(ValueError):
+        parse_broker_url("http://x")
+
+
+# --------------------------------------------------------------------------- through the broker
+
+
+def test_stored_then_acknowledged_and_redelivery_never_double_counts(env):
+    with running_mosquitto(env["conf"], port=env["port"]):
+        gw1 = _gateway(env)
+        gw1.start()
+        assert wait_for(gw1._connected.is_set, 10)
+        pub = Meters(env["port"], env["creds"])
+        pub.publish(0, 50)
+        assert pub.all_acked()
+        assert wait_for(lambda: len(gw1._pending) == 150, 10)
+        # store the batch, then die before acknowledging it (no DISCONNECT: a crash)
+        batch = gw1._take()
+        rep = gw1.process(batch)
+        assert rep["rows_curated"] == 150 and _stored(env["lake_root"]) == (150, 150)
+        gw1.client.loop_stop()
+        gw1.client.socket().close()
+        # the next gateway process resumes the session; the broker redelivers the 150 messages
+        gw2 = _gateway(env)
+        stop, t = _run_in_thread(gw2)
+        assert wait_for(lambda: gw2.stats.acked >= 150, 20), gw2.stats
+        assert gw2.stats.duplicates == 150 and gw2.stats.readings == 0
+        pub.publish(50, 60)
+        assert wait_for(lambda: _stored(env["lake_root"])[0] == 180, 20)
+        stop.set()
+        t.join(10)
+        pub.close()
+    assert _stored(env["lake_root"]) == (180, 180)
+    # identifiers attached; raw zone keeps every batch as received
+    lake = Lake(env["lake_root"])
+    ids = set(lake.sql("SELECT DISTINCT identifier FROM readings")["identifier"])
+    assert ids == {env["reg"].get(m).identifier for m in METERS}
+    raw = lake.batches()
+    assert (raw["source"] == "mqtt").sum() >= 3
+
+
+def test_gateway_killed_mid_stream_and_broker_restarted_lose_nothing(env):
+    """The gateway (a real `workbench gateway` process) is SIGKILLed while messages flow, then the
+    broker is restarted: every reading is in the lake exactly once."""
+    cmd = [sys.executable, "-m", "workbench.cli", "gateway", "--broker", f"mqtt://127.0.0.1:{env['port']}",
+           "--lake", str(env["lake_root"]), "--registry", env["reg_url"], "--batch-size", "60",
+           "--batch-interval", "0.1"]
+    envv = dict(os.environ, WB_GATEWAY_PASSWORD=env["creds"]["platform-gateway"],
+                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    logf = open(env["tmp"] / "gateway.log", "ab")  # noqa: SIM115 - closed at the end
+
+    def start():
+        return subprocess.Popen(cmd, cwd=REPO, env=envv, stdout=logf, stderr=subprocess.STDOUT)
+
+    total = 3 * 400
+    broker_ctx = running_mosquitto(env["conf"], port=env["port"])
+    broker_ctx.__enter__()
+    gw = start()
+    pub = None
+    try:
+        # a new gateway's session must exist before devices publish (MQTT keeps nothing for nobody)
+        assert wait_for(lambda: "subscribed to" in (env["tmp"] / "gateway.log").read_text(), 30)
+        pub = Meters(env["port"], env["creds"])
+        pub.publish(0, 150)
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= 120, 60), (env["tmp"] / "gateway.log").read_text()
+        gw.send_signal(signal.SIGKILL)                      # mid-stream, no clean shutdown
+        gw.wait(10)
+        pub.publish(150, 250)
+        assert pub.all_acked()
+        gw = start()
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= 3 * 250, 60)
+        # the broker goes down (persistence saved) and comes back on the same port
+        broker_ctx.__exit__(None, None, None)
+        pub.publish(250, 300)                               # queued by the clients meanwhile
+        time.sleep(0.5)
+        broker_ctx = running_mosquitto(env["conf"], port=env["port"])
+        broker_ctx.__enter__()
+        pub.publish(300, 400)
+        assert pub.all_acked(60)
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= total, 60), \
+            (_stored(env["lake_root"]), (env["tmp"] / "gateway.log").read_text()[-3000:])
+        time.sleep(1.0)                                     # nothing more arrives afterwards
+        assert _stored(env["lake_root"]) == (total, total)
+        gw.send_signal(signal.SIGTERM)
+        assert gw.wait(20) == 0
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+        if pub is not None:
+            pub.close()
+        broker_ctx.__exit__(None, None, None)
+        logf.close()
+    log = (env["tmp"] / "gateway.log").read_text()
+    assert "gateway stopped" in log and "acknowledged" in log
+    # each meter's register continues without a gap or a repeat in the curated consumption
+    lake = Lake(env["lake_root"])
+    per_meter = lake.sql("SELECT meter_id, count(*) AS n FROM readings GROUP BY meter_id ORDER BY meter_id")
+    assert per_meter["n"].tolist() == [400, 400, 400]
+
+
+def test_bad_messages_are_quarantined_with_their_reason(env):
+    with running_mosquitto(env["conf"], port=env["port"]):
+        gw = _gateway(env)
+        stop, t = _run_in_thread(gw)
+        assert wait_for(gw._connected.is_set, 10)
+        pub = Meters(env["port"], env["creds"])
+        c = pub.clients["M1"]
+        c.publish(f"{ROOT}/M1/telemetry", b"{not json", qos=1)
+        c.publish(f"{ROOT}/M1/telemetry", json.dumps({"ts": START_MS, "values": {"voltage": 231}}), qos=1)
+        c.publish(f"{ROOT}/M1/telemetry", json.dumps({"ts": START_MS, "values": {"register": -5}}), qos=1)
+        pub.sent += 3
+        pub.publish(0, 2)
+        assert pub.all_acked()
+        assert wait_for(lambda: gw.stats.acked >= 9, 20), gw.stats
+        env["reg"].set_status("M2", "isolated")             # data of an isolated device is not taken
+        gw._devices_at = 0.0
+        pub.clients["M2"].publish(f"{ROOT}/M2/telemetry",
+                                  json.dumps({"ts": START_MS + 5 * STEP_MS, "values": {"register": 3000}}), qos=1)
+        assert wait_for(lambda: gw.stats.acked >= 10, 20), gw.stats
+        stop.set()
+        t.join(10)
+        pub.close()
+    lake = Lake(env["lake_root"])
+    assert _stored(env["lake_root"]) == (6, 6)
+    q = lake.sql("SELECT reason, payload FROM quarantine ORDER BY reason")
+    reasons = " | ".join(q["reason"])
+    assert len(q) == 4, reasons
+    for text in ("not JSON", "does not measure 'voltage'", "outside the plausible range", "M2 is isolated"):
+        assert text in reasons
+    assert "{not json" in set(q["payload"])

@@ -1,0 +1,60 @@
+"""``workbench gateway``: the MQTT → lake gateway service (seed §7.2 a, §7.3)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from .cli_lake import DEFAULT_LAKE
+
+
+@click.command("gateway")
+@click.option("--broker", required=True, help="mqtt://HOST:PORT of the broker.")
+@click.option("--lake", "lake_root", default=DEFAULT_LAKE, show_default=True, help="Lake root.")
+@click.option("--registry", "registry_url", required=True, help="SQLAlchemy URL of the device registry.")
+@click.option("--username", default="platform-gateway", show_default=True, help="The gateway's broker user.")
+@click.option("--password-env", default="WB_GATEWAY_PASSWORD", show_default=True,
+              help="Environment variable holding the gateway's broker password (never on the command line).")
+@click.option("--client-id", default=None, help="MQTT client id of this gateway process (default: the username).")
+@click.option("--root", default="wb", show_default=True, help="Topic root.")
+@click.option("--group", default="wb-gateways", show_default=True,
+              help="Shared-subscription group: gateway processes in one group split the stream ('' = no sharing).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between batch writes when fewer than --batch-size messages are waiting.")
+def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, group,
+                    batch_size, batch_interval):
+    """Subscribe to device telemetry, store it in the lake in batches, acknowledge after storing."""
+    from .devices.gateway import Gateway, parse_broker_url
+    from .devices.registry import DeviceRegistry
+    from .lake import Lake
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    password = os.environ.get(password_env)
+    if not password:
+        click.echo(f"error: environment variable {password_env} is not set or empty", err=True)
+        sys.exit(2)
+    try:
+        host, port = parse_broker_url(broker)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def report(rep, stats):
+        click.echo(f"stored batch {rep['batch_id'][:12]}: {rep['rows_curated']} new, {rep['rows_duplicate']} "
+                   f"duplicate, {rep['rows_quarantined']} quarantined; {stats.acked} messages acknowledged",
+                   err=True)
+
+    gw = Gateway(host, port, Lake(lake_root), DeviceRegistry(registry_url), username=username, password=password,
+                 client_id=client_id or username, root=root, group=group or None, batch_size=batch_size,
+                 batch_interval=batch_interval, on_batch=report)
+    stats = gw.run(stop)
+    click.echo(f"gateway stopped: {stats.received} received, {stats.acked} acknowledged, {stats.readings} "
+               f"readings stored, {stats.duplicates} duplicates dropped, {stats.quarantined} quarantined", err=True)

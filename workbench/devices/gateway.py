@@ -1,0 +1,317 @@
+"""MQTT → lake gateway (seed §7.2 a, §7.3): telemetry from the broker into the lake, nothing lost,
+nothing counted twice.
+
+* One persistent MQTT v5 session (fixed client id, ``clean_start=False``, session expiry) with a
+  QoS 1 subscription to ``<root>/+/telemetry`` — shared (``$share/<group>/…``) so several gateway
+  processes split the stream.  Messages that arrive while the gateway is down wait in the broker.
+* Acknowledgement is manual (paho ``manual_ack_set(True)``): messages are collected into batches
+  (``batch_size`` messages or ``batch_interval`` seconds) and a batch's PUBACKs are sent only after
+  :meth:`workbench.lake.Lake.ingest` has stored it (commit-before-ack).  A gateway killed between
+  the two gets the batch again from the broker; storage is idempotent on (device, ts, quantity) —
+  the lake drops identical readings it already holds — so redelivery never double counts.
+* Each message is validated against the device registry (:func:`parse_telemetry`): known, active
+  device; JSON shape ``{"ts": ms, "values": {quantity: number}}`` or a list of those; quantities the
+  device measures (their units come from the registry); finite, plausible values; plausible
+  timestamps.  Bad messages go to the lake's quarantine with the reason and the raw payload; the
+  raw zone keeps every batch exactly as received (topic, payload, arrival time).
+* Each reading carries the device's identifier; readings of a device that is also a lake meter use
+  that meter's quantity name, so curated readings feed the accounting like any other source.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+__all__ = ["Gateway", "GatewayStats", "TelemetryError", "parse_broker_url", "parse_telemetry"]
+
+log = logging.getLogger(__name__)
+
+#: timestamps further in the past / future than this are implausible (device clock wrong)
+MAX_AGE_S = 400 * 86400
+MAX_AHEAD_S = 300
+
+
+class TelemetryError(ValueError):
+    """A telemetry message that cannot be stored; the message is its quarantine reason."""
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``mqtt://host:port`` → (host, port); port 1883 by default."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r}: expected mqtt://HOST[:PORT]")
+    return parts.hostname, parts.port or 1883
+
+
+def _ts_ms(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TelemetryError(f"{where}: 'ts' must be epoch milliseconds (a number), not {value!r}")
+    if value < 1e11:            # seconds sent where milliseconds are expected: say so, don't guess
+        raise TelemetryError(f"{where}: 'ts' {value!r} looks like seconds; epoch milliseconds expected")
+    return int(value)
+
+
+def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
+                    quantity_names: Mapping[str, str] | None = None,
+                    ranges: Mapping[str, tuple] | None = None) -> list[dict]:
+    """Rows ``meter_id, identifier, ts (UTC), quantity, value, unit`` of one telemetry message.
+
+    ``device`` is a :class:`workbench.devices.registry.Device`; ``quantity_names`` maps the
+    device's quantity keys to the names used in the lake (default: unchanged); ``ranges``
+    ``{quantity: (lo, hi)}`` plausible values (default: the device config's ``ranges``, and no
+    negative counters).  Raises :class:`TelemetryError` with the reason.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TelemetryError(f"not JSON: {exc}") from None
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise TelemetryError("empty list")
+    ranges = dict(ranges or device.config.get("ranges") or {})
+    names = quantity_names or {}
+    rows = []
+    for n, item in enumerate(items):
+        where = f"item {n}" if isinstance(doc, list) else "message"
+        if not isinstance(item, dict) or set(item) - {"ts", "values"} or "values" not in item or "ts" not in item:
+            raise TelemetryError(f"{where}: expected {{\"ts\": ms, \"values\": {{quantity: number}}}}")
+        ts = _ts_ms(item["ts"], where)
+        if ts > now_ms + MAX_AHEAD_S * 1000 or ts < now_ms - MAX_AGE_S * 1000:
+            raise TelemetryError(f"{where}: ts {ts} ({pd.Timestamp(ts, unit='ms', tz='UTC')}) is implausible "
+                                 f"(device clock?)")
+        values = item["values"]
+        if not isinstance(values, dict) or not values:
+            raise TelemetryError(f"{where}: 'values' must be a non-empty object")
+        for q, v in values.items():
+            if q not in device.quantities:
+                raise TelemetryError(f"{where}: device {device.device_id} does not measure {q!r} "
+                                     f"(registered: {sorted(device.quantities)})")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise TelemetryError(f"{where}: {q} must be a finite number, not {v!r}")
+            lo, hi = ranges.get(q, (0.0, None) if q in ("register", "consumption") else (None, None))
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise TelemetryError(f"{where}: {q} = {v} outside the plausible range [{lo}, {hi}]")
+            rows.append({"meter_id": device.device_id, "identifier": device.identifier,
+                         "ts": ts, "quantity": names.get(q, q), "value": float(v), "unit": device.quantities[q]})
+    return rows
+
+
+@dataclass
+class GatewayStats:
+    received: int = 0
+    stored_batches: int = 0
+    acked: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    failures: int = 0
+    latency_ms: list = field(default_factory=list)   # device ts → stored, per reading (last batch)
+
+
+class Gateway:
+    """Subscribe, validate, store in batches, acknowledge after storing (see the module doc).
+
+    ``registry``: a :class:`~workbench.devices.registry.DeviceRegistry`; ``lake``: a
+    :class:`~workbench.lake.Lake` (its meter registry should hold the devices that are meters).
+    ``username``/``password``: the gateway's own broker credentials (a platform user).
+    """
+
+    def __init__(self, host: str, port: int, lake, registry, *, username: str, password: str,
+                 client_id: str = "wb-gateway-1", root: str = "wb", group: str | None = "wb-gateways",
+                 batch_size: int = 5000, batch_interval: float = 1.0, session_expiry: int = 7 * 86400,
+                 sender: str | None = None, registry_refresh: float = 5.0, on_batch=None):
+        import paho.mqtt.client as mqtt
+
+        self.host, self.port, self.lake, self.registry = host, port, lake, registry
+        self.root, self.group, self.client_id = root.strip("/"), group, client_id
+        self.batch_size, self.batch_interval = int(batch_size), float(batch_interval)
+        self.session_expiry = int(session_expiry)
+        self.sender = sender or f"gateway:{client_id}"
+        self.registry_refresh = registry_refresh
+        self.on_batch = on_batch
+        self.stats = GatewayStats()
+        self._pending: list = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._connected = threading.Event()
+        self._devices: dict = {}
+        self._sources = None
+        self._devices_at = 0.0
+        self._lake_quantity: dict[str, str] = {}
+        c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv5)
+        c.username_pw_set(username, password)
+        c.manual_ack_set(True)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        c.reconnect_delay_set(0.2, 5)
+
+    # ------------------------------------------------------------------ MQTT callbacks (network thread)
+    @property
+    def topic(self) -> str:
+        t = f"{self.root}/+/telemetry"
+        return f"$share/{self.group}/{t}" if self.group else t
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.error("gateway %s: connection refused: %s", self.client_id, reason_code)
+            return
+        client.subscribe(self.topic, qos=1)
+        log.info("gateway %s connected to %s:%s (session present: %s)", self.client_id, self.host, self.port,
+                 flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("gateway %s: subscription to %s refused: %s", self.client_id, self.topic, reason_codes)
+            return
+        self._connected.set()
+        log.info("gateway %s subscribed to %s", self.client_id, self.topic)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._connected.clear()
+        log.warning("gateway %s disconnected: %s", self.client_id, reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        item = (msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
+        with self._lock:
+            self._pending.append(item)
+            n = len(self._pending)
+        self.stats.received += 1
+        if n >= self.batch_size:
+            self._wake.set()
+
+    # ------------------------------------------------------------------ registry
+    def _device(self, device_id: str):
+        now = time.monotonic()
+        if now - self._devices_at > self.registry_refresh:
+            from workbench.identifiers.middleware import SourceRegistry
+
+            self._devices = {d.device_id: d for d in self.registry.list()}
+            # the identifier middleware carries each device's identifier into the curated readings
+            self._sources = SourceRegistry.from_mapping(
+                {("meter", d.device_id): d.identifier for d in self._devices.values() if d.identifier})
+            meters = self.lake.meters()
+            if len(meters):
+                from workbench.prepare import normalize_meters
+
+                meters = normalize_meters(meters)
+                self._lake_quantity = dict(zip(meters["meter_id"], meters["quantity"]))
+            self._devices_at = now
+        return self._devices.get(device_id)
+
+    # ------------------------------------------------------------------ batches (main thread)
+    def _take(self) -> list:
+        with self._lock:
+            batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size:]
+        return batch
+
+    def process(self, batch: list) -> dict:
+        """Validate and store one batch; returns the ingest report as a dict.  Raises if storing
+        failed (then nothing is acknowledged)."""
+        from connectors import ConnectorResult
+
+        now_ms = int(time.time() * 1000)
+        rows, rejected, raw_lines = [], [], []
+        prefix = f"{self.root}/"
+        for mid, qos, topic, payload, arrived in batch:
+            raw_lines.append(json.dumps({"topic": topic, "mid": mid, "arrived": arrived,
+                                         "payload": base64.b64encode(payload).decode("ascii")}))
+            device_id = topic[len(prefix):-len("/telemetry")] if topic.startswith(prefix) else ""
+            try:
+                dev = self._device(device_id)
+                if dev is None:
+                    raise TelemetryError(f"unknown device {device_id!r} (not in the device registry)")
+                if dev.status != "active":
+                    raise TelemetryError(f"device {device_id} is {dev.status}")
+                names = {}
+                lake_q = self._lake_quantity.get(device_id)
+                if lake_q and len(dev.quantities) == 1:      # the meter's one register: the lake's name
+                    names = {next(iter(dev.quantities)): lake_q}
+                rows.extend(parse_telemetry(dev, payload, now_ms=now_ms, quantity_names=names))
+            except TelemetryError as exc:
+                rejected.append({"row": len(raw_lines) - 1, "column": "payload", "reason": f"{topic}: {exc}",
+                                 "payload": payload.decode("utf-8", "replace")[:4000]})
+        data = pd.DataFrame(rows, columns=["meter_id", "identifier", "ts", "quantity", "value", "unit"])
+        data["ts"] = pd.to_datetime(data["ts"], unit="ms", utc=True)
+        meta = {"source": "mqtt", "connector": "mqtt-gateway", "gateway": self.client_id,
+                "messages": len(batch)}
+        if rejected:
+            meta["rejected"] = pd.DataFrame(rejected)
+        raw = ("\n".join(raw_lines) + "\n").encode("utf-8")
+        first = min(b[4] for b in batch)
+        result = ConnectorResult(data, meta, kind="readings", raw=raw,
+                                 raw_name=f"mqtt-{self.client_id}-{first:.6f}.jsonl")
+        report = self.lake.ingest(result, sender=self.sender, identifiers=self._sources)
+        if report.status == "failed":
+            raise RuntimeError(f"ingest failed: {report.message}")
+        stored_ms = time.time() * 1000
+        self.stats.latency_ms = (stored_ms - data["ts"].astype("int64").to_numpy() / 1000).tolist() if len(data) else []
+        self.stats.readings += report.rows_curated
+        self.stats.duplicates += report.rows_duplicate
+        self.stats.quarantined += report.rows_quarantined
+        return report.to_dict()
+
+    def _flush(self) -> int:
+        batch = self._take()
+        if not batch:
+            return 0
+        try:
+            report = self.process(batch)
+        except Exception:
+            self.stats.failures += 1
+            log.exception("gateway %s: storing a batch of %d messages failed; retrying", self.client_id, len(batch))
+            with self._lock:
+                self._pending[:0] = batch
+            time.sleep(min(5.0, 0.5 * self.stats.failures))
+            return 0
+        for mid, qos, *_ in batch:                      # commit-before-ack
+            if qos:
+                self.client.ack(mid, qos)
+        self.stats.acked += len(batch)
+        self.stats.stored_batches += 1
+        if self.on_batch is not None:
+            self.on_batch(report, self.stats)
+        return len(batch)
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def run(self, stop: threading.Event | None = None, *, max_seconds: float | None = None) -> GatewayStats:
+        """Connect and store batches until ``stop`` is set (or ``max_seconds`` pass); then store
+        what is pending and disconnect."""
+        stop = stop or threading.Event()
+        self.start()
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        try:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                self._wake.wait(self.batch_interval)
+                self._wake.clear()
+                while self._flush() >= self.batch_size:
+                    pass
+            self._flush()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+        return self.stats
