@@ -89,7 +89,7 @@ def env(tmp_path):
     files = write_broker_config(reg, tmp_path / "conf", root=ROOT, port=port, user=run_as)
     creds.update(files.new_credentials)
     yield {"reg": reg, "reg_url": reg_url, "creds": creds, "lake_root": tmp_path / "lake", "lake": lake,
-           "port": port, "conf": files.conf, "tmp": tmp_path}
+           "port": port, "conf": files.conf, "tmp": tmp_path, "user": run_as}
     reg.dispose()
 
 
@@ -272,3 +272,30 @@ def test_bad_messages_are_quarantined_with_their_reason(env):
     for text in ("not JSON", "does not measure 'voltage'", "outside the plausible range", "M2 is isolated"):
         assert text in reasons
     assert "{not json" in set(q["payload"])
+
+
+def test_two_gateways_share_the_stream(env, tmp_path):
+    """Scale-out: two gateway processes (own users) on one MQTT v5 shared subscription split the
+    messages; together they store every reading once."""
+    from workbench.devices.broker import DEFAULT_PLATFORM_USERS
+
+    users = {**DEFAULT_PLATFORM_USERS, "platform-gateway-2": "gateway"}
+    files = write_broker_config(env["reg"], tmp_path / "conf2", root=ROOT, port=env["port"],
+                                platform_users=users, user=env["user"])
+    creds = {**env["creds"], **files.new_credentials}
+    with running_mosquitto(files.conf, port=env["port"]):
+        gws = [Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username=u, password=creds[u],
+                       client_id=u, root=ROOT, batch_interval=0.1) for u in ("platform-gateway", "platform-gateway-2")]
+        runs = [_run_in_thread(g) for g in gws]
+        assert all(wait_for(g._connected.is_set, 10) for g in gws)
+        pub = Meters(env["port"], creds)
+        pub.publish(0, 200)
+        assert pub.all_acked()
+        assert wait_for(lambda: sum(g.stats.acked for g in gws) >= 600, 30), [g.stats for g in gws]
+        for stop, t in runs:
+            stop.set()
+            t.join(10)
+        pub.close()
+    shares = [g.stats.received for g in gws]
+    assert sum(shares) == 600 and min(shares) > 0, shares
+    assert _stored(env["lake_root"]) == (600, 600)
