@@ -626,6 +626,14 @@ class DeviceRegistry:
             self._save(conn, before, after, "config", who)
             return after.config_version
 
+    def record(self, device_id: str, what: str, details: Mapping | None = None, *, who: str = "system") -> None:
+        """An audit row for a management event that changes no field (a pushed configuration
+        acknowledged, a command sent or answered); ``details`` go in ``after``."""
+        with self.engine.begin() as conn:
+            self._require(conn, device_id, lock=False)
+            conn.execute(sa.insert(self.audit).values(who=who, what=what, device_id=device_id, at=_now(),
+                                                      before=None, after=_check_json(device_id, details or {})))
+
     def set_firmware(self, device_id: str, firmware: str, *, who: str = "system") -> Device:
         """Record the device's firmware/system version (seed §7.4 a 系统版本远程管理)."""
         return self.update(device_id, firmware=firmware, who=who)
