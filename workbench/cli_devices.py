@@ -29,6 +29,20 @@ def _registry(db: str, prefix: str | None = None):
     return DeviceRegistry(db, prefix=prefix)
 
 
+def _broker_address(url: str) -> tuple[str, int]:
+    """``mqtt://HOST[:PORT]`` (or ``HOST[:PORT]``) → (host, port), port 1883 by default."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        port = None
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname or port is None:
+        _fail(f"broker URL {url!r}: expected mqtt://HOST[:PORT]")
+    return parts.hostname, port
+
+
 _db_option = click.option("--db", default=DEFAULT_DB, show_default=True,
                           help="Registry database: SQLAlchemy URL (sqlite:///…, postgresql+psycopg://…) or a file path.")
 _who_option = click.option("--who", default=None, help="Actor recorded in the audit table (default user:<login>).")
@@ -111,3 +125,82 @@ def list_devices(db, status, as_json):
             q = ",".join(f"{k}[{u}]" for k, u in d.quantities.items())
             click.echo(f"{d.device_id}\t{d.type}\t{d.status}\t{d.node_id}\t{d.collector}\t{q}\t"
                        f"{d.identifier}\tfw={d.firmware}\tcfg=v{d.config_version}")
+
+
+@devices_group.command("simulate")
+@click.option("--broker", "broker_url", default="mqtt://127.0.0.1:1883", show_default=True,
+              help="Broker URL mqtt://HOST[:PORT].")
+@_db_option
+@click.option("--credentials", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="{device: password} JSON written by register-demo --credentials.")
+@click.option("--count", default=None, type=click.IntRange(min=1), help="Simulate the first N devices (default all).")
+@click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Skip the first N devices (split devices over several simulator processes).")
+@click.option("--device", "device_ids", multiple=True, help="Simulate this device (repeatable; overrides --count).")
+@click.option("--rate", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Telemetry messages per second per device.")
+@click.option("--duration", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to run (default: until Ctrl-C).")
+@click.option("--root", default="wb", show_default=True, help="Topic root.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the devices' random streams.")
+@click.option("--batch", default=None, type=click.IntRange(min=1),
+              help="Readings per message, sent as a JSON list (default 1; 3 with --load).")
+@click.option("--heartbeat", "heartbeat_s", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between status heartbeats (0: only on connect).")
+@click.option("--load", is_flag=True,
+              help="Benchmark load: smart-meter payloads of 3 readings (unless --batch), no heartbeats.")
+@click.option("--drain", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait for outstanding PUBACKs when stopping.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (with per-device counts).")
+def simulate(broker_url, db, credentials, count, skip, device_ids, rate, duration, root, seed, batch,
+             heartbeat_s, load, drain, as_json):
+    """Simulated meters publishing telemetry, heartbeats and command acks over MQTT (one MQTT v5
+    client per device with its own credentials); prints progress and a summary."""
+    import logging
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from workbench.devices import DeviceError, read_credentials
+    from workbench.devices.simulator import Simulator
+
+    host, port = _broker_address(broker_url)
+    if batch is None:
+        batch = 3 if load else 1
+    if load:
+        heartbeat_s = 0.0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        creds = read_credentials(credentials)
+        sim = Simulator(host, port, _registry(db), creds, root=root, rate=rate, batch=batch,
+                        heartbeat_s=heartbeat_s, seed=seed, device_ids=list(device_ids) or None,
+                        count=count, skip=skip)
+    except (DeviceError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    console = Console(stderr=True)
+
+    def line(s) -> str:
+        return (f"devices {s.connected}/{s.devices} connected · published {s.published} · acked {s.acked} · "
+                f"failed {s.failed} · pending {s.pending} · {s.acked / s.elapsed_s if s.elapsed_s else 0:.0f} msg/s "
+                f"· {s.elapsed_s:.0f}" + (f"/{duration:g}" if duration else "") + " s")
+
+    console.print(f"simulating {len(sim.devices)} devices → {host}:{port} root {root!r}, {rate:g} msg/s each, "
+                  f"{batch} reading(s) per message")
+    with Live(console=console, refresh_per_second=2, transient=True) as live:
+        stats = sim.run(duration, on_tick=lambda s: live.update(line(s)), tick_s=0.5, drain_s=drain)
+    if as_json:
+        click.echo(json.dumps(stats.as_dict(per_device=True)))
+    else:
+        t = Table(title="simulation summary")
+        for col in ("devices", "connected", "published", "acked", "failed", "pending", "readings acked", "seconds", "msg/s"):
+            t.add_column(col, justify="right")
+        d = stats.as_dict()
+        t.add_row(str(d["devices"]), str(d["ever_connected"]), str(d["published"]), str(d["acked"]), str(d["failed"]), str(d["pending"]),
+                  str(d["readings_acked"]), f"{d['elapsed_s']:.1f}", f"{d['msgs_per_s']:.0f}")
+        Console().print(t)
+        refused = {k: v.refused for k, v in stats.per_device.items() if v.refused}
+        if refused:
+            click.echo(f"refused by the broker: {refused}", err=True)
+    if stats.failed or stats.pending or any(v.refused for v in stats.per_device.values()):
+        sys.exit(1)
