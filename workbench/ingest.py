@@ -129,14 +129,26 @@ def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
     """Last stored reading per meter before ``before`` (register continuity across batches)."""
     if "readings" not in lake.tables():
         return None
-    con = lake.connect()
-    try:
-        con.register("ids", pd.DataFrame({"meter_id": pd.unique(np.asarray(meter_ids, dtype=object))}))
-        return con.execute("""SELECT r.meter_id, r.quantity, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value
-                              FROM readings r JOIN ids USING (meter_id) WHERE r.ts < ?
-                              GROUP BY ALL""", [before]).df()
-    finally:
-        con.close()
+    ids = pd.DataFrame({"meter_id": pd.unique(np.asarray(meter_ids, dtype=object))})
+    sql = """SELECT r.meter_id, r.quantity, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value
+             FROM readings r JOIN ids USING (meter_id) WHERE r.ts < ? GROUP BY ALL"""
+    # the last two days' files first (a continuous stream finds every meter there); the whole
+    # lake only for meters not seen lately
+    out = []
+    for between in ((pd.Timestamp(before) - pd.Timedelta(days=2), pd.Timestamp(before)), None):
+        con = lake.connect(tables=("readings",), registries=False, between=between)
+        try:
+            if "readings" not in {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}:
+                continue
+            con.register("ids", ids)
+            found = con.execute(sql, [before]).df()
+        finally:
+            con.close()
+        out.append(found)
+        ids = ids[~ids["meter_id"].isin(found["meter_id"])]
+        if ids.empty:
+            break
+    return pd.concat(out, ignore_index=True) if out else None
 
 
 def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
@@ -212,10 +224,12 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
     none = pd.DataFrame(columns=_KEY)
     if df is None or df.empty or table not in lake.tables():
         return df, 0, pd.DataFrame(), none
-    con = lake.connect()
+    lo, hi = df["ts"].min(), df["ts"].max()
+    con = lake.connect(tables=(table,), registries=False, between=(lo, hi))
     try:
+        if table not in {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}:
+            return df, 0, pd.DataFrame(), none          # nothing stored in that span
         con.register("batch", df)
-        lo, hi = df["ts"].min(), df["ts"].max()
         stored = con.execute(f"""SELECT s.meter_id, s.ts, s.quantity, s.value AS stored_value, s.batch_id AS stored_batch
                                  FROM {table} s SEMI JOIN batch b USING (meter_id, ts, quantity)
                                  WHERE s.ts BETWEEN ? AND ?""", [lo, hi]).df()

@@ -401,15 +401,25 @@ class Lake:
     def _uri(self, path: str) -> str:
         return path if self.local else f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}"
 
-    def connect(self, con: duckdb.DuckDBPyConnection | None = None, *, tables=None) -> duckdb.DuckDBPyConnection:
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None, *, tables=None, registries: bool = True,
+                between=None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the lake's tables as views (live files of both tiers).
 
-        ``tables`` limits the views to those named (plus ``batches`` and ``meters``).
+        ``tables`` limits the views to those named; ``registries=False`` leaves out the
+        ``batches`` and ``meters`` views; ``between=(lo, hi)`` (timestamps) takes only the files
+        whose day (hot tier) or month (cold tier) partition overlaps that span — the ingest path's
+        look-ups stay fast however many hot files the lake holds.
         """
         con = con or duckdb.connect()
         if not self.local:
             con.register_filesystem(self.fs)
         files = self.files()
+        if between is not None:
+            lo, hi = (pd.Timestamp(x).strftime("%Y-%m-%d") for x in between)
+            part = files["part"].astype(str)
+            day, month = part.str.len() == 10, part.str.len() == 7
+            keep = (day & (part >= lo) & (part <= hi)) | (month & (part >= lo[:7]) & (part <= hi[:7])) | ~(day | month)
+            files = files[keep]
         for table in (*CURATED_TABLES, "quarantine"):
             if tables is not None and table not in tables:
                 continue
@@ -417,6 +427,8 @@ class Lake:
             if paths:
                 lst = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{lst}], union_by_name = true)")
+        if not registries:
+            return con
         batches = self.batches()
         con.register("batches_df", batches)
         con.execute("CREATE OR REPLACE VIEW batches AS SELECT * FROM batches_df")
