@@ -144,3 +144,39 @@ def test_isolate_and_restore(env):
         assert back.connack is not None and not back.connack.is_failure
     finally:
         back.close()
+
+
+def test_management_cli(env, monkeypatch):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    reg = env["reg"]
+    db = str(reg.engine.url)
+    monkeypatch.setenv("WB_MANAGER_PASSWORD", env["creds"]["platform-manager"])
+    common = ["--db", db, "--broker", f"mqtt://127.0.0.1:{env['port']}"]
+    dev = FieldDevice(env["port"], "M1", env["creds"]["M1"])
+    try:
+        r = CliRunner().invoke(main, ["devices", "push-config", "M1", "--config", '{"interval_s": 120}', *common])
+        assert r.exit_code == 0, r.output
+        assert "configuration version 2 published" in r.output and "version 2 applied" in r.output
+        r = CliRunner().invoke(main, ["devices", "command", "M1", "set_interval", "--args", '{"interval_s": 45}',
+                                      *common])
+        assert r.exit_code == 0 and "set_interval done" in r.output and dev.interval == 45
+        r = CliRunner().invoke(main, ["devices", "command", "M1", "set_interval", "--args", "{bad", *common])
+        assert r.exit_code == 2 and "not JSON" in r.output
+        broker = env["broker"]
+        conf_dir = str(broker.conf.parent)
+        user = ["--user", "root"] if os.geteuid() == 0 else []
+        r = CliRunner().invoke(main, ["devices", "isolate", "M1", "--broker-dir", conf_dir, "--broker-pid",
+                                      str(broker.proc.pid), "--reason", "test", *user, *common])
+        assert r.exit_code == 0, r.output
+        assert reg.get("M1").status == "isolated" and wait_for(lambda: dev.disconnects >= 1, 10)
+        r = CliRunner().invoke(main, ["devices", "restore", "M1", "--broker-dir", conf_dir, "--broker-pid",
+                                      str(broker.proc.pid), *user, *common])
+        assert r.exit_code == 0 and reg.get("M1").status == "active"
+    finally:
+        dev.close()
+    monkeypatch.delenv("WB_MANAGER_PASSWORD")
+    r = CliRunner().invoke(main, ["devices", "push-config", "M1", "--config", "{}", *common])
+    assert r.exit_code == 2 and "WB_MANAGER_PASSWORD" in r.output

@@ -192,6 +192,7 @@ from .cli_idnode import idnode_group  # noqa: E402
 main.add_command(idnode_group)
 
 from .cli_devices import devices_group  # noqa: E402
+from .cli_devices_manage import monitor as _monitor  # noqa: E402,F401  (registers the management commands)
 
 main.add_command(devices_group)
 
