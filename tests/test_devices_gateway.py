@@ -123,9 +123,9 @@ def test_parse_telemetry_shapes_and_reasons(env):
     rows = parse_telemetry(dev, json.dumps([{"ts": START_MS, "values": {"register": 5}},
                                             {"ts": START_MS + STEP_MS, "values": {"register": 6.5}}]).encode(),
                            now_ms=now, quantity_names={"register": "active_energy"})
-    assert [(r["meter_id"], r["quantity"], r["value"], r["unit"]) for r in rows] == \
+    assert [(r[0], r[3], r[4], r[5]) for r in rows] == \
         [("M1", "active_energy", 5.0, "kWh"), ("M1", "active_energy", 6.5, "kWh")]
-    assert rows[0]["identifier"] == dev.identifier and rows[0]["identifier"].startswith(PREFIX)
+    assert rows[0][1] == dev.identifier and rows[0][1].startswith(PREFIX) and rows[0][2] == START_MS
     bad = {
         b"{nope": "not JSON",
         b"[]": "empty list",

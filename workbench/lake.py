@@ -413,13 +413,21 @@ class Lake:
         con = con or duckdb.connect()
         if not self.local:
             con.register_filesystem(self.fs)
-        files = self.files()
-        if between is not None:
-            lo, hi = (pd.Timestamp(x).strftime("%Y-%m-%d") for x in between)
-            part = files["part"].astype(str)
-            day, month = part.str.len() == 10, part.str.len() == 7
-            keep = (day & (part >= lo) & (part <= hi)) | (month & (part >= lo[:7]) & (part <= hi[:7])) | ~(day | month)
-            files = files[keep]
+        if between is None and tables is None:
+            files = self.files()
+        else:   # only the rows needed, selected in SQL on the (tbl, live, part) index
+            q, args = "SELECT path, tbl FROM files WHERE live = 1", []
+            if tables is not None:
+                wanted = [t for t in tables if t in (*CURATED_TABLES, "quarantine")]
+                q += f" AND tbl IN ({','.join('?' * len(wanted))})" if wanted else " AND 0"
+                args += wanted
+            if between is not None:
+                lo, hi = (pd.Timestamp(x).strftime("%Y-%m-%d") for x in between)
+                q += (" AND ((length(part) = 10 AND part BETWEEN ? AND ?) OR (length(part) = 7 AND part BETWEEN ? AND ?)"
+                      " OR length(part) NOT IN (7, 10))")
+                args += [lo, hi, lo[:7], hi[:7]]
+            with self._db() as db:
+                files = pd.read_sql_query(q + " ORDER BY path", db, params=args)
         for table in (*CURATED_TABLES, "quarantine"):
             if tables is not None and table not in tables:
                 continue

@@ -63,17 +63,18 @@ def _ts_ms(value, where: str) -> int:
 
 def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
                     quantity_names: Mapping[str, str] | None = None,
-                    ranges: Mapping[str, tuple] | None = None) -> list[dict]:
-    """Rows ``meter_id, identifier, ts (UTC), quantity, value, unit`` of one telemetry message.
+                    ranges: Mapping[str, tuple] | None = None, decoded: bool = False) -> list[tuple]:
+    """Rows ``(meter_id, identifier, ts ms, quantity, value, unit)`` of one telemetry message.
 
     ``device`` is a :class:`workbench.devices.registry.Device`; ``quantity_names`` maps the
-    device's quantity keys to the names used in the lake (default: unchanged); ``ranges``
+    device's quantity keys to the names used in the lake (default: unchanged); ``decoded``:
+    ``payload`` is already the decoded JSON document; ``ranges``
     ``{quantity: (lo, hi)}`` plausible values (default: the device config's ``ranges``, and no
     negative counters).  Raises :class:`TelemetryError` with the reason.
     """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
-        doc = json.loads(payload)
+        doc = payload if decoded else json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TelemetryError(f"not JSON: {exc}") from None
     items = doc if isinstance(doc, list) else [doc]
@@ -81,29 +82,34 @@ def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
         raise TelemetryError("empty list")
     ranges = dict(ranges or device.config.get("ranges") or {})
     names = quantity_names or {}
+    quantities = device.quantities
+    lo_ts, hi_ts = now_ms - MAX_AGE_S * 1000, now_ms + MAX_AHEAD_S * 1000
     rows = []
     for n, item in enumerate(items):
-        where = f"item {n}" if isinstance(doc, list) else "message"
-        if not isinstance(item, dict) or set(item) - {"ts", "values"} or "values" not in item or "ts" not in item:
+        if not isinstance(item, dict) or len(item) != 2 or "values" not in item or "ts" not in item:
+            where = f"item {n}" if isinstance(doc, list) else "message"
             raise TelemetryError(f"{where}: expected {{\"ts\": ms, \"values\": {{quantity: number}}}}")
-        ts = _ts_ms(item["ts"], where)
-        if ts > now_ms + MAX_AHEAD_S * 1000 or ts < now_ms - MAX_AGE_S * 1000:
-            raise TelemetryError(f"{where}: ts {ts} ({pd.Timestamp(ts, unit='ms', tz='UTC')}) is implausible "
-                                 f"(device clock?)")
-        values = item["values"]
+        ts, values = item["ts"], item["values"]
+        if type(ts) is not int or not (lo_ts <= ts <= hi_ts):        # fast path: a plausible int
+            where = f"item {n}" if isinstance(doc, list) else "message"
+            ts = _ts_ms(ts, where)
+            if not (lo_ts <= ts <= hi_ts):
+                raise TelemetryError(f"{where}: ts {ts} ({pd.Timestamp(ts, unit='ms', tz='UTC')}) is implausible "
+                                     f"(device clock?)")
         if not isinstance(values, dict) or not values:
-            raise TelemetryError(f"{where}: 'values' must be a non-empty object")
+            raise TelemetryError(f"{'item ' + str(n) if isinstance(doc, list) else 'message'}: "
+                                 "'values' must be a non-empty object")
         for q, v in values.items():
-            if q not in device.quantities:
+            where = f"item {n}" if isinstance(doc, list) else "message"
+            if q not in quantities:
                 raise TelemetryError(f"{where}: device {device.device_id} does not measure {q!r} "
-                                     f"(registered: {sorted(device.quantities)})")
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                                     f"(registered: {sorted(quantities)})")
+            if type(v) not in (int, float) or not math.isfinite(v):
                 raise TelemetryError(f"{where}: {q} must be a finite number, not {v!r}")
             lo, hi = ranges.get(q, (0.0, None) if q in ("register", "consumption") else (None, None))
             if (lo is not None and v < lo) or (hi is not None and v > hi):
                 raise TelemetryError(f"{where}: {q} = {v} outside the plausible range [{lo}, {hi}]")
-            rows.append({"meter_id": device.device_id, "identifier": device.identifier,
-                         "ts": ts, "quantity": names.get(q, q), "value": float(v), "unit": device.quantities[q]})
+            rows.append((device.device_id, device.identifier, ts, names.get(q, q), float(v), quantities[q]))
     return rows
 
 
@@ -228,7 +234,15 @@ class Gateway:
         now_ms = int(time.time() * 1000)
         rows, rejected, raw_lines = [], [], []
         prefix = f"{self.root}/"
-        for mid, qos, topic, payload, arrived in batch:
+        # decode every payload with one json.loads; if any is malformed, decode one by one
+        try:
+            docs = json.loads(b"[" + b",".join(b[3] for b in batch) + b"]")
+            if len(docs) != len(batch):
+                raise ValueError("payload count")
+            decoded = True
+        except (ValueError, UnicodeDecodeError):
+            docs, decoded = [b[3] for b in batch], False
+        for (mid, qos, topic, payload, arrived), doc in zip(batch, docs, strict=True):
             raw_lines.append(json.dumps({"topic": topic, "mid": mid, "arrived": arrived,
                                          "payload": base64.b64encode(payload).decode("ascii")}))
             device_id = topic[len(prefix):-len("/telemetry")] if topic.startswith(prefix) else ""
@@ -242,11 +256,11 @@ class Gateway:
                 lake_q = self._lake_quantity.get(device_id)
                 if lake_q and len(dev.quantities) == 1:      # the meter's one register: the lake's name
                     names = {next(iter(dev.quantities)): lake_q}
-                rows.extend(parse_telemetry(dev, payload, now_ms=now_ms, quantity_names=names))
+                rows.extend(parse_telemetry(dev, doc, now_ms=now_ms, quantity_names=names, decoded=decoded))
             except TelemetryError as exc:
                 rejected.append({"row": len(raw_lines) - 1, "column": "payload", "reason": f"{topic}: {exc}",
                                  "payload": payload.decode("utf-8", "replace")[:4000]})
-        data = pd.DataFrame(rows, columns=["meter_id", "identifier", "ts", "quantity", "value", "unit"])
+        data = pd.DataFrame.from_records(rows, columns=["meter_id", "identifier", "ts", "quantity", "value", "unit"])
         data["ts"] = pd.to_datetime(data["ts"], unit="ms", utc=True)
         meta = {"source": "mqtt", "connector": "mqtt-gateway", "gateway": self.client_id,
                 "messages": len(batch)}
