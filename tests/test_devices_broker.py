@@ -121,7 +121,7 @@ def test_generated_files(env):
     assert "M9" not in acl and "topic read wb/+/telemetry" in acl
     conf = f.conf.read_text()
     for line in ("allow_anonymous false", f"listener {env['port']} 127.0.0.1", "persistence true",
-                 "connection_messages true", "max_queued_messages 100000", f"password_file {f.passwd}",
+                 "connection_messages true", "max_queued_messages 2000000", f"password_file {f.passwd}",
                  f"acl_file {f.acl}", f"log_dest file {f.log}"):
         assert line in conf
     assert not any(env["creds"]["M1"] in p.read_text() for p in (f.conf, f.passwd, f.acl))
