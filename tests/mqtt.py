@@ -17,12 +17,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sysdeps import ensure_debian_package
 
 __all__ = ["Broker", "find_mosquitto", "running_mosquitto", "wait_for"]
 
@@ -38,28 +38,7 @@ def _installed() -> str | None:
 
 def find_mosquitto(install: bool = True) -> str | None:
     """Path of the ``mosquitto`` broker; installs Debian's package (as root, once) when missing."""
-    found = _installed()
-    if found or not install:
-        return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    import fcntl
-
-    lock = Path(tempfile.gettempdir()) / "wb-tests-mosquitto-install.lock"
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            found = _installed()
-            if found:
-                return found
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=600,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mosquitto"],
-                           env=env, check=False, timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-    return _installed()
+    return ensure_debian_package("mosquitto", _installed) if install else _installed()
 
 
 def require_mosquitto() -> str:

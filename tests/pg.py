@@ -34,7 +34,6 @@ import os
 import shutil
 import socket
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import pytest
 from pytest_postgresql import factories
+from sysdeps import ensure_debian_package
 
 __all__ = ["find_pg_ctl", "free_port", "pg_proc", "pg_url", "postgresql", "running_server"]
 
@@ -77,30 +77,11 @@ def _installed_pg_ctl() -> str | None:
 
 
 def find_pg_ctl(install: bool = True) -> str | None:
-    """Path of ``pg_ctl``; installs Debian's ``postgresql`` package (as root, once) when missing."""
-    found = _installed_pg_ctl()
-    if found or not install:
-        return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    import fcntl
-
-    lock = Path(tempfile.gettempdir()) / "wb-tests-postgresql-install.lock"
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # xdist workers: one installs, the others wait
-        try:
-            found = _installed_pg_ctl()
-            if found:
-                return found
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, timeout=600,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-                           env=env, check=False, timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            # the Debian package starts a cluster on 5432 by default; we never use it
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-    return _installed_pg_ctl()
+    """Path of ``pg_ctl``; installs Debian's ``postgresql`` package (as root, once) when missing.
+    (The package starts a cluster on 5432 by default; the tests never use it.)"""
+    if not install:
+        return _installed_pg_ctl()
+    return ensure_debian_package("postgresql", _installed_pg_ctl)
 
 
 _WRAPPER = """#!{python}

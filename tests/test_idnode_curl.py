@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 from pg import running_server
+from sysdeps import ensure_debian_package
 
 from workbench.identifiers.model import HandleRecord, HandleValue, admin_value
 from workbench.identifiers.server import create_app
@@ -22,10 +23,7 @@ URL_BODY = '{"values":[{"index":1,"type":"URL","data":"https://example.com/d1"}]
 
 
 def _curl() -> str:
-    found = shutil.which("curl")
-    if found is None and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "curl"], check=False, capture_output=True, timeout=600)
-        found = shutil.which("curl")
+    found = ensure_debian_package("curl", lambda: shutil.which("curl"))
     assert found, "curl is needed for these tests and could not be installed"
     return found
 

@@ -30,17 +30,13 @@ def _registry(db: str, prefix: str | None = None):
 
 
 def _broker_address(url: str) -> tuple[str, int]:
-    """``mqtt://HOST[:PORT]`` (or ``HOST[:PORT]``) → (host, port), port 1883 by default."""
-    from urllib.parse import urlsplit
+    """``mqtt://HOST[:PORT]`` → (host, port); a clear error and exit 2 otherwise."""
+    from workbench.devices.gateway import parse_broker_url
 
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
     try:
-        port = parts.port or 1883
-    except ValueError:
-        port = None
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname or port is None:
-        _fail(f"broker URL {url!r}: expected mqtt://HOST[:PORT]")
-    return parts.hostname, port
+        return parse_broker_url(url)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 _db_option = click.option("--db", default=DEFAULT_DB, show_default=True,

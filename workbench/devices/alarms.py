@@ -25,9 +25,10 @@ import datetime as _dt
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
+
+from workbench.sqlstore import create_engine
 
 __all__ = ["SEVERITIES", "STATES", "Alarm", "AlarmError", "AlarmStore", "to_utc"]
 
@@ -92,14 +93,8 @@ class AlarmStore:
     """Alarm records in a SQL database (see the module doc)."""
 
     def __init__(self, url: str = "sqlite://", *, echo: bool = False):
-        kwargs: dict[str, Any] = {}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            from sqlalchemy.pool import StaticPool
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif url.startswith("sqlite"):
-            kwargs = {"connect_args": {"check_same_thread": False, "timeout": 10}}
         self.url = url
-        self.engine = sa.create_engine(url, echo=echo, **kwargs)
+        self.engine = create_engine(url, echo=echo)
         md = self.metadata = sa.MetaData()
         self.alarms = sa.Table(
             "alarms", md,

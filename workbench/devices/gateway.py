@@ -26,7 +26,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -48,9 +48,13 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+    try:
+        port = parts.port or 1883
+    except ValueError:                    # a port that is not a number or out of range
+        port = None
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname or port is None:
         raise ValueError(f"broker URL {url!r}: expected mqtt://HOST[:PORT]")
-    return parts.hostname, parts.port or 1883
+    return parts.hostname, port
 
 
 def _ts_ms(value, where: str) -> int:
@@ -59,6 +63,10 @@ def _ts_ms(value, where: str) -> int:
     if value < 1e11:            # seconds sent where milliseconds are expected: say so, don't guess
         raise TelemetryError(f"{where}: 'ts' {value!r} looks like seconds; epoch milliseconds expected")
     return int(value)
+
+
+def _where(doc, n: int) -> str:
+    return f"item {n}" if isinstance(doc, list) else "message"
 
 
 def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
@@ -87,28 +95,26 @@ def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
     rows = []
     for n, item in enumerate(items):
         if not isinstance(item, dict) or len(item) != 2 or "values" not in item or "ts" not in item:
-            where = f"item {n}" if isinstance(doc, list) else "message"
+            where = _where(doc, n)
             raise TelemetryError(f"{where}: expected {{\"ts\": ms, \"values\": {{quantity: number}}}}")
         ts, values = item["ts"], item["values"]
         if type(ts) is not int or not (lo_ts <= ts <= hi_ts):        # fast path: a plausible int
-            where = f"item {n}" if isinstance(doc, list) else "message"
+            where = _where(doc, n)
             ts = _ts_ms(ts, where)
             if not (lo_ts <= ts <= hi_ts):
                 raise TelemetryError(f"{where}: ts {ts} ({pd.Timestamp(ts, unit='ms', tz='UTC')}) is implausible "
                                      f"(device clock?)")
         if not isinstance(values, dict) or not values:
-            raise TelemetryError(f"{'item ' + str(n) if isinstance(doc, list) else 'message'}: "
-                                 "'values' must be a non-empty object")
+            raise TelemetryError(f"{_where(doc, n)}: 'values' must be a non-empty object")
         for q, v in values.items():
-            where = f"item {n}" if isinstance(doc, list) else "message"
             if q not in quantities:
-                raise TelemetryError(f"{where}: device {device.device_id} does not measure {q!r} "
+                raise TelemetryError(f"{_where(doc, n)}: device {device.device_id} does not measure {q!r} "
                                      f"(registered: {sorted(quantities)})")
             if type(v) not in (int, float) or not math.isfinite(v):
-                raise TelemetryError(f"{where}: {q} must be a finite number, not {v!r}")
+                raise TelemetryError(f"{_where(doc, n)}: {q} must be a finite number, not {v!r}")
             lo, hi = ranges.get(q, (0.0, None) if q in ("register", "consumption") else (None, None))
             if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise TelemetryError(f"{where}: {q} = {v} outside the plausible range [{lo}, {hi}]")
+                raise TelemetryError(f"{_where(doc, n)}: {q} = {v} outside the plausible range [{lo}, {hi}]")
             rows.append((device.device_id, device.identifier, ts, names.get(q, q), float(v), quantities[q]))
     return rows
 
@@ -122,7 +128,7 @@ class GatewayStats:
     duplicates: int = 0
     quarantined: int = 0
     failures: int = 0
-    latency_ms: list = field(default_factory=list)   # device ts → stored, per reading (last batch)
+    max_latency_ms: float = 0.0        # device ts → stored, oldest reading of the last batch
 
 
 class Gateway:
@@ -274,7 +280,7 @@ class Gateway:
         if report.status == "failed":
             raise RuntimeError(f"ingest failed: {report.message}")
         stored_ms = time.time() * 1000
-        self.stats.latency_ms = (stored_ms - data["ts"].astype("int64").to_numpy() / 1000).tolist() if len(data) else []
+        self.stats.max_latency_ms = stored_ms - data["ts"].min().timestamp() * 1000 if len(data) else 0.0
         self.stats.readings += report.rows_curated
         self.stats.duplicates += report.rows_duplicate
         self.stats.quarantined += report.rows_quarantined

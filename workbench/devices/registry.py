@@ -47,9 +47,10 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
+
+from workbench.sqlstore import create_engine
 
 __all__ = [
     "DEVICE_TYPES",
@@ -284,13 +285,6 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
-
-
 _METER_TYPES_BY_UNIT = {"kWh": "electricity_meter", "Nm3": "gas_meter", "m3": "water_meter",
                         "GJ": "heat_meter", "t": "belt_scale"}
 
@@ -304,16 +298,8 @@ class DeviceRegistry:
 
     def __init__(self, url: str = "sqlite://", *, prefix: str | None = None,
                  iterations: int = DEFAULT_ITERATIONS, echo: bool = False):
-        kwargs: dict[str, Any] = {}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            from sqlalchemy.pool import StaticPool
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif url.startswith("sqlite"):
-            kwargs = {"connect_args": {"check_same_thread": False}}
         self.url = url
-        self.engine = sa.create_engine(url, echo=echo, **kwargs)
-        if url.startswith("sqlite") and "poolclass" not in kwargs:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = create_engine(url, echo=echo)
         self.prefix = prefix
         self.iterations = iterations
         md = self.metadata = sa.MetaData()

@@ -38,6 +38,7 @@ from workbench.identifiers.model import (
     parse_identifier,
     utc_timestamp,
 )
+from workbench.sqlstore import create_engine, is_memory
 
 __all__ = [
     "HandleExists",
@@ -145,16 +146,6 @@ def _like_prefix(prefix: str) -> str:
     return esc + "/%"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    """WAL: readers (several node worker processes) never block on a writer; wait, don't fail,
-    while another process holds the write lock."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
 def value_digest(data) -> str:
     """sha256 hex of a value's data as canonical JSON (the reverse look-up key)."""
     text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -218,15 +209,7 @@ class HandleStore:
     """
 
     def __init__(self, url: str = "sqlite://", *, scrypt_n: int = _SCRYPT_N, echo: bool = False):
-        kwargs = {}
-        if url.startswith("sqlite") and (url in ("sqlite://", "sqlite:///:memory:")):
-            from sqlalchemy.pool import StaticPool
-            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif url.startswith("sqlite"):
-            kwargs = {"connect_args": {"check_same_thread": False}}
-        self.engine = sa.create_engine(url, echo=echo, **kwargs)
-        if url.startswith("sqlite") and kwargs.get("poolclass") is None:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = create_engine(url, echo=echo)
         self.scrypt_n = scrypt_n
         self._public_sql = None
         self._readers = threading.local()
@@ -454,7 +437,7 @@ class HandleStore:
     def _open_reader(self):
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._public_sql = f"SELECT public FROM handles WHERE key = {mark}"
-        if self.engine.pool.__class__.__name__ == "StaticPool":
+        if is_memory(str(self.engine.url)):
             return False
         fairy = self.engine.raw_connection()         # kept for the life of this thread
         dbapi = fairy.driver_connection
