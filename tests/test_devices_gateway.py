@@ -299,3 +299,54 @@ def test_two_gateways_share_the_stream(env, tmp_path):
     shares = [g.stats.received for g in gws]
     assert sum(shares) == 600 and min(shares) > 0, shares
     assert _stored(env["lake_root"]) == (600, 600)
+
+
+def test_smart_meter_register_feeds_readings_other_quantities_go_to_telemetry(env):
+    """A smart meter that is a lake meter reports its register, power and voltage; a temperature
+    sensor is no lake meter.  The register is curated as the meter's readings (→ consumption), the
+    rest is kept as telemetry with the registry's units; a redelivered batch changes nothing."""
+    reg = env["reg"]
+    creds = reg.provision_many([
+        {"device_id": "SM1", "type": "electricity_meter", "node_id": "F01", "collector": "C-F01",
+         "quantities": {"register": "kWh", "power": "kW", "voltage": "V"}},
+        {"device_id": "TS1", "type": "sensor", "node_id": "F01", "collector": "C-F01",
+         "quantities": {"temperature": "degC"}, "config": {"ranges": {"temperature": [-40, 150]}}}])
+    env["lake"].register_meters(pd.DataFrame({"meter_id": ["SM1"], "node_id": "F01", "unit": "kWh",
+                                              "item": "electricity", "register": "cumulative"}))
+    files = write_broker_config(reg, env["tmp"] / "conf", root=ROOT, port=env["port"], user=env["user"])
+    creds.update(env["creds"], **files.new_credentials)
+    msgs = {"SM1": [{"ts": START_MS + k * STEP_MS, "values": {"register": 100.0 + 2 * k, "power": 8.0 + k,
+                                                               "voltage": 229.5}} for k in range(4)],
+            "TS1": [{"ts": START_MS + k * STEP_MS, "values": {"temperature": 21.5 + k}} for k in range(4)]}
+    with running_mosquitto(files.conf, port=env["port"]):
+        gw = _gateway(env)
+        stop, t = _run_in_thread(gw)
+        assert wait_for(gw._connected.is_set, 10)
+        clients = []
+        for dev, items in msgs.items():
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=dev, protocol=paho.MQTTv5)
+            c.username_pw_set(dev, creds[dev])
+            c.connect("127.0.0.1", env["port"])
+            c.loop_start()
+            clients.append(c)
+            for payload in (items[:2], items[2:], items[1:3]):       # the last one again: a redelivery
+                c.publish(f"{ROOT}/{dev}/telemetry", json.dumps(payload), qos=1).wait_for_publish(10)
+        assert wait_for(lambda: gw.stats.acked >= 6, 20), gw.stats
+        stop.set()
+        t.join(10)
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+    lake = Lake(env["lake_root"])
+    r = lake.sql("SELECT quantity, value FROM readings WHERE meter_id = 'SM1' ORDER BY ts")
+    assert r["value"].tolist() == [100.0, 102.0, 104.0, 106.0] and set(r["quantity"]) == {"active_energy"}
+    c = lake.sql("SELECT value FROM consumption WHERE meter_id = 'SM1' ORDER BY ts")
+    assert c["value"].tolist() == pytest.approx([2.0, 2.0, 2.0])
+    tel = lake.sql("SELECT device_id, quantity, unit, count(*) AS n, sum(value) AS s FROM telemetry GROUP BY ALL "
+                   "ORDER BY device_id, quantity")
+    assert tel.to_dict("list") == {"device_id": ["SM1", "SM1", "TS1"], "quantity": ["power", "voltage", "temperature"],
+                                   "unit": ["kW", "V", "degC"], "n": [4, 4, 4],
+                                   "s": pytest.approx([38.0, 918.0, 92.0])}
+    ident = lake.sql("SELECT DISTINCT identifier FROM telemetry WHERE device_id = 'TS1'")["identifier"].tolist()
+    assert ident == [reg.get("TS1").identifier]
+    assert "quarantine" not in lake.tables()

@@ -174,3 +174,130 @@ def test_register_continues_across_batches_days_apart(tmp_path):
     # intervals: 101-100, 103-101, then the gap from 03-01 00:30 to 03-11 00:00 (250-103), 252.5-250
     assert c["value"].tolist() == pytest.approx([1.0, 2.0, 147.0, 2.5])
     assert c["quality_flag"].iloc[2] == "gap_spanning"
+
+
+# ------------------------------------------------------------------------------ watermarks
+def _register_lake(tmp_path, meters=("C1", "C2")):
+    lake = Lake(tmp_path / "lake")
+    lake.register_meters(pd.DataFrame({"meter_id": list(meters), "node_id": "F01", "unit": "kWh",
+                                       "item": "grid", "register": "cumulative"}))
+    return lake
+
+
+def _batch(rows, name):
+    """rows: (meter, local time, register kWh)."""
+    df = pd.DataFrame(rows, columns=["meter_id", "ts", "value"])
+    df["ts"] = pd.to_datetime(df["ts"]).dt.tz_localize("Asia/Shanghai")
+    df["unit"] = "kWh"
+    return ConnectorResult(df, {"source": "stream"}, kind="readings", raw=df.to_csv().encode(), raw_name=name)
+
+
+def test_watermarks_follow_each_write(tmp_path):
+    lake = _register_lake(tmp_path)
+    lake.ingest(_batch([("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0),
+                        ("C2", "2026-03-01 00:00", 7.0)], "a.csv"), sender="t")
+    w = lake.watermarks("readings").set_index("meter_id")
+    assert w.loc["C1", "ts"] == pd.Timestamp("2026-03-01 00:15") and w.loc["C1", "value"] == 101.0
+    assert w.loc["C2", "ts"] == pd.Timestamp("2026-03-01 00:00") and w.loc["C2", "value"] == 7.0
+    c = lake.watermarks("consumption").set_index("meter_id")
+    assert list(c.index) == ["C1"] and c.loc["C1", "ts"] == pd.Timestamp("2026-03-01 00:00")
+    # an older batch never moves a watermark back
+    lake.ingest(_batch([("C2", "2026-02-28 23:45", 6.0)], "b.csv"), sender="t")
+    assert lake.watermarks("readings", ["C2"])["ts"].tolist() == [pd.Timestamp("2026-03-01 00:00")]
+    with pytest.raises(ValueError):
+        lake.watermarks("activity")
+
+
+def test_a_stream_of_new_batches_reads_no_files(tmp_path, monkeypatch):
+    """Batches later than every watermark are stored without one DuckDB look-up, and the register
+    still continues across them (hand-computed consumption)."""
+    lake = _register_lake(tmp_path)
+    lake.ingest(_batch([("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0)], "1.csv"), sender="t")
+
+    def no_reads(*a, **k):
+        raise AssertionError("the lake's files were read for a batch of new readings")
+
+    monkeypatch.setattr(Lake, "connect", no_reads)
+    for k, (t, v) in enumerate([("2026-03-01 00:30", 103.0), ("2026-03-01 00:45", 103.5)]):
+        rep = lake.ingest(_batch([("C1", t, v)], f"s{k}.csv"), sender="t")
+        assert rep.status == "stored" and rep.rows_curated == 1
+    monkeypatch.undo()
+    c = lake.sql("SELECT ts, value FROM consumption ORDER BY ts")
+    assert c["value"].tolist() == pytest.approx([1.0, 2.0, 0.5])
+
+
+def test_each_meter_continues_from_its_own_last_reading(tmp_path):
+    """A batch mixing a late meter with a current one: each meter's register continues from its
+    own latest stored reading, not from the batch's earliest time."""
+    lake = _register_lake(tmp_path)
+    lake.ingest(_batch([("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0),
+                        ("C1", "2026-03-01 00:30", 102.0)], "1.csv"), sender="t")
+    rep = lake.ingest(_batch([("C2", "2026-02-28 08:00", 50.0), ("C1", "2026-03-01 00:45", 104.0)], "2.csv"),
+                      sender="t")
+    assert rep.rows_quarantined == 0
+    c = lake.sql("SELECT meter_id, ts, value FROM consumption WHERE meter_id = 'C1' ORDER BY ts")
+    assert c["value"].tolist() == pytest.approx([1.0, 1.0, 2.0])
+
+
+def test_redelivery_and_revisions_at_or_before_the_watermark_are_checked_against_the_files(tmp_path):
+    lake = _register_lake(tmp_path)
+    first = [("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0), ("C1", "2026-03-01 00:30", 102.0)]
+    lake.ingest(_batch(first, "1.csv"), sender="t")
+    # the same readings again in another envelope (e.g. an MQTT redelivery) plus one new one
+    rep = lake.ingest(_batch(first[1:] + [("C1", "2026-03-01 00:45", 103.0)], "2.csv"), sender="t")
+    assert (rep.rows_curated, rep.rows_duplicate, rep.rows_quarantined) == (1, 2, 0)
+    # a revised value for a stored time is quarantined with the stored value named
+    rep = lake.ingest(_batch([("C1", "2026-03-01 00:15", 101.7)], "3.csv"), sender="t")
+    assert rep.rows_curated == 0 and rep.rows_quarantined >= 1
+    assert lake.sql("SELECT count(*) AS n FROM readings")["n"][0] == 4
+    assert lake.sql("SELECT sum(value) AS s FROM consumption")["s"][0] == pytest.approx(3.0)
+
+
+def test_watermarks_are_built_once_for_a_lake_written_before_them(tmp_path):
+    import sqlite3
+
+    lake = _register_lake(tmp_path)
+    lake.ingest(_batch([("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0),
+                        ("C2", "2026-03-01 00:00", 7.0)], "a.csv"), sender="t")
+    want = {t: lake.watermarks(t).sort_values("meter_id").reset_index(drop=True) for t in ("readings", "consumption")}
+    db = sqlite3.connect(lake.metadata_path)
+    db.execute("DELETE FROM watermarks")
+    db.execute("DELETE FROM state WHERE key = 'watermarks'")
+    db.commit()
+    db.close()
+    old = Lake(tmp_path / "lake")                   # as if opened by the new version for the first time
+    for t, w in want.items():
+        pd.testing.assert_frame_equal(old.watermarks(t).sort_values("meter_id").reset_index(drop=True), w)
+    rep = old.ingest(_batch([("C1", "2026-03-01 00:15", 101.0), ("C1", "2026-03-01 00:30", 104.0)], "b.csv"),
+                     sender="t")
+    assert (rep.rows_curated, rep.rows_duplicate) == (1, 1)
+
+
+def test_device_telemetry_of_other_quantities_is_kept_idempotently(tmp_path):
+    """Power and voltage from a smart meter go to the telemetry table with their own units; the same
+    rows again are duplicates; a revised value and a bad unit are quarantined with their reason."""
+    lake = _register_lake(tmp_path)
+    t0 = pd.Timestamp("2026-03-01 00:00", tz="UTC")
+
+    def result(rows, name, readings=()):
+        tel = pd.DataFrame(rows, columns=["device_id", "ts", "quantity", "value", "unit"])
+        tel["ts"] = t0 + pd.to_timedelta(tel["ts"], unit="s")
+        tel["row"] = range(len(tel))
+        data = pd.DataFrame(list(readings), columns=["meter_id", "ts", "value", "unit"])
+        return ConnectorResult(data, {"source": "mqtt", "telemetry": tel}, kind="readings",
+                               raw=(name + tel.to_csv()).encode(), raw_name=name)
+
+    rep = lake.ingest(result([("D1", 0, "power", 12.5, "kW"), ("D1", 0, "voltage", 230.1, "V"),
+                              ("D1", 60, "power", 13.0, "kW"), ("D1", 60, "power", 13.0, "kW")], "1"), sender="t")
+    assert (rep.rows_curated, rep.rows_duplicate, rep.rows_quarantined) == (3, 1, 0)
+    got = lake.sql("SELECT device_id, ts, quantity, value, unit FROM telemetry ORDER BY quantity, ts")
+    assert got["unit"].tolist() == ["kW", "kW", "V"] and got["value"].tolist() == [12.5, 13.0, 230.1]
+    # stored as local time like every curated table (UTC+8)
+    assert got["ts"].iloc[0] == pd.Timestamp("2026-03-01 08:00")
+    rep = lake.ingest(result([("D1", 60, "power", 13.0, "kW"), ("D1", 0, "voltage", 231.0, "V"),
+                              ("D1", 120, "power", 1.0, "kWx"), ("D1", 180, "power", 14.0, "kW")], "2"),
+                      sender="t")
+    assert (rep.rows_curated, rep.rows_duplicate, rep.rows_quarantined) == (1, 1, 2)
+    q = lake.sql("SELECT reason FROM quarantine ORDER BY reason")["reason"].tolist()
+    assert any("conflicts with stored value 230.1" in r for r in q) and any(r.startswith("unit:") for r in q)
+    assert lake.watermarks("telemetry").set_index("quantity").loc["power", "ts"] == pd.Timestamp("2026-03-01 08:03")

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from .lake import IngestReport, Lake
+from .lake import SERIES_TABLES, IngestReport, Lake
 
 __all__ = ["ingest"]
 
@@ -52,6 +52,9 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -
                 data, meter_ids = _attach_identifiers(lake, data, result.kind, identifiers, quarantined)
             if result.kind == "readings":
                 staged = _stage_readings(lake, data, quarantined, identifiers=meter_ids)
+                telemetry = meta.get("telemetry")
+                if isinstance(telemetry, pd.DataFrame) and len(telemetry):
+                    staged["telemetry"] = _stage_telemetry(lake, telemetry, quarantined)
         except Exception as exc:  # recorded on the batch once its raw bytes are stored
             failure = exc
         if overlap:
@@ -66,8 +69,10 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -
     finally:
         if pool is not None:
             pool.shutdown()
+    telemetry = meta.get("telemetry")
     report = IngestReport(batch_id=batch_id, source=source, kind=result.kind, status="stored",
-                          rows_in=len(result.data), raw_path=raw_path)
+                          rows_in=len(result.data) + (len(telemetry) if isinstance(telemetry, pd.DataFrame) else 0),
+                          raw_path=raw_path)
     try:
         if result.kind == "readings":
             _write_readings(lake, staged, batch_id, report)
@@ -125,46 +130,64 @@ def _attach_identifiers(lake, data, kind, registry, quarantined):
 
 
 # ------------------------------------------------------------------------------ readings
-def _previous(lake: Lake, meter_ids, before) -> pd.DataFrame | None:
-    """Last stored reading per meter before ``before`` (register continuity across batches)."""
-    if "readings" not in lake.tables():
+def _previous(lake: Lake, meter_ids, first_local) -> pd.DataFrame | None:
+    """Last stored reading per meter (and quantity) before that meter's first reading in the
+    batch (register continuity across batches).  ``first_local``: the batch rows' timestamps as
+    naive local µs (NaT for unparseable ones).
+
+    A meter whose watermark (latest stored reading) is before its first new reading continues from
+    the watermark — no file is read; only meters with stored readings at or after their first new
+    one (late data, redelivery) are looked up in the files."""
+    rows = pd.DataFrame({"meter_id": np.asarray(meter_ids, dtype=object).astype(str), "t": first_local})
+    rows = rows[rows["t"].notna()]
+    if rows.empty:
         return None
-    ids = pd.DataFrame({"meter_id": pd.unique(np.asarray(meter_ids, dtype=object))})
-    sql = """SELECT r.meter_id, r.quantity, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value
-             FROM readings r JOIN ids USING (meter_id) WHERE r.ts < ? GROUP BY ALL"""
-    # the last two days' files first (a continuous stream finds every meter there); the whole
-    # lake only for meters not seen lately
-    out = []
-    for between in ((pd.Timestamp(before) - pd.Timedelta(days=2), pd.Timestamp(before)), None):
-        con = lake.connect(tables=("readings",), registries=False, between=between)
-        try:
-            if "readings" not in {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}:
-                continue
-            con.register("ids", ids)
-            found = con.execute(sql, [before]).df()
-        finally:
-            con.close()
-        out.append(found)
-        ids = ids[~ids["meter_id"].isin(found["meter_id"])]
-        if ids.empty:
-            break
-    return pd.concat(out, ignore_index=True) if out else None
+    first = rows.groupby("meter_id", sort=False)["t"].min()
+    marks = lake.watermarks("readings", first.index)
+    if marks.empty:
+        return None
+    latest = marks.groupby("meter_id")["ts"].max()
+    scan = latest[latest >= first.reindex(latest.index)].index
+    out = [marks[~marks["meter_id"].isin(scan)]]
+    if len(scan):
+        ids = pd.DataFrame({"meter_id": scan, "before": first.reindex(scan).to_numpy()})
+        sql = """SELECT r.meter_id, r.quantity, max(r.ts) AS ts, arg_max(r.value, r.ts) AS value
+                 FROM readings r JOIN ids USING (meter_id) WHERE r.ts < ids.before GROUP BY ALL"""
+        lo, hi = ids["before"].min(), ids["before"].max()
+        # the last two days' files first (a continuous stream finds every meter there); the whole
+        # lake only for meters not found there
+        for between in ((lo - pd.Timedelta(days=2), hi), None):
+            con = lake.connect(tables=("readings",), registries=False, between=between)
+            try:
+                if "readings" not in {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}:
+                    continue
+                con.register("ids", ids)
+                found = con.execute(sql).df()
+            finally:
+                con.close()
+            out.append(found)
+            ids = ids[~ids["meter_id"].isin(found["meter_id"])]
+            if ids.empty:
+                break
+    return pd.concat(out, ignore_index=True)
 
 
 def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
     """Prepare a batch and compare it with what is stored — no writes yet.  ``identifiers``:
     meter_id → identifier attached by the identifier middleware (curated with the readings)."""
-    from .prepare import prepare_readings
+    from .prepare import LOCAL_TZ, _local_us, prepare_readings
 
-    meters = lake.meters()
-    if meters.empty:
+    meters = lake.meters(normalized=True)
+    if meters.empty and len(data):
         raise ValueError("no meters registered in the lake (Lake.register_meters)")
     if identifiers:
         given = meters["identifier"] if "identifier" in meters.columns else pd.Series(None, index=meters.index)
         meters = meters.assign(identifier=meters["meter_id"].astype(str).map(identifiers).where(
             lambda s: s.notna(), given))
-    before = pd.to_datetime(data["ts"], errors="coerce").min() if len(data) else None
-    previous = _previous(lake, data["meter_id"], before) if before is not None and pd.notna(before) else None
+    previous = None
+    if len(data):
+        t_local, _ = _local_us(data["ts"], LOCAL_TZ, None)
+        previous = _previous(lake, data["meter_id"], t_local.view("datetime64[us]"))
     prep = prepare_readings(data, meters, previous=previous)
     if len(prep.quarantine):
         quarantined.append(prep.quarantine)
@@ -182,12 +205,78 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
             "counts": prep.counts, "quarantined": quarantined}
 
 
+def _stage_telemetry(lake, data: pd.DataFrame, quarantined) -> tuple[pd.DataFrame, int]:
+    """Device telemetry of quantities that are not a lake meter's register (power, voltage,
+    temperature …): ``device_id, ts, quantity, value, unit`` (optional ``identifier``, ``row``).
+
+    Kept as measured — unit checked with pint, time made naive local like every curated table —
+    and idempotent on (device_id, ts, quantity): a row equal to a stored or an earlier row of the
+    batch is counted as a duplicate, a different value for the same key is quarantined.
+    Returns (new rows, duplicates)."""
+    from .prepare import LOCAL_TZ, _local_us
+    from .units import UnitError, parse_unit
+
+    n = len(data)
+    rows = pd.to_numeric(data["row"], errors="coerce").to_numpy() if "row" in data else np.arange(n)
+    why = np.full(n, None, dtype=object)
+    t = _local_us(data["ts"], LOCAL_TZ, None)[0].view("datetime64[us]")
+    why[np.isnat(t)] = "ts: missing or not a time"
+    value = pd.to_numeric(data["value"], errors="coerce").to_numpy(dtype="float64")
+    why[~np.isfinite(value) & pd.isna(why)] = "value: not a finite number"
+    units = data["unit"].astype(str)
+    for u in pd.unique(units):
+        try:
+            parse_unit(u)
+        except UnitError as exc:
+            why[(units == u).to_numpy() & pd.isna(why)] = f"unit: {exc}"
+    device = data["device_id"].astype(str).to_numpy()
+    out = pd.DataFrame({"device_id": device, "ts": t,
+                        "quantity": data["quantity"].astype(str).to_numpy(), "value": value,
+                        "unit": units.to_numpy(), "row": rows})
+    if "identifier" in data:
+        out.insert(1, "identifier", data["identifier"].astype(object).to_numpy())
+    # the same key twice in one batch: identical → one row; different values → all quarantined
+    key = ["device_id", "ts", "quantity"]
+    dup = out.duplicated(key, keep=False) & pd.isna(why)
+    dropped = 0
+    if dup.any():
+        d = out[dup]
+        spread = d.groupby(key, sort=False)["value"].transform(lambda v: v.max() - v.min())
+        conflict = d.index[spread.to_numpy() > 0]
+        why[conflict] = "conflicting duplicate in the batch"
+        extra = d.index[d.duplicated(key, keep="first").to_numpy() & (spread.to_numpy() == 0)]
+        dropped = len(extra)
+        out = out.drop(index=extra)
+        why = np.delete(why, extra)
+        rows = out["row"].to_numpy()
+        out = out.reset_index(drop=True)
+    bad = ~pd.isna(why)
+    if bad.any():
+        b = out[bad]
+        quarantined.append(pd.DataFrame({
+            "row": b["row"].to_numpy(), "column": "telemetry", "reason": why[bad],
+            "payload": [json.dumps({k: str(v) for k, v in r.items()}, ensure_ascii=False)
+                        for r in b.drop(columns="row").to_dict("records")]}))
+        out = out[~bad].reset_index(drop=True)
+    out = out.drop(columns="row").assign(quality_flag="ok")
+    new, same, conflicts, _ = _against_stored(lake, out, "telemetry")
+    if len(conflicts):
+        quarantined.append(conflicts.assign(reason="telemetry " + conflicts["reason"]))
+    return new, same + dropped
+
+
 def _write_readings(lake, staged, batch_id, report):
     readings, consumption = staged["readings"], staged["consumption"]
     report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id)
     lake.write_table("consumption", consumption, batch_id=batch_id)
     report.rows_duplicate = staged["duplicates"] + int(staged["counts"].get("duplicate", 0))
     report.counts = {k: int(v) for k, v in staged["counts"].items()}
+    if "telemetry" in staged:
+        tel, tel_dup = staged["telemetry"]
+        n = lake.write_table("telemetry", tel, batch_id=batch_id)
+        report.rows_curated += n
+        report.rows_duplicate += tel_dup
+        report.counts.update(telemetry=n, telemetry_duplicate=tel_dup)
     if len(readings):
         _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), staged["counts"])
 
@@ -220,29 +309,44 @@ def _evaluate_quality(lake, batch_id, report, lo, hi, counts) -> None:
 
 def _against_stored(lake, df: pd.DataFrame, table: str):
     """Split prepared rows into new rows, a count of rows already stored with the same value, and
-    conflicts (same key, different stored value) to quarantine."""
-    none = pd.DataFrame(columns=_KEY)
-    if df is None or df.empty or table not in lake.tables():
+    conflicts (same key, different stored value) to quarantine.
+
+    Rows later than their series' watermark are new without a look-up; only the others are
+    compared with the stored files."""
+    series = SERIES_TABLES[table]
+    key = [series, "ts", "quantity"]
+    none = pd.DataFrame(columns=key)
+    if df is None or df.empty:
         return df, 0, pd.DataFrame(), none
-    lo, hi = df["ts"].min(), df["ts"].max()
+    marks = lake.watermarks(table, pd.unique(df[series]))
+    if marks.empty:
+        return df, 0, pd.DataFrame(), none
+    # series first (a stream's batch is all new: one small comparison), rows only if needed
+    first = df.groupby([series, "quantity"], sort=False, observed=True)["ts"].min().rename("first").reset_index()
+    first = first.merge(marks, on=[series, "quantity"], how="inner")
+    if not (first["first"] <= first["ts"]).any():
+        return df, 0, pd.DataFrame(), none
+    wm = df[[series, "quantity"]].merge(marks, on=[series, "quantity"], how="left")["ts"]
+    check = (pd.to_datetime(df["ts"]).to_numpy() <= wm.to_numpy()) & wm.notna().to_numpy()
+    sub = df[check]
+    lo, hi = sub["ts"].min(), sub["ts"].max()
     con = lake.connect(tables=(table,), registries=False, between=(lo, hi))
     try:
         if table not in {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}:
             return df, 0, pd.DataFrame(), none          # nothing stored in that span
-        con.register("batch", df)
-        stored = con.execute(f"""SELECT s.meter_id, s.ts, s.quantity, s.value AS stored_value, s.batch_id AS stored_batch
-                                 FROM {table} s SEMI JOIN batch b USING (meter_id, ts, quantity)
+        con.register("batch", sub)
+        stored = con.execute(f"""SELECT s.{series}, s.ts, s.quantity, s.value AS stored_value, s.batch_id AS stored_batch
+                                 FROM {table} s SEMI JOIN batch b USING ({series}, ts, quantity)
                                  WHERE s.ts BETWEEN ? AND ?""", [lo, hi]).df()
     finally:
         con.close()
     if stored.empty:
         return df, 0, pd.DataFrame(), none
-    m = df.merge(stored, on=_KEY, how="left", indicator=True)
-    seen = m["_merge"].eq("both").to_numpy()
-    same = seen & np.isclose(m["value"].to_numpy(dtype=float), m["stored_value"].to_numpy(dtype=float),
-                             rtol=1e-12, atol=0, equal_nan=True)
-    conflict = seen & ~same
-    conflicts = m[conflict]
+    m = sub.merge(stored, on=key, how="left", indicator=True)
+    seen_sub = m["_merge"].eq("both").to_numpy()
+    same = seen_sub & np.isclose(m["value"].to_numpy(dtype=float), m["stored_value"].to_numpy(dtype=float),
+                                 rtol=1e-12, atol=0, equal_nan=True)
+    conflicts = m[seen_sub & ~same]
     q = pd.DataFrame({
         "row": conflicts["row"] if "row" in conflicts else None,
         "reason": [f"conflicts with stored value {sv} from batch {sb}" for sv, sb in
@@ -250,7 +354,9 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
         "payload": [json.dumps({k: str(v) for k, v in r.items()}, ensure_ascii=False)
                     for r in conflicts[df.columns].to_dict("records")],
     })
-    return df[~seen].reset_index(drop=True), int(same.sum()), q, conflicts[_KEY]
+    seen = np.zeros(len(df), bool)
+    seen[np.flatnonzero(check)] = seen_sub
+    return df[~seen].reset_index(drop=True), int(same.sum()), q, conflicts[key]
 
 
 # ------------------------------------------------------------------------------ activity

@@ -8,6 +8,11 @@
   :meth:`Lake.compact` moves whole past days into the cold tier (one file per month and compaction);
   readers see both through the manifest;
 * **quarantine** — rows that cannot be curated, with their reason and the original payload.
+* **watermarks** — for the series tables (readings, consumption) the manifest keeps, per
+  (meter, quantity), the latest stored ``ts`` and its value, updated in the same transaction that
+  registers the files.  A row later than its series' watermark cannot be stored yet, so a stream of
+  new readings is checked for duplicates and continued across batches without reading any file;
+  only rows at or before the watermark (late data, redelivery) are looked up in the files.
 
 Crash safety: readers never list directories — the SQLite manifest (``files``) says which files are
 live.  Writers create files first and register them in one transaction; compaction registers the
@@ -20,8 +25,10 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import sqlite3
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +40,7 @@ import pandas as pd
 
 __all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "read_table"]
 
-CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results")
+CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results", "telemetry")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, source TEXT, connector TEXT, origin TEXT, kind TEXT,
@@ -50,7 +57,15 @@ CREATE TABLE IF NOT EXISTS compactions (
     files_in INTEGER, rows INTEGER);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT, updated_at TEXT);
 CREATE TABLE IF NOT EXISTS meters (meter_id TEXT PRIMARY KEY, record TEXT);
+CREATE TABLE IF NOT EXISTS watermarks (
+    tbl TEXT, meter_id TEXT, quantity TEXT, ts INTEGER, value REAL,
+    PRIMARY KEY (tbl, meter_id, quantity)) WITHOUT ROWID;
 """
+#: tables of time series keyed on (series, ts, quantity) → their series column; the manifest keeps
+#: each series' watermark (the ``meter_id`` column of ``watermarks`` holds the series id)
+SERIES_TABLES = {"readings": "meter_id", "consumption": "meter_id", "telemetry": "device_id"}
+_UPSERT_WATERMARK = ("INSERT INTO watermarks VALUES (?,?,?,?,?) ON CONFLICT(tbl, meter_id, quantity) DO UPDATE "
+                     "SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > watermarks.ts")
 
 
 class LakeError(RuntimeError):
@@ -106,13 +121,26 @@ class Lake:
     # ------------------------------------------------------------------ metadata
     @contextlib.contextmanager
     def _db(self):
-        db = sqlite3.connect(self.metadata_path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        """The manifest connection of this thread (autocommit: no snapshot is held between
+        statements; a transaction left open by an exception is rolled back)."""
+        key = (os.getpid(), threading.get_ident())
+        pool = self.__dict__.setdefault("_connections", {})
+        db = pool.get(key)
+        if db is None:
+            db = sqlite3.connect(self.metadata_path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if len(pool) >= 16:          # connections of threads that have ended
+                alive = {t.ident for t in threading.enumerate()}
+                for k in [k for k in pool if k[0] != key[0] or k[1] not in alive]:
+                    with contextlib.suppress(Exception):
+                        pool.pop(k).close()
+            pool[key] = db
         try:
             yield db
         finally:
-            db.close()
+            if db.in_transaction:
+                db.rollback()
 
     def _path(self, *parts) -> str:
         return "/".join([self.root.rstrip("/"), *[str(p).strip("/") for p in parts]])
@@ -150,19 +178,35 @@ class Lake:
         with self._db() as db:
             db.execute("BEGIN")
             db.executemany("INSERT INTO meters VALUES (?, ?) ON CONFLICT(meter_id) DO UPDATE SET record = excluded.record", recs)
+            db.execute("INSERT INTO state VALUES ('meters_version', ?, ?) ON CONFLICT(key) DO UPDATE "
+                       "SET value = excluded.value, updated_at = excluded.updated_at",
+                       (json.dumps(uuid.uuid4().hex), _now()))
             db.execute("COMMIT")
         return len(recs)
 
-    def meters(self) -> pd.DataFrame:
+    def meters(self, *, normalized: bool = False) -> pd.DataFrame:
+        """The meter registry (a copy); ``normalized``: typed as
+        :func:`workbench.prepare.normalize_meters` makes it.  Both are cached until the registry
+        changes (a version in the manifest, so changes by other processes are seen)."""
         with self._db() as db:
-            rows = db.execute("SELECT record FROM meters ORDER BY meter_id").fetchall()
-        m = pd.DataFrame([json.loads(r[0]) for r in rows])
-        if len(m):
-            if "rollover" in m:
-                m["rollover"] = pd.to_numeric(m["rollover"], errors="coerce")
-            if "is_main" in m:
-                m["is_main"] = m["is_main"].astype(str).str.lower().eq("true")
-        return m
+            row = db.execute("SELECT value FROM state WHERE key = 'meters_version'").fetchone()
+            cache = self.__dict__.get("_meters_cache")
+            if cache is None or row is None or cache[0] != row[0]:
+                rows = db.execute("SELECT record FROM meters ORDER BY meter_id").fetchall()
+                m = pd.DataFrame([json.loads(r[0]) for r in rows])
+                if len(m):
+                    if "rollover" in m:
+                        m["rollover"] = pd.to_numeric(m["rollover"], errors="coerce")
+                    if "is_main" in m:
+                        m["is_main"] = m["is_main"].astype(str).str.lower().eq("true")
+                cache = self._meters_cache = [row[0] if row else None, m, None]
+        if not normalized:
+            return cache[1].copy()
+        if cache[2] is None:
+            from .prepare import normalize_meters
+
+            cache[2] = normalize_meters(cache[1])
+        return cache[2].copy()
 
     def register_boundary(self, boundary: pd.DataFrame) -> int:
         """Store the boundary hierarchy (node ids, parents, identifiers) used by retrieval."""
@@ -352,11 +396,68 @@ class Lake:
         with ThreadPoolExecutor(max_workers=min(2, len(jobs))) as pool:
             list(pool.map(write, jobs))
         new = [(path, table, "hot", part, hi - lo, batch_id, None, 1, _now(), None) for path, part, lo, hi in jobs]
+        marks = _series_last(table, df, date_column)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", new)
+            if marks:
+                db.executemany(_UPSERT_WATERMARK, marks)
             db.execute("COMMIT")
         return len(df)
+
+    def watermarks(self, table: str, meter_ids=None) -> pd.DataFrame:
+        """The latest stored reading of each series of ``table`` (one of :data:`SERIES_TABLES`):
+        the series column (``meter_id``; ``device_id`` for telemetry), quantity, ts (naive local,
+        µs), value — for the series ``meter_ids`` (default: all).
+
+        A lake written before watermarks existed gets them computed once from its files, under the
+        manifest's write lock (so no batch registers files meanwhile)."""
+        if table not in SERIES_TABLES:
+            raise ValueError(f"no watermarks for {table!r} (series tables: {list(SERIES_TABLES)})")
+        self._ensure_watermarks()
+        ids = None if meter_ids is None else list(dict.fromkeys(str(m) for m in meter_ids))
+        with self._db() as db:
+            if ids is not None and len(ids) <= 500:
+                rows = db.execute(f"SELECT meter_id, quantity, ts, value FROM watermarks WHERE tbl = ? AND meter_id "
+                                  f"IN ({','.join('?' * len(ids))})", [table, *ids]).fetchall()
+            else:
+                rows = db.execute("SELECT meter_id, quantity, ts, value FROM watermarks WHERE tbl = ?",
+                                  (table,)).fetchall()
+        series = SERIES_TABLES[table]
+        out = pd.DataFrame(rows, columns=[series, "quantity", "ts", "value"])
+        if ids is not None and len(ids) > 500:
+            out = out[out[series].isin(ids)].reset_index(drop=True)
+        out["ts"] = out["ts"].to_numpy(dtype="int64").view("datetime64[us]")
+        out["value"] = out["value"].astype("float64")
+        return out
+
+    def _ensure_watermarks(self) -> None:
+        if self.__dict__.get("_watermarks_ok"):
+            return
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM state WHERE key = 'watermarks'").fetchone() is None:
+                db.execute("BEGIN IMMEDIATE")
+                if db.execute("SELECT 1 FROM state WHERE key = 'watermarks'").fetchone() is None:
+                    for table, series in SERIES_TABLES.items():
+                        paths = [r[0] for r in db.execute("SELECT path FROM files WHERE live = 1 AND tbl = ?",
+                                                          (table,)).fetchall()]
+                        if not paths:
+                            continue
+                        con = duckdb.connect()
+                        try:
+                            if not self.local:
+                                con.register_filesystem(self.fs)
+                            lst = ", ".join("'" + self._uri(p).replace("'", "''") + "'" for p in paths)
+                            last = con.execute(f"""SELECT {series}, quantity, max(ts) AS ts,
+                                                          arg_max(value, ts) AS value
+                                                   FROM read_parquet([{lst}], union_by_name = true) GROUP BY ALL""").df()
+                        finally:
+                            con.close()
+                        marks = _series_last(table, last, "ts")
+                        db.executemany(_UPSERT_WATERMARK, marks)
+                    db.execute("INSERT INTO state VALUES ('watermarks', '1', ?)", (_now(),))
+                db.execute("COMMIT")
+        self._watermarks_ok = True
 
     def quarantine(self, rows: pd.DataFrame, *, batch_id: str, table: str) -> int:
         """Keep rows that could not be curated, with their reason and original payload."""
@@ -462,7 +563,8 @@ class Lake:
         self.set_state("quality_rules", path)
 
     def tables(self) -> list[str]:
-        return sorted(set(self.files()["tbl"]))
+        with self._db() as db:
+            return sorted(r[0] for r in db.execute("SELECT DISTINCT tbl FROM files WHERE live = 1").fetchall())
 
     # ------------------------------------------------------------------ compaction
     def compact(self, *, before: str | None = None, tables=CURATED_TABLES, _crash_after: str | None = None) -> dict:
@@ -495,7 +597,7 @@ class Lake:
                     lst = ", ".join("'" + self._uri(p) + "'" for p in inputs["path"])
                     self.fs.makedirs(out.rsplit("/", 1)[0], exist_ok=True)
                     tmp = out + ".tmp"
-                    order = "ORDER BY meter_id, ts" if table in ("readings", "consumption") else ""
+                    order = f"ORDER BY {SERIES_TABLES[table]}, ts" if table in SERIES_TABLES else ""
                     con.execute(f"COPY (SELECT * FROM read_parquet([{lst}], union_by_name = true) {order}) "
                                 f"TO '{self._uri(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 1000000)")
                     rows = con.execute(f"SELECT count(*) FROM read_parquet('{self._uri(tmp)}')").fetchone()[0]
@@ -552,6 +654,25 @@ class Lake:
         from . import ingest as _ingest
 
         return _ingest.ingest(self, result, sender=sender, mapping=mapping, identifiers=identifiers)
+
+
+def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
+    """Watermark rows (tbl, series, quantity, ts µs, value) — the last row of each series in ``df``."""
+    series = SERIES_TABLES.get(table)
+    if series is None or date_column != "ts" or len(df) == 0 or not {series, "quantity", "value"} <= set(df.columns):
+        return []
+    t = pd.to_datetime(df["ts"]).to_numpy(dtype="datetime64[us]").view("int64")
+    mc, mu = pd.factorize(df[series])
+    qc, qu = pd.factorize(df["quantity"])
+    g = mc.astype(np.int64) * max(len(qu), 1) + qc
+    order = np.lexsort((t, g))
+    gs = g[order]
+    last = order[np.r_[gs[1:] != gs[:-1], True]]
+    v = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype="float64")[last]
+    m = np.asarray(mu, dtype=object)[mc[last]].tolist()
+    q = np.asarray(qu, dtype=object)[qc[last]].tolist()
+    return [(table, str(m_), str(q_), t_, None if math.isnan(x) else x)
+            for m_, q_, t_, x in zip(m, q, t[last].tolist(), v.tolist())]
 
 
 def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:

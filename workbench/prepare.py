@@ -351,12 +351,19 @@ def _default_quantity(unit: str, item: str) -> str:
     return {"[mass]": "mass", "[normal_volume]": "normal_volume", "[length] ** 3": "volume"}.get(dim, "value")
 
 
+_NORMALIZED_COLUMNS = frozenset({"meter_id", "node_id", "unit", "item", "source", "replaces", "register", "rollover",
+                                 "is_main", "installed", "removed", "quantity", "identifier"})
+
+
 def normalize_meters(meters: pd.DataFrame) -> pd.DataFrame:
     """The meter register with typed columns (as :func:`workbench.readings.read_meters`, tolerant).
 
     Adds ``quantity`` (what the meter measures by default) when the register has none: the
     pint dimension of its unit (``active_energy``, ``heat``, ``mass``, ``normal_volume`` …).
+    A frame this function made (``attrs["normalized_meters"]``) is taken as it is.
     """
+    if meters.attrs.get("normalized_meters") and _NORMALIZED_COLUMNS <= set(meters.columns):
+        return meters
     m = meters.copy()
     if "meter_id" not in m.columns:
         raise ValueError("meters needs a meter_id column")
@@ -388,7 +395,9 @@ def normalize_meters(meters: pd.DataFrame) -> pd.DataFrame:
     m["quantity"] = m["quantity"].astype(str)
     if "identifier" not in m.columns:
         m["identifier"] = None
-    return m.reset_index(drop=True)
+    m = m.reset_index(drop=True)
+    m.attrs["normalized_meters"] = True
+    return m
 
 
 # --------------------------------------------------------------------------- timestamps

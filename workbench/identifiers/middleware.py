@@ -30,6 +30,7 @@ few dozen derivations and one bulk existence query, and answers are cached on th
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import threading
@@ -76,8 +77,13 @@ class Resolution:
 
 
 def _identifier_key(text) -> str | None:
+    return _key_of_text(str(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)      # pure; streams check the same identifiers batch after batch
+def _key_of_text(text: str) -> str | None:
     try:
-        return parse_identifier(str(text)).key
+        return parse_identifier(text).key
     except IdentifierError:
         return None
 
