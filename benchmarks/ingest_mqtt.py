@@ -1,6 +1,6 @@
 """Benchmark: simulated devices → Mosquitto → ``workbench gateway`` → lake (IoT issue, point 10).
 
-    python benchmarks/ingest_mqtt.py [--devices 200] [--rate 25] [--duration 60] [--simulators 2]
+    python benchmarks/ingest_mqtt.py [--devices 200] [--rate 26] [--duration 60] [--simulators 1] [--gateways 1]
 
 1. A device registry with ``--devices`` smart meters (own credentials), the broker configuration
    generated from it (per-device ACLs), a private ``mosquitto`` on a free port, and a lake whose
@@ -13,8 +13,9 @@
 4. When the simulators are done, the lake is read until everything acknowledged is stored (or
    ``--drain`` seconds pass).  Printed: sustained messages/s and readings/s (acknowledged by the
    broker over the simulators' run time, and stored by the gateway over its storing time), p50/p99
-   latency (device timestamp → the stored batch's ``stored_at``), loss (acknowledged readings not in
-   the lake) and duplicates (rows stored twice) — both must be 0.
+   latency (device timestamp → the batch's ``finished_at``, when its curated rows were committed),
+   loss (acknowledged readings not in the lake) and duplicates (rows stored twice) — both must be
+   0 — and the CPU of broker, gateway(s) and simulator(s) in % of one core (2 cores = 200 %).
 
 Anchor (reference): ThingsBoard on one 2-vCPU node, 5,000 msg/s = 15,000 data points/s at 95 % CPU.
 Target on this 2-core machine, broker and load generator included: ≥ 5,000 msg/s sustained for
@@ -71,6 +72,15 @@ def mosquitto_exe() -> str:
     return exe
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def setup(work: Path, n: int, port: int):
     from workbench.devices import DeviceRegistry
     from workbench.devices.broker import DEFAULT_PLATFORM_USERS, write_broker_config
@@ -97,12 +107,12 @@ def setup(work: Path, n: int, port: int):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", type=int, default=200)
-    ap.add_argument("--rate", type=float, default=25.0, help="messages/s per device (default 25)")
+    ap.add_argument("--rate", type=float, default=26.0, help="messages/s per device (default 26)")
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--simulators", type=int, default=2, help="simulator processes (default 2)")
+    ap.add_argument("--simulators", type=int, default=1, help="simulator processes (default 1)")
     ap.add_argument("--gateways", type=int, default=1, help="gateway processes on one shared subscription")
     ap.add_argument("--batch-size", type=int, default=5000)
-    ap.add_argument("--batch-interval", type=float, default=0.5)
+    ap.add_argument("--batch-interval", type=float, default=0.25)
     ap.add_argument("--drain", type=float, default=120.0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 devices × 10 msg/s for 5 s")
     ap.add_argument("--json", type=Path, default=None)
@@ -154,11 +164,30 @@ def main(argv=None) -> int:
         print(f"running: {args.simulators} simulator process(es) × {per} devices × {args.rate:g} msg/s "
               f"(target {args.devices * args.rate:,.0f} msg/s) for {args.duration:g} s; {args.gateways} gateway(s)",
               flush=True)
+        gateways = procs[1:1 + args.gateways]
+        cpu0 = {"broker": cpu_seconds(broker.pid), "gateways": sum(cpu_seconds(p.pid) for p in gateways)}
+        t_run = time.monotonic()
+        cpu1: dict = {}
+
+        def sample_cpu():           # just before the simulators exit: the run's own CPU
+            while all(s.poll() is None for s in sims):
+                cpu1.update(broker=cpu_seconds(broker.pid), gateways=sum(cpu_seconds(p.pid) for p in gateways),
+                            simulators=sum(cpu_seconds(s.pid) for s in sims), at=time.monotonic())
+                time.sleep(0.5)
+
+        import threading
+
+        sampler = threading.Thread(target=sample_cpu, daemon=True)
+        sampler.start()
         results = []
         for s in sims:
             out, _ = s.communicate(timeout=args.duration + 300)
             line = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
             results.append(json.loads(line[-1]) if line else {})
+        sampler.join(5)
+        wall = max(cpu1.get("at", t_run) - t_run, 1e-9)
+        cpu = {k: round(100 * (cpu1[k] - cpu0.get(k, 0.0)) / wall, 1) for k in ("broker", "gateways", "simulators")
+               if k in cpu1}
         published = sum(r.get("published", 0) for r in results)
         acked = sum(r.get("acked", 0) for r in results)
         readings_acked = sum(r.get("readings_acked", 0) for r in results)
@@ -181,11 +210,11 @@ def main(argv=None) -> int:
         for p in procs[1:1 + args.gateways]:
             p.wait(30)
         lat = lake.sql("""
-            SELECT epoch_ms(CAST(b.stored_at AS TIMESTAMPTZ)) - epoch_ms(timezone('Asia/Shanghai', r.ts)) AS ms
+            SELECT epoch_ms(CAST(b.finished_at AS TIMESTAMPTZ)) - epoch_ms(timezone('Asia/Shanghai', r.ts)) AS ms
             FROM readings r JOIN batches b USING (batch_id)""") if n else pd.DataFrame({"ms": []})
         batches = lake.batches()
         b = batches[batches["source"] == "mqtt"]
-        span = (pd.to_datetime(b["stored_at"]).max() - pd.to_datetime(b["received_at"]).min()).total_seconds() \
+        span = (pd.to_datetime(b["finished_at"]).max() - pd.to_datetime(b["received_at"]).min()).total_seconds() \
             if len(b) else float("nan")
         res = {
             "devices": args.devices, "rate_per_device": args.rate, "duration_s": round(elapsed, 1),
@@ -195,8 +224,14 @@ def main(argv=None) -> int:
             "stored_readings": d, "stored_rows": n, "stored_readings_per_s": round(d / span, 1) if span else None,
             "loss": readings_acked - d, "duplicates": n - d, "drain_s": round(drain_s, 1),
             "latency_p50_ms": round(float(lat["ms"].quantile(0.5)), 1) if len(lat) else None,
+            "latency_p90_ms": round(float(lat["ms"].quantile(0.90)), 1) if len(lat) else None,
             "latency_p99_ms": round(float(lat["ms"].quantile(0.99)), 1) if len(lat) else None,
+            "latency_max_ms": round(float(lat["ms"].max()), 1) if len(lat) else None,
             "batches": len(b), "quarantined": int(b["rows_quarantined"].sum()) if len(b) else 0,
+            # % of one core while the load ran (simulators include their start-up); 2 cores = 200 %
+            "cpu_broker_pct": cpu.get("broker"), "cpu_gateways_pct": cpu.get("gateways"),
+            "cpu_simulators_pct": cpu.get("simulators"),
+            "cpu_total_pct": round(sum(cpu.values()), 1) if cpu else None,
         }
         print()
         for k, v in res.items():

@@ -340,3 +340,39 @@ def test_cli_simulate(env, cli_env, python):
                           "--db", str(db), "--credentials", str(cred_file)],
                          env=cli_env, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "mqtt://HOST" in bad.stderr
+
+
+def test_one_network_thread_and_reconnect_after_broker_restart(env):
+    """Every device's client is served by the simulator's one network thread (however many
+    devices); when the broker goes away the devices reconnect by themselves once it is back
+    (paho does not in an external loop: the simulator retries with backoff), and the QoS 1
+    telemetry queued meanwhile is delivered (persistent sessions)."""
+    reg, creds = env["reg"], env["creds"]
+    port = free_port()
+    run_as = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    files = write_broker_config(reg, env["dir"] / "restart", root=ROOT, port=port, user=run_as,
+                                log_types=("error", "warning"))
+    ids = [d.device_id for d in simulatable_devices(reg) if d.device_id in creds][:12]
+    assert len(ids) == 12
+    before = threading.active_count()
+    sim = Simulator("127.0.0.1", port, reg, creds, root=ROOT, device_ids=ids, rate=20, heartbeat_s=0)
+    try:
+        with running_mosquitto(files.conf, port=port):
+            assert sim.start() == 12
+            assert threading.active_count() == before + 1                   # one thread, not one per client
+            assert [t.name for t in threading.enumerate()].count("wb-simulator") == 1
+            assert wait_for(lambda: sim.stats().acked >= 12 * 5, 5)
+        # broker stopped: every device notices, keeps publishing into its session queue, retries
+        assert wait_for(lambda: sim.stats().connected == 0, 5)
+        time.sleep(0.5)
+        with running_mosquitto(files.conf, port=port):
+            assert wait_for(lambda: sim.stats().connected == 12, 20)
+            assert all(c.connects == 2 and not c.refused for c in sim.stats().per_device.values())
+            acked = sim.stats().acked
+            assert wait_for(lambda: sim.stats().acked >= acked + 12 * 5, 5)
+            assert threading.active_count() == before + 1
+            stats = sim.stop()
+    finally:
+        sim.stop(drain_s=0)
+    assert threading.active_count() == before
+    assert stats.failed == 0 and stats.pending == 0 and stats.acked == stats.published

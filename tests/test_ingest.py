@@ -196,6 +196,8 @@ def test_watermarks_follow_each_write(tmp_path):
     lake = _register_lake(tmp_path)
     lake.ingest(_batch([("C1", "2026-03-01 00:00", 100.0), ("C1", "2026-03-01 00:15", 101.0),
                         ("C2", "2026-03-01 00:00", 7.0)], "a.csv"), sender="t")
+    b = lake.batches()
+    assert (pd.to_datetime(b["finished_at"]) >= pd.to_datetime(b["stored_at"])).all()   # curated after raw
     w = lake.watermarks("readings").set_index("meter_id")
     assert w.loc["C1", "ts"] == pd.Timestamp("2026-03-01 00:15") and w.loc["C1", "value"] == 101.0
     assert w.loc["C2", "ts"] == pd.Timestamp("2026-03-01 00:00") and w.loc["C2", "value"] == 7.0
@@ -301,3 +303,29 @@ def test_device_telemetry_of_other_quantities_is_kept_idempotently(tmp_path):
     q = lake.sql("SELECT reason FROM quarantine ORDER BY reason")["reason"].tolist()
     assert any("conflicts with stored value 230.1" in r for r in q) and any(r.startswith("unit:") for r in q)
     assert lake.watermarks("telemetry").set_index("quantity").loc["power", "ts"] == pd.Timestamp("2026-03-01 08:03")
+
+
+def test_register_readings_out_of_order_are_kept_and_counted_once(tmp_path):
+    """Two writers splitting one register's stream (odd / even readings, each batch committed whole,
+    in either order), a redelivery, and a backfill before the first stored reading: every reading
+    is stored once, the out-of-order ones flagged, and consumption sums to last − first."""
+    lake = _register_lake(tmp_path)
+    t0 = pd.Timestamp("2026-03-01 00:00")
+    reading = {k: (str(t0 + k * pd.Timedelta("15min")), 100.0 + 1.5 * k) for k in range(-4, 21)}
+
+    def rows(ks):
+        return [("C1", *reading[k]) for k in ks]
+
+    lake.ingest(_batch(rows(range(1, 21, 2)), "odd.csv"), sender="gw-1")          # 1, 3, …, 19
+    rep = lake.ingest(_batch(rows(range(0, 21, 2)), "even.csv"), sender="gw-2")   # 0, 2, …, 20
+    assert rep.rows_quarantined == 0 and rep.counts["late"] == 9 and rep.counts["early"] == 1
+    rep = lake.ingest(_batch(rows([5, 6, 20]), "again.csv"), sender="gw-1")       # redelivered
+    assert (rep.rows_curated, rep.rows_duplicate, rep.rows_quarantined) == (0, 3, 0)
+    rep = lake.ingest(_batch(rows([-4, -3, -2, -1]), "backfill.csv"), sender="import")
+    assert rep.rows_curated == 4 and rep.counts["early"] == 4
+    r = lake.sql("SELECT ts, value, quality_flag FROM readings ORDER BY ts")
+    assert len(r) == 25 and r["ts"].is_unique
+    assert set(r.loc[r["quality_flag"].str.contains("late"), "value"]) == {100.0 + 1.5 * k for k in range(2, 19, 2)}
+    c = lake.sql("SELECT ts, value FROM consumption ORDER BY ts")
+    assert c["ts"].is_unique and c["value"].sum() == pytest.approx(reading[20][1] - reading[-4][1])
+    assert "quarantine" not in lake.tables()

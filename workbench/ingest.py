@@ -22,7 +22,18 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -
     """Ingest one connector result.  ``mapping``: a :class:`workbench.mapping.Mapping`;
     ``identifiers``: a :class:`workbench.identifiers.middleware.SourceRegistry` — after mapping,
     every record gets the identifier of its source, and records of an unregistered source are
-    quarantined with the reason (:func:`~workbench.identifiers.middleware.attach_identifiers`)."""
+    quarantined with the reason (:func:`~workbench.identifiers.middleware.attach_identifiers`).
+
+    Batches of readings are ingested one at a time per lake (an inter-process file lock from the
+    look-ups to the commit): two writers — e.g. gateways sharing one MQTT subscription — never
+    derive consumption from the same stored reading twice."""
+    if result.kind != "readings":
+        return _ingest(lake, result, sender=sender, mapping=mapping, identifiers=identifiers)
+    with lake.ingest_lock():
+        return _ingest(lake, result, sender=sender, mapping=mapping, identifiers=identifiers)
+
+
+def _ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -> IngestReport:
     meta = result.metadata
     source = str(meta.get("source") or meta.get("connector") or "unknown")
     # a big batch of readings is hashed and copied into the raw zone while it is being prepared
@@ -172,6 +183,74 @@ def _previous(lake: Lake, meter_ids, first_local) -> pd.DataFrame | None:
     return pd.concat(out, ignore_index=True)
 
 
+def _out_of_order_rows(lake, meters, meter_ids, t_local) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Rows of cumulative registers timed before their meter's latest stored reading: ``early``
+    (before its first stored reading too) and ``late`` (inside the stored span); and the marks."""
+    none = np.zeros(len(t_local), bool)
+    cum = meters.loc[meters["register"] == "cumulative", "meter_id"]
+    ids = pd.Series(np.asarray(meter_ids, dtype=object)).astype(str)
+    if cum.empty or not ids.isin(cum).any():
+        return none, none, pd.DataFrame()
+    marks = lake.watermarks("readings", pd.unique(ids[ids.isin(cum)]))
+    if marks.empty:
+        return none, none, marks
+    by_meter = marks.groupby("meter_id")
+    latest = ids.map(by_meter["ts"].max()).to_numpy(dtype="datetime64[us]")
+    first = ids.map(by_meter["first_ts"].min()).to_numpy(dtype="datetime64[us]")
+    before = ~np.isnat(latest) & (t_local < latest)
+    early = before & (t_local < first)
+    return early, before & ~early, marks
+
+
+def _stage_out_of_order(meters, late, early, marks, counts, quarantined) -> list[pd.DataFrame]:
+    """Prepared readings and consumption of register readings that arrived out of order.
+
+    ``late`` ones (inside the stored span) are kept, flagged ``late``: the stored readings around
+    them already carry that span's consumption, so they add none.  ``early`` ones (before the
+    first stored reading) extend the register backwards: consumption from each to the next, the
+    last one to the first stored reading."""
+    from .prepare import LOCAL_TZ, prepare_readings
+
+    out_r, out_c = [], []
+    if late is not None:
+        lp = prepare_readings(late, meters)
+        flag = lp.readings["quality_flag"].astype(str)
+        out_r.append(lp.readings.assign(quality_flag=np.where(flag == "ok", "late", flag + "|late")))
+        parts = [(lp, len(lp.readings))]
+    else:
+        parts = []
+    if early is not None:
+        ids = early["meter_id"].astype(str).unique()
+        anchor = marks[marks["meter_id"].isin(ids)]
+        unit = meters.set_index("meter_id")["unit"]
+        # the first stored reading closes the last early interval; it is stored already, so only
+        # its consumption counts here
+        stored_first = pd.DataFrame({"meter_id": anchor["meter_id"].to_numpy(),
+                                     "ts": pd.to_datetime(anchor["first_ts"]).dt.tz_localize(LOCAL_TZ),
+                                     "quantity": anchor["quantity"].to_numpy(),
+                                     "value": anchor["first_value"].to_numpy(),
+                                     "unit": unit.reindex(anchor["meter_id"]).to_numpy(), "row": -1})
+        e = early.assign(ts=pd.to_datetime(early["ts"], utc=True).dt.tz_convert(LOCAL_TZ)) \
+            if not isinstance(early["ts"].dtype, pd.DatetimeTZDtype) else early
+        cols = [c for c in ("meter_id", "ts", "quantity", "value", "unit", "row", "identifier") if c in e.columns]
+        ep = prepare_readings(pd.concat([e[cols], stored_first], ignore_index=True), meters)
+        keep = ~ep.readings.set_index(["meter_id", "ts", "quantity"]).index.isin(
+            stored_first.assign(ts=stored_first["ts"].dt.tz_localize(None))
+            .set_index(["meter_id", "ts", "quantity"]).index)
+        out_r.append(ep.readings[keep])
+        out_c.append(ep.consumption)
+        parts.append((ep, int(keep.sum())))
+    for p, n in parts:
+        if len(p.quarantine):
+            quarantined.append(p.quarantine)
+        for k, v in p.counts.items():
+            if k != "rows_in":
+                counts[k] = counts.get(k, 0) + v
+    counts["late"] = counts.get("late", 0) + (len(out_r[0]) if late is not None else 0)
+    counts["early"] = counts.get("early", 0) + (parts[-1][1] if early is not None else 0)
+    return out_r, out_c
+
+
 def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
     """Prepare a batch and compare it with what is stored — no writes yet.  ``identifiers``:
     meter_id → identifier attached by the identifier middleware (curated with the readings)."""
@@ -184,17 +263,34 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
         given = meters["identifier"] if "identifier" in meters.columns else pd.Series(None, index=meters.index)
         meters = meters.assign(identifier=meters["meter_id"].astype(str).map(identifiers).where(
             lambda s: s.notna(), given))
-    previous = None
+    previous, late, early, marks = None, None, None, None
     if len(data):
-        t_local, _ = _local_us(data["ts"], LOCAL_TZ, None)
-        previous = _previous(lake, data["meter_id"], t_local.view("datetime64[us]"))
+        if "row" not in data.columns:   # source rows numbered before the batch is split
+            data = data.assign(row=np.arange(len(data)))
+        t_local = _local_us(data["ts"], LOCAL_TZ, None)[0].view("datetime64[us]")
+        is_early, is_late, marks = _out_of_order_rows(lake, meters, data["meter_id"], t_local)
+        if is_early.any():
+            early = data[is_early]
+        if is_late.any():
+            late = data[is_late]
+        if early is not None or late is not None:
+            rest = ~(is_early | is_late)
+            data, t_local = data[rest], t_local[rest]
+        previous = _previous(lake, data["meter_id"], t_local)
     prep = prepare_readings(data, meters, previous=previous)
     if len(prep.quarantine):
         quarantined.append(prep.quarantine)
-    readings, duplicates, conflicts, conflict_keys = _against_stored(lake, prep.readings, "readings")
+    new_readings, cons = prep.readings, prep.consumption
+    if early is not None or late is not None:
+        more_r, more_c = _stage_out_of_order(meters, late, early, marks, prep.counts, quarantined)
+        new_readings = pd.concat([new_readings, *more_r], ignore_index=True)
+        new_readings["quality_flag"] = new_readings["quality_flag"].astype(str).astype("category")
+        if more_c:
+            cons = pd.concat([cons, *more_c], ignore_index=True)
+            cons["quality_flag"] = cons["quality_flag"].astype(str).astype("category")
+    readings, duplicates, conflicts, conflict_keys = _against_stored(lake, new_readings, "readings")
     if len(conflicts):
         quarantined.append(conflicts)
-    cons = prep.consumption
     if len(conflict_keys) and len(cons):  # consumption derived from a quarantined reading goes with it
         k = cons[_KEY].merge(conflict_keys, on=_KEY, how="left", indicator=True)["_merge"].eq("both").to_numpy()
         cons = cons[~k]

@@ -58,14 +58,18 @@ CREATE TABLE IF NOT EXISTS compactions (
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT, updated_at TEXT);
 CREATE TABLE IF NOT EXISTS meters (meter_id TEXT PRIMARY KEY, record TEXT);
 CREATE TABLE IF NOT EXISTS watermarks (
-    tbl TEXT, meter_id TEXT, quantity TEXT, ts INTEGER, value REAL,
+    tbl TEXT, meter_id TEXT, quantity TEXT, ts INTEGER, value REAL, first_ts INTEGER, first_value REAL,
     PRIMARY KEY (tbl, meter_id, quantity)) WITHOUT ROWID;
 """
 #: tables of time series keyed on (series, ts, quantity) → their series column; the manifest keeps
 #: each series' watermark (the ``meter_id`` column of ``watermarks`` holds the series id)
 SERIES_TABLES = {"readings": "meter_id", "consumption": "meter_id", "telemetry": "device_id"}
-_UPSERT_WATERMARK = ("INSERT INTO watermarks VALUES (?,?,?,?,?) ON CONFLICT(tbl, meter_id, quantity) DO UPDATE "
-                     "SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > watermarks.ts")
+_MARK_COLUMNS = "meter_id, quantity, ts, value, first_ts, first_value"
+# the latest and the first stored row of a series (SET expressions see the row before the update)
+_UPSERT_WATERMARK = """INSERT INTO watermarks VALUES (?,?,?,?,?,?,?) ON CONFLICT(tbl, meter_id, quantity) DO UPDATE SET
+    ts = max(ts, excluded.ts), value = CASE WHEN excluded.ts > ts THEN excluded.value ELSE value END,
+    first_ts = min(first_ts, excluded.first_ts),
+    first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END"""
 
 
 class LakeError(RuntimeError):
@@ -116,7 +120,13 @@ class Lake:
         self.metadata_path = Path(metadata)
         self.metadata_path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(watermarks)")}
+            if cols and "first_ts" not in cols:       # an early layout: rebuilt from the files
+                db.execute("DROP TABLE watermarks")
+                db.execute("DELETE FROM state WHERE key = 'watermarks'")
             db.executescript(_SCHEMA)
+            if "finished_at" not in {r[1] for r in db.execute("PRAGMA table_info(batches)")}:
+                db.execute("ALTER TABLE batches ADD COLUMN finished_at TEXT")   # lakes made before it
 
     # ------------------------------------------------------------------ metadata
     @contextlib.contextmanager
@@ -141,6 +151,13 @@ class Lake:
         finally:
             if db.in_transaction:
                 db.rollback()
+
+    def ingest_lock(self):
+        """An exclusive inter-process lock on this lake's ingestion of series (a file lock next to
+        the manifest; released by the OS if its holder dies)."""
+        from filelock import FileLock
+
+        return FileLock(str(self.metadata_path) + ".ingest.lock")
 
     def _path(self, *parts) -> str:
         return "/".join([self.root.rstrip("/"), *[str(p).strip("/") for p in parts]])
@@ -346,10 +363,11 @@ class Lake:
 
     def _finish_batch(self, report: IngestReport) -> None:
         with self._db() as db:
+            # finished_at: when the curated rows were committed (stored_at: when the raw bytes were)
             db.execute("UPDATE batches SET status = ?, rows_curated = ?, rows_quarantined = ?, rows_duplicate = ?, "
-                       "message = ? WHERE batch_id = ?",
+                       "message = ?, finished_at = ? WHERE batch_id = ?",
                        (report.status, report.rows_curated, report.rows_quarantined, report.rows_duplicate,
-                        report.message, report.batch_id))
+                        report.message, _now(), report.batch_id))
 
     # ------------------------------------------------------------------ curated writes
     def write_table(self, table: str, df: pd.DataFrame, *, batch_id: str, date_column: str = "ts") -> int:
@@ -406,9 +424,10 @@ class Lake:
         return len(df)
 
     def watermarks(self, table: str, meter_ids=None) -> pd.DataFrame:
-        """The latest stored reading of each series of ``table`` (one of :data:`SERIES_TABLES`):
-        the series column (``meter_id``; ``device_id`` for telemetry), quantity, ts (naive local,
-        µs), value — for the series ``meter_ids`` (default: all).
+        """The latest and the first stored reading of each series of ``table`` (one of
+        :data:`SERIES_TABLES`): the series column (``meter_id``; ``device_id`` for telemetry),
+        quantity, ts, value (the latest), first_ts, first_value — times naive local (µs) — for
+        the series ``meter_ids`` (default: all).
 
         A lake written before watermarks existed gets them computed once from its files, under the
         manifest's write lock (so no batch registers files meanwhile)."""
@@ -418,17 +437,19 @@ class Lake:
         ids = None if meter_ids is None else list(dict.fromkeys(str(m) for m in meter_ids))
         with self._db() as db:
             if ids is not None and len(ids) <= 500:
-                rows = db.execute(f"SELECT meter_id, quantity, ts, value FROM watermarks WHERE tbl = ? AND meter_id "
+                rows = db.execute(f"SELECT {_MARK_COLUMNS} FROM watermarks WHERE tbl = ? AND meter_id "
                                   f"IN ({','.join('?' * len(ids))})", [table, *ids]).fetchall()
             else:
-                rows = db.execute("SELECT meter_id, quantity, ts, value FROM watermarks WHERE tbl = ?",
+                rows = db.execute(f"SELECT {_MARK_COLUMNS} FROM watermarks WHERE tbl = ?",
                                   (table,)).fetchall()
         series = SERIES_TABLES[table]
-        out = pd.DataFrame(rows, columns=[series, "quantity", "ts", "value"])
+        out = pd.DataFrame(rows, columns=[series, "quantity", "ts", "value", "first_ts", "first_value"])
         if ids is not None and len(ids) > 500:
             out = out[out[series].isin(ids)].reset_index(drop=True)
-        out["ts"] = out["ts"].to_numpy(dtype="int64").view("datetime64[us]")
-        out["value"] = out["value"].astype("float64")
+        for c in ("ts", "first_ts"):
+            out[c] = out[c].to_numpy(dtype="int64").view("datetime64[us]")
+        for c in ("value", "first_value"):
+            out[c] = out[c].astype("float64")
         return out
 
     def _ensure_watermarks(self) -> None:
@@ -449,7 +470,8 @@ class Lake:
                                 con.register_filesystem(self.fs)
                             lst = ", ".join("'" + self._uri(p).replace("'", "''") + "'" for p in paths)
                             last = con.execute(f"""SELECT {series}, quantity, max(ts) AS ts,
-                                                          arg_max(value, ts) AS value
+                                                          arg_max(value, ts) AS value, min(ts) AS first_ts,
+                                                          arg_min(value, ts) AS first_value
                                                    FROM read_parquet([{lst}], union_by_name = true) GROUP BY ALL""").df()
                         finally:
                             con.close()
@@ -657,22 +679,37 @@ class Lake:
 
 
 def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
-    """Watermark rows (tbl, series, quantity, ts µs, value) — the last row of each series in ``df``."""
+    """Watermark rows (tbl, series, quantity, last ts µs, its value, first ts µs, its value) of
+    each series in ``df`` (``df`` may hold the first/last columns already: a rebuild)."""
     series = SERIES_TABLES.get(table)
     if series is None or date_column != "ts" or len(df) == 0 or not {series, "quantity", "value"} <= set(df.columns):
         return []
-    t = pd.to_datetime(df["ts"]).to_numpy(dtype="datetime64[us]").view("int64")
+    def us(c):
+        return pd.to_datetime(df[c]).to_numpy(dtype="datetime64[us]").view("int64")
+
+    def num(c):
+        return pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64")
+
+    t, v = us("ts"), num("value")
+    t0, v0 = (us("first_ts"), num("first_value")) if "first_ts" in df.columns else (t, v)
     mc, mu = pd.factorize(df[series])
     qc, qu = pd.factorize(df["quantity"])
     g = mc.astype(np.int64) * max(len(qu), 1) + qc
     order = np.lexsort((t, g))
     gs = g[order]
     last = order[np.r_[gs[1:] != gs[:-1], True]]
-    v = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype="float64")[last]
+    order0 = np.lexsort((-t0, g))               # first of each group: the smallest first_ts
+    gs0 = g[order0]
+    first = order0[np.r_[gs0[1:] != gs0[:-1], True]]
     m = np.asarray(mu, dtype=object)[mc[last]].tolist()
     q = np.asarray(qu, dtype=object)[qc[last]].tolist()
-    return [(table, str(m_), str(q_), t_, None if math.isnan(x) else x)
-            for m_, q_, t_, x in zip(m, q, t[last].tolist(), v.tolist())]
+    def nan(x):
+        return None if math.isnan(x) else x
+
+    # last and first were both taken in group order, so they line up
+    return [(table, str(m_), str(q_), a, nan(b), c, nan(d))
+            for m_, q_, a, b, c, d in zip(m, q, t[last].tolist(), v[last].tolist(), t0[first].tolist(),
+                                          v0[first].tolist())]
 
 
 def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:

@@ -104,9 +104,11 @@ LOCAL_TZ = "Asia/Shanghai"
 
 #: every flag a curated row can carry (``quality_flag`` joins them with ``|``; ``ok`` = none)
 FLAGS = ("off_grid", "duplicate", "outside_service", "replacement_start", "rollover", "reset",
-         "gap_spanning", "spike", "stuck", "negative", "estimated")
+         "gap_spanning", "spike", "stuck", "negative", "estimated", "late")
 _BIT = {f: 1 << i for i, f in enumerate(FLAGS)}
-READING_FLAGS = ("off_grid", "duplicate", "outside_service", "replacement_start")
+#: ``late``: a register reading that reached the lake after a later one was stored (set by the
+#: lake's ingest, see :func:`workbench.ingest._stage_readings`); it carries no consumption
+READING_FLAGS = ("off_grid", "duplicate", "outside_service", "replacement_start", "late")
 CONSUMPTION_FLAGS = ("off_grid", "rollover", "reset", "gap_spanning", "spike", "stuck", "negative", "estimated")
 
 # quarantine reason codes (0 = row is fine); the counts use these names
