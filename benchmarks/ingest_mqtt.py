@@ -212,6 +212,12 @@ def main(argv=None) -> int:
         lat = lake.sql("""
             SELECT epoch_ms(CAST(b.finished_at AS TIMESTAMPTZ)) - epoch_ms(timezone('Asia/Shanghai', r.ts)) AS ms
             FROM readings r JOIN batches b USING (batch_id)""") if n else pd.DataFrame({"ms": []})
+        # the registers' consumption counted once: per meter Σ consumption = last − first reading
+        check = lake.sql("""
+            WITH r AS (SELECT meter_id, arg_max(value, ts) - arg_min(value, ts) AS span FROM readings GROUP BY ALL),
+                 c AS (SELECT meter_id, sum(value) AS total FROM consumption GROUP BY ALL)
+            SELECT count(*) AS meters, count(*) FILTER (WHERE abs(coalesce(c.total, 0) - r.span) > 1e-6 * (1 + r.span))
+                   AS wrong FROM r LEFT JOIN c USING (meter_id)""") if n else pd.DataFrame({"wrong": [0]})
         batches = lake.batches()
         b = batches[batches["source"] == "mqtt"]
         span = (pd.to_datetime(b["finished_at"]).max() - pd.to_datetime(b["received_at"]).min()).total_seconds() \
@@ -227,6 +233,7 @@ def main(argv=None) -> int:
             "latency_p90_ms": round(float(lat["ms"].quantile(0.90)), 1) if len(lat) else None,
             "latency_p99_ms": round(float(lat["ms"].quantile(0.99)), 1) if len(lat) else None,
             "latency_max_ms": round(float(lat["ms"].max()), 1) if len(lat) else None,
+            "consumption_wrong_meters": int(check["wrong"][0]),
             "batches": len(b), "quarantined": int(b["rows_quarantined"].sum()) if len(b) else 0,
             # % of one core while the load ran (simulators include their start-up); 2 cores = 200 %
             "cpu_broker_pct": cpu.get("broker"), "cpu_gateways_pct": cpu.get("gateways"),
@@ -237,6 +244,7 @@ def main(argv=None) -> int:
         for k, v in res.items():
             print(f"  {k:>22}: {v}")
         ok = res["msgs_per_s"] >= 5000 and res["loss"] == 0 and res["duplicates"] == 0 and \
+            res["consumption_wrong_meters"] == 0 and res["quarantined"] == 0 and \
             (res["latency_p99_ms"] or 1e9) < 1000
         print(f"\ntarget (≥ 5,000 msg/s for 60 s, 0 loss, 0 duplicates, p99 < 1 s): {'met' if ok else 'NOT met'}")
         if args.json:

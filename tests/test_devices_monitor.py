@@ -498,3 +498,31 @@ def test_a_restarted_monitor_adopts_and_clears_recorded_alarms():
     store.apply(mon.check(T0 + 2))
     assert [(a.device_id, a.type) for a in store.active()] == [("M2", "INACTIVE")]
     assert store.history("M1")[0].state == "CLEARED_UNACK"
+
+
+def test_storing_latency_comes_from_the_lakes_watermarks(tmp_path):
+    """The monitor reads device time → commit time of each series from the lake's manifest (no
+    data files): a reading taken 2.5 s before its batch was committed shows 2.5 s."""
+    from connectors import ConnectorResult
+    from workbench.lake import Lake
+
+    lake = Lake(tmp_path / "lake")
+    lake.register_meters(pd.DataFrame({"meter_id": ["M1"], "node_id": "F01", "unit": "kWh", "item": "grid",
+                                       "register": "cumulative"}))
+    svc = MonitorService("127.0.0.1", 1, "u", "p", fleet(), AlarmStore(f"sqlite:///{tmp_path / 'alarms.db'}"),
+                         lake=lake)
+    assert svc.poll_stored() == 0
+    taken = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta("2.5s")
+    df = pd.DataFrame({"meter_id": "M1", "ts": [taken - pd.Timedelta("1min"), taken], "value": [10.0, 11.0],
+                       "unit": "kWh"})
+    lake.ingest(ConnectorResult(df, {"source": "mqtt"}, kind="readings", raw=df.to_csv().encode()), sender="t")
+    tel = pd.DataFrame({"device_id": ["M2"], "ts": [taken], "quantity": "power", "value": [20.5],
+                        "unit": "kW"})
+    lake.ingest(ConnectorResult(df.iloc[:0], {"source": "mqtt", "telemetry": tel}, kind="readings", raw=b"t1"),
+                sender="t")
+    assert svc.poll_stored() == 2 and svc.poll_stored() == 0          # only what changed is observed
+    done = pd.to_datetime(lake.batches()["finished_at"])
+    for dev, at in (("M1", done.iloc[0]), ("M2", done.iloc[1])):
+        want = (at - taken).total_seconds() * 1000               # ≥ 2,500 ms: taken 2.5 s before the ingest
+        assert want >= 2500
+        assert svc.monitor.latency_p50_ms(dev, stored=True) == pytest.approx(want, abs=100)

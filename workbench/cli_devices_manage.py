@@ -156,17 +156,24 @@ _isolation_command("restore", "Give an isolated device its access back.", False)
 @click.option("--username", default="platform-monitor", show_default=True,
               help="Broker user with read access to status and telemetry (gateway role; its own user).")
 @click.option("--password-env", default="WB_MONITOR_PASSWORD", show_default=True)
+@click.option("--lake", "lake_root", default=None,
+              help="The gateway's lake: adds device time → stored latency (from its watermarks).")
 @_db_option
 @_broker_option
 @_root_option
-def monitor(alarms_db, check_interval, username, password_env, db, broker_url, root):
+def monitor(alarms_db, check_interval, username, password_env, lake_root, db, broker_url, root):
     """Watch device status/telemetry; raise, update and clear alarms; localise faults."""
     from .devices.alarms import AlarmStore
     from .devices.monitor import MonitorService
 
     host, port = _broker_address(broker_url)
+    lake = None
+    if lake_root:
+        from .lake import Lake
+
+        lake = Lake(lake_root)
     svc = MonitorService(host, port, username, _password(password_env), _registry(db), AlarmStore(alarms_db),
-                         root=root, check_interval=check_interval)
+                         root=root, check_interval=check_interval, lake=lake)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -29,6 +29,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,15 +60,16 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT, updated_at T
 CREATE TABLE IF NOT EXISTS meters (meter_id TEXT PRIMARY KEY, record TEXT);
 CREATE TABLE IF NOT EXISTS watermarks (
     tbl TEXT, meter_id TEXT, quantity TEXT, ts INTEGER, value REAL, first_ts INTEGER, first_value REAL,
-    PRIMARY KEY (tbl, meter_id, quantity)) WITHOUT ROWID;
+    stored_at REAL, PRIMARY KEY (tbl, meter_id, quantity)) WITHOUT ROWID;
 """
 #: tables of time series keyed on (series, ts, quantity) → their series column; the manifest keeps
 #: each series' watermark (the ``meter_id`` column of ``watermarks`` holds the series id)
 SERIES_TABLES = {"readings": "meter_id", "consumption": "meter_id", "telemetry": "device_id"}
-_MARK_COLUMNS = "meter_id, quantity, ts, value, first_ts, first_value"
+_MARK_COLUMNS = "meter_id, quantity, ts, value, first_ts, first_value, stored_at"
 # the latest and the first stored row of a series (SET expressions see the row before the update)
-_UPSERT_WATERMARK = """INSERT INTO watermarks VALUES (?,?,?,?,?,?,?) ON CONFLICT(tbl, meter_id, quantity) DO UPDATE SET
+_UPSERT_WATERMARK = """INSERT INTO watermarks VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(tbl, meter_id, quantity) DO UPDATE SET
     ts = max(ts, excluded.ts), value = CASE WHEN excluded.ts > ts THEN excluded.value ELSE value END,
+    stored_at = CASE WHEN excluded.ts > ts THEN excluded.stored_at ELSE stored_at END,
     first_ts = min(first_ts, excluded.first_ts),
     first_value = CASE WHEN excluded.first_ts < first_ts THEN excluded.first_value ELSE first_value END"""
 
@@ -121,7 +123,7 @@ class Lake:
         self.metadata_path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             cols = {r[1] for r in db.execute("PRAGMA table_info(watermarks)")}
-            if cols and "first_ts" not in cols:       # an early layout: rebuilt from the files
+            if cols and "stored_at" not in cols:      # an early layout: rebuilt from the files
                 db.execute("DROP TABLE watermarks")
                 db.execute("DELETE FROM state WHERE key = 'watermarks'")
             db.executescript(_SCHEMA)
@@ -426,8 +428,9 @@ class Lake:
     def watermarks(self, table: str, meter_ids=None) -> pd.DataFrame:
         """The latest and the first stored reading of each series of ``table`` (one of
         :data:`SERIES_TABLES`): the series column (``meter_id``; ``device_id`` for telemetry),
-        quantity, ts, value (the latest), first_ts, first_value — times naive local (µs) — for
-        the series ``meter_ids`` (default: all).
+        quantity, ts, value (the latest), first_ts, first_value — times naive local (µs) — and
+        stored_at (epoch seconds when the latest was committed; NaN if rebuilt from files) for the
+        series ``meter_ids`` (default: all).
 
         A lake written before watermarks existed gets them computed once from its files, under the
         manifest's write lock (so no batch registers files meanwhile)."""
@@ -443,12 +446,12 @@ class Lake:
                 rows = db.execute(f"SELECT {_MARK_COLUMNS} FROM watermarks WHERE tbl = ?",
                                   (table,)).fetchall()
         series = SERIES_TABLES[table]
-        out = pd.DataFrame(rows, columns=[series, "quantity", "ts", "value", "first_ts", "first_value"])
+        out = pd.DataFrame(rows, columns=[series, "quantity", "ts", "value", "first_ts", "first_value", "stored_at"])
         if ids is not None and len(ids) > 500:
             out = out[out[series].isin(ids)].reset_index(drop=True)
         for c in ("ts", "first_ts"):
             out[c] = out[c].to_numpy(dtype="int64").view("datetime64[us]")
-        for c in ("value", "first_value"):
+        for c in ("value", "first_value", "stored_at"):
             out[c] = out[c].astype("float64")
         return out
 
@@ -707,7 +710,8 @@ def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
         return None if math.isnan(x) else x
 
     # last and first were both taken in group order, so they line up
-    return [(table, str(m_), str(q_), a, nan(b), c, nan(d))
+    now = None if "first_ts" in df.columns else time.time()     # a rebuild does not know when
+    return [(table, str(m_), str(q_), a, nan(b), c, nan(d), now)
             for m_, q_, a, b, c, d in zip(m, q, t[last].tolist(), v[last].tolist(), t0[first].tolist(),
                                           v0[first].tolist())]
 

@@ -20,7 +20,6 @@ nothing counted twice.
 from __future__ import annotations
 
 import base64
-import gc
 import json
 import logging
 import math
@@ -352,11 +351,7 @@ class Gateway:
         """Connect and store batches until ``stop`` is set (or ``max_seconds`` pass); then store
         what is pending and disconnect."""
         stop = stop or threading.Event()
-        # the long-lived objects (modules, registry) leave the garbage collector's view: a full
-        # collection over them took 50–70 ms, a latency spike every few batches
-        self._device("")
-        gc.collect()
-        gc.freeze()
+        self._device("")                   # registry and meters loaded before the first message
         self.start()
         deadline = time.monotonic() + max_seconds if max_seconds else None
         try:

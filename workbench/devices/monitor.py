@@ -542,10 +542,12 @@ class MonitorService:
     def __init__(self, host: str, port: int, username: str, password: str, registry, alarm_store, *,
                  root: str = "wb", check_interval: float = 60.0, client_id: str | None = None,
                  monitor: DeviceMonitor | None = None, registry_refresh: float = 60.0, on_events=None,
-                 **monitor_options):
+                 lake=None, **monitor_options):
         import paho.mqtt.client as mqtt
 
         self.host, self.port, self.registry, self.store = host, int(port), registry, alarm_store
+        self.lake = lake                  # its watermarks give device time → stored latency
+        self._stored_seen: dict = {}
         self.root = root.strip("/")
         self.check_interval, self.registry_refresh = float(check_interval), float(registry_refresh)
         self.on_events = on_events
@@ -600,11 +602,41 @@ class MonitorService:
         elif kind == "telemetry":
             self.monitor.observe_telemetry(device_id, bytes(msg.payload), at, retained=bool(msg.retain))
 
+    def poll_stored(self) -> int:
+        """Feed the monitor the storing latency of every series the lake committed since the
+        last poll: the latest reading's device time → the commit of its batch (the lake's
+        watermarks — one small manifest query, no data files).  Returns the series observed."""
+        if self.lake is None:
+            return 0
+        import pandas as pd
+
+        from workbench.prepare import LOCAL_TZ
+
+        n = 0
+        for table in ("readings", "telemetry"):
+            marks = self.lake.watermarks(table)
+            marks = marks[marks["stored_at"].notna()]
+            if marks.empty:
+                continue
+            series = marks.columns[0]
+            utc = pd.DatetimeIndex(marks["ts"]).tz_localize(LOCAL_TZ).tz_convert("UTC").tz_localize(None)
+            ts_ms = (utc - pd.Timestamp(0)) // pd.Timedelta("1ms")
+            for dev, t, at in zip(marks[series], ts_ms, marks["stored_at"]):
+                key = (table, dev)
+                if self._stored_seen.get(key) == (t, at):
+                    continue
+                self._stored_seen[key] = (t, at)
+                self.monitor.observe_stored(str(dev), float(t), float(at))
+                n += 1
+        return n
+
     def check_now(self, now: float | None = None) -> list[AlarmEvent]:
-        """Refresh the device list if due, run the checks, store the events."""
+        """Refresh the device list if due, take the lake's storing latencies, run the checks,
+        store the events."""
         if time.monotonic() - self._refreshed > self.registry_refresh:
             self.monitor.update_devices(self.registry)
             self._refreshed = time.monotonic()
+        self.poll_stored()
         events = self.monitor.check(now)
         if events:
             self.store.apply(events)
