@@ -169,3 +169,31 @@ def test_killing_the_compaction_process_loses_and_duplicates_nothing(tmp_path):
     assert set(final.files("activity")["tier"]) == {"cold"}
     on_disk = {str(p) for p in (tmp_path / "lake" / "curated").rglob("*") if p.is_file()}
     assert on_disk == set(final.files()["path"])
+
+
+def test_rollup_merges_a_days_small_hot_files_and_keeps_every_row(tmp_path):
+    """A gateway writes a hot file per batch; rollup merges the older ones of a day into one hot
+    file (readers see the same rows), leaves recent ones, and two rollups of the same files never
+    both commit (no row doubled)."""
+    lake = Lake(tmp_path / "lake")
+    lake.register_meters(pd.DataFrame({"meter_id": ["C1"], "node_id": "F01", "unit": "kWh", "item": "grid",
+                                       "register": "cumulative"}))
+    for k in range(12):
+        ts = pd.Timestamp("2026-03-01 00:00", tz="Asia/Shanghai") + pd.Timedelta(minutes=15 * k)
+        df = pd.DataFrame({"meter_id": ["C1"], "ts": [ts], "value": [100.0 + k], "unit": "kWh"})
+        lake.ingest(ConnectorResult(df, {"source": "s"}, kind="readings", raw=df.to_csv().encode()), sender="t")
+    before = lake.sql("SELECT * FROM readings ORDER BY ts")
+    assert len(lake.files("readings")) == 12
+    assert lake.rollup(older_than_s=3600, min_files=5)["groups"] == 0       # none old enough
+    taken = lake.files("readings")
+    first = lake.rollup(older_than_s=0, min_files=5, grace_s=3600)            # retired files kept a while
+    assert first["groups"] == 2 and first["hot_files"] == 12 + 11            # readings + consumption
+    assert len(lake.files("readings")) == 1 and lake.files("readings")["tier"].tolist() == ["hot"]
+    pd.testing.assert_frame_equal(lake.sql("SELECT * FROM readings ORDER BY ts"), before)
+    assert lake.sql("SELECT sum(value) AS s FROM consumption")["s"][0] == pytest.approx(11.0)
+    # a second merge of inputs another one already took is dropped, its file removed
+    assert lake._merge("readings", taken, "hot", "2026-03-01") is False
+    assert len(lake.sql("SELECT * FROM readings")) == 12
+    assert lake.gc(grace_s=3600) == 0 and lake.gc() == 23                     # after the grace: deleted
+    on_disk = {str(p) for p in (tmp_path / "lake" / "curated").rglob("*.parquet")}
+    assert on_disk == set(lake.files()["path"])

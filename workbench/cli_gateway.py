@@ -25,10 +25,12 @@ from .cli_lake import DEFAULT_LAKE
 @click.option("--group", default="wb-gateways", show_default=True,
               help="Shared-subscription group: gateway processes in one group split the stream ('' = no sharing).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
-@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+@click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
               help="Seconds between batch writes when fewer than --batch-size messages are waiting.")
+@click.option("--rollup-every", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Seconds between merges of the hot tier's older small files (0: never; see `lake rollup`).")
 def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, group,
-                    batch_size, batch_interval):
+                    batch_size, batch_interval, rollup_every):
     """Subscribe to device telemetry, store it in the lake in batches, acknowledge after storing."""
     from .devices.gateway import Gateway, parse_broker_url
     from .devices.registry import DeviceRegistry
@@ -55,7 +57,7 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
 
     gw = Gateway(host, port, Lake(lake_root), DeviceRegistry(registry_url), username=username, password=password,
                  client_id=client_id or username, root=root, group=group or None, batch_size=batch_size,
-                 batch_interval=batch_interval, on_batch=report)
+                 batch_interval=batch_interval, on_batch=report, rollup_every=rollup_every or None)
     gw._device("")                          # registry and meters loaded before the first message
     # this process's long-lived objects (modules, registry) leave the garbage collector's view: a
     # full collection over them took 50–70 ms, a latency spike every few batches

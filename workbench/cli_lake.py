@@ -97,6 +97,19 @@ def lake_compact(lake_root, before):
     click.echo(json.dumps(rep))
 
 
+@lake_group.command("rollup")
+@_lake_option
+@click.option("--older-than", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Merge hot files created at least this many seconds ago.")
+@click.option("--min-files", type=click.IntRange(min=2), default=20, show_default=True,
+              help="Only days (per table) with at least this many such files.")
+def lake_rollup(lake_root, older_than, min_files):
+    """Merge today's many small hot files (one per ingested batch) into one per table and day."""
+    from .lake import Lake
+
+    click.echo(json.dumps(Lake(lake_root).rollup(older_than_s=older_than, min_files=min_files)))
+
+
 @lake_group.command("sql")
 @click.argument("query")
 @_lake_option

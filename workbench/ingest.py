@@ -24,11 +24,10 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -
     every record gets the identifier of its source, and records of an unregistered source are
     quarantined with the reason (:func:`~workbench.identifiers.middleware.attach_identifiers`).
 
-    Batches of readings are ingested one at a time per lake (an inter-process file lock from the
-    look-ups to the commit): two writers — e.g. gateways sharing one MQTT subscription — never
-    derive consumption from the same stored reading twice."""
-    if result.kind != "readings":
-        return _ingest(lake, result, sender=sender, mapping=mapping, identifiers=identifiers)
+    Batches are ingested one at a time per lake (an inter-process file lock from the look-ups to
+    the commit): two writers — e.g. gateways sharing one MQTT subscription — never derive
+    consumption from the same stored reading twice, and :meth:`Lake.gc` never takes a batch's
+    not-yet-registered files for a crash's orphans."""
     with lake.ingest_lock():
         return _ingest(lake, result, sender=sender, mapping=mapping, identifiers=identifiers)
 

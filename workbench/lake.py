@@ -609,65 +609,105 @@ class Lake:
                 continue
             for month, group in hot.groupby(hot["part"].str.slice(0, 7)):
                 cold = files[(files["tbl"] == table) & (files["tier"] == "cold") & (files["part"] == month)]
-                inputs = pd.concat([cold, group])
-                cid = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-                out = self._path("curated", table, "cold", f"month={month}", f"{cid}.parquet")
-                with self._db() as db:
-                    db.execute("INSERT INTO compactions VALUES (?,?,?,?,?,?,?)",
-                               (cid, table, month, _now(), None, len(inputs), None))
-                con = duckdb.connect()
-                try:
-                    if not self.local:
-                        con.register_filesystem(self.fs)
-                    lst = ", ".join("'" + self._uri(p) + "'" for p in inputs["path"])
-                    self.fs.makedirs(out.rsplit("/", 1)[0], exist_ok=True)
-                    tmp = out + ".tmp"
-                    order = f"ORDER BY {SERIES_TABLES[table]}, ts" if table in SERIES_TABLES else ""
-                    con.execute(f"COPY (SELECT * FROM read_parquet([{lst}], union_by_name = true) {order}) "
-                                f"TO '{self._uri(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 1000000)")
-                    rows = con.execute(f"SELECT count(*) FROM read_parquet('{self._uri(tmp)}')").fetchone()[0]
-                finally:
-                    con.close()
-                if rows != int(inputs["rows"].sum()):
-                    raise LakeError(f"compaction of {table} {month}: wrote {rows} rows, expected {int(inputs['rows'].sum())}")
-                self.fs.mv(tmp, out)
-                if _crash_after == "write":
-                    raise LakeError("simulated crash after writing the cold file")
-                with self._db() as db:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.executemany("UPDATE files SET live = 0, retired_at = ? WHERE path = ?",
-                                   [(_now(), p) for p in inputs["path"]])
-                    db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
-                               (out, table, "cold", month, rows, None, cid, 1, _now(), None))
-                    db.execute("UPDATE compactions SET committed_at = ?, rows = ? WHERE compaction_id = ?",
-                               (_now(), rows, cid))
-                    db.execute("COMMIT")
-                if _crash_after == "commit":
-                    raise LakeError("simulated crash after the commit, before deleting retired files")
-                moved["months"] += 1
-                moved["hot_files"] += len(group)
-                moved["rows"] += int(group["rows"].sum())
+                if self._merge(table, pd.concat([cold, group]), "cold", month, _crash_after=_crash_after):
+                    moved["months"] += 1
+                    moved["hot_files"] += len(group)
+                    moved["rows"] += int(group["rows"].sum())
         moved["deleted"] = self.gc()
         return moved
 
-    def gc(self) -> int:
-        """Delete retired files and orphans (files no manifest row points at, e.g. after a crash)."""
+    def rollup(self, *, older_than_s: float = 600.0, min_files: int = 20, tables=CURATED_TABLES,
+               grace_s: float = 300.0) -> dict:
+        """Merge each day's small hot files (one per ingested batch — a gateway writes several a
+        second) that are older than ``older_than_s`` into one hot file, when there are at least
+        ``min_files`` of them, so that queries of today stay fast; :meth:`compact` still moves
+        whole days to the cold tier.  Retired files are deleted ``grace_s`` after retirement
+        (readers that listed them before may still be reading).  Safe beside running writers
+        and another rollup (see :meth:`_merge`)."""
+        cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=older_than_s)).isoformat(
+            timespec="milliseconds")
+        files = self.files()
+        hot = files[(files["tier"] == "hot") & (files["tbl"].isin(tables)) & (files["created_at"] < cutoff)]
+        done = {"groups": 0, "hot_files": 0, "rows": 0}
+        for (table, part), group in hot.groupby(["tbl", "part"]):
+            if len(group) >= min_files and self._merge(table, group, "hot", part):
+                done["groups"] += 1
+                done["hot_files"] += len(group)
+                done["rows"] += int(group["rows"].sum())
+        done["deleted"] = self.gc(grace_s=grace_s, orphans=False)   # no directory walk beside a stream
+        return done
+
+    def _merge(self, table: str, inputs: pd.DataFrame, tier: str, part: str, *, _crash_after=None) -> bool:
+        """Write the rows of the ``inputs`` files into one new file of ``tier``/``part``, then in ONE
+        transaction retire the inputs and register it — only if every input is still live (else a
+        concurrent merge took them: this one is dropped).  Returns whether it was committed."""
+        cid = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        folder = f"month={part}" if tier == "cold" else f"date={part}"
+        out = self._path("curated", table, tier, folder, f"{'' if tier == 'cold' else 'rollup-'}{cid}.parquet")
+        expected = int(inputs["rows"].sum())
         with self._db() as db:
-            dead = [r[0] for r in db.execute("SELECT path FROM files WHERE live = 0").fetchall()]
-            known = {r[0] for r in db.execute("SELECT path FROM files").fetchall()}
+            db.execute("INSERT INTO compactions VALUES (?,?,?,?,?,?,?)", (cid, table, part, _now(), None, len(inputs), None))
+        con = duckdb.connect()
+        try:
+            if not self.local:
+                con.register_filesystem(self.fs)
+            lst = ", ".join("'" + self._uri(p) + "'" for p in inputs["path"])
+            self.fs.makedirs(out.rsplit("/", 1)[0], exist_ok=True)
+            tmp = out + ".tmp"
+            order = f"ORDER BY {SERIES_TABLES[table]}, ts" if table in SERIES_TABLES else ""
+            con.execute(f"COPY (SELECT * FROM read_parquet([{lst}], union_by_name = true) {order}) "
+                        f"TO '{self._uri(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE 1000000)")
+            rows = con.execute(f"SELECT count(*) FROM read_parquet('{self._uri(tmp)}')").fetchone()[0]
+        finally:
+            con.close()
+        if rows != expected:
+            raise LakeError(f"compaction of {table} {part}: wrote {rows} rows, expected {expected}")
+        self.fs.mv(tmp, out)
+        if _crash_after == "write":
+            raise LakeError("simulated crash after writing the cold file")
+        paths = inputs["path"].tolist()
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            live = sum(db.execute(f"SELECT count(*) FROM files WHERE live = 1 AND path IN ({','.join('?' * len(chunk))})",
+                                  chunk).fetchone()[0] for chunk in _chunks(paths, 900))
+            if live != len(paths):
+                db.execute("ROLLBACK")
+                self.fs.rm(out)
+                return False
+            db.executemany("UPDATE files SET live = 0, retired_at = ? WHERE path = ?", [(_now(), p) for p in paths])
+            db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", (out, table, tier, part, rows, None, cid, 1, _now(), None))
+            db.execute("UPDATE compactions SET committed_at = ?, rows = ? WHERE compaction_id = ?", (_now(), rows, cid))
+            db.execute("COMMIT")
+        if _crash_after == "commit":
+            raise LakeError("simulated crash after the commit, before deleting retired files")
+        return True
+
+    def gc(self, *, grace_s: float = 0.0, orphans: bool = True) -> int:
+        """Delete retired files (retired at least ``grace_s`` ago) and, with ``orphans``, files no
+        manifest row points at (left by a crash).  Orphans are looked for under the ingest lock,
+        so a batch between writing its files and registering them is never taken for a crash."""
+        before = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=grace_s)).isoformat(timespec="milliseconds")
+        with self._db() as db:
+            dead = [r[0] for r in db.execute("SELECT path FROM files WHERE live = 0 AND retired_at <= ?",
+                                             (before,)).fetchall()]
         n = 0
         for p in dead:
             if self.fs.exists(p):
                 self.fs.rm(p)
                 n += 1
-        curated = self._path("curated")
-        if self.fs.exists(curated):
-            for p in self.fs.find(curated):
-                if p not in known and (p.endswith(".parquet") or ".tmp" in p):
-                    self.fs.rm(p)
-                    n += 1
         with self._db() as db:
-            db.execute("DELETE FROM files WHERE live = 0")
+            db.executemany("DELETE FROM files WHERE path = ? AND live = 0", [(p,) for p in dead])
+        curated = self._path("curated")
+        if not orphans:
+            return n
+        with self.ingest_lock():
+            with self._db() as db:
+                known = {r[0] for r in db.execute("SELECT path FROM files").fetchall()}
+            if self.fs.exists(curated):
+                for p in self.fs.find(curated):
+                    if p not in known and (p.endswith(".parquet") or ".tmp" in p):
+                        self.fs.rm(p)
+                        n += 1
         return n
 
     # ------------------------------------------------------------------ ingest
@@ -714,6 +754,11 @@ def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
     return [(table, str(m_), str(q_), a, nan(b), c, nan(d), now)
             for m_, q_, a, b, c, d in zip(m, q, t[last].tolist(), v[last].tolist(), t0[first].tolist(),
                                           v0[first].tolist())]
+
+
+def _chunks(items: list, n: int):
+    for k in range(0, len(items), n):
+        yield items[k:k + n]
 
 
 def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:

@@ -145,8 +145,9 @@ class Gateway:
 
     def __init__(self, host: str, port: int, lake, registry, *, username: str, password: str,
                  client_id: str = "wb-gateway-1", root: str = "wb", group: str | None = "wb-gateways",
-                 batch_size: int = 5000, batch_interval: float = 1.0, session_expiry: int = 7 * 86400,
-                 sender: str | None = None, registry_refresh: float = 5.0, on_batch=None):
+                 batch_size: int = 5000, batch_interval: float = 0.25, session_expiry: int = 7 * 86400,
+                 sender: str | None = None, registry_refresh: float = 5.0, on_batch=None,
+                 rollup_every: float | None = 300.0):
         import paho.mqtt.client as mqtt
 
         self.host, self.port, self.lake, self.registry = host, port, lake, registry
@@ -156,6 +157,10 @@ class Gateway:
         self.sender = sender or f"gateway:{client_id}"
         self.registry_refresh = registry_refresh
         self.on_batch = on_batch
+        # the hot tier gets one small file per batch and table: merge the older ones now and then
+        self.rollup_every = rollup_every
+        self._rollup: threading.Thread | None = None
+        self._rollup_at = time.monotonic()
         self.stats = GatewayStats()
         self._pending: list = []
         self._lock = threading.Lock()
@@ -337,6 +342,24 @@ class Gateway:
             self.on_batch(report, self.stats)
         return len(batch)
 
+    def _maybe_rollup(self) -> None:
+        if self.rollup_every is None or time.monotonic() - self._rollup_at < self.rollup_every:
+            return
+        if self._rollup is not None and self._rollup.is_alive():
+            return
+        self._rollup_at = time.monotonic()
+
+        def work():
+            try:
+                done = self.lake.rollup()
+                if done["groups"]:
+                    log.info("gateway %s: hot tier rolled up: %s", self.client_id, done)
+            except Exception:                           # the stream goes on; next time again
+                log.exception("gateway %s: hot-tier rollup failed", self.client_id)
+
+        self._rollup = threading.Thread(target=work, name="wb-rollup", daemon=True)
+        self._rollup.start()
+
     # ------------------------------------------------------------------ run
     def start(self) -> None:
         from paho.mqtt.packettypes import PacketTypes
@@ -360,8 +383,11 @@ class Gateway:
                 self._wake.clear()
                 while self._flush() >= self.batch_size:
                     pass
+                self._maybe_rollup()
             self._flush()
         finally:
             self.client.disconnect()
             self.client.loop_stop()
+            if self._rollup is not None:
+                self._rollup.join(60)
         return self.stats
