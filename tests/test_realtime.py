@@ -86,3 +86,25 @@ def test_realtime_notebook_through_papermill(tmp_path, lake):
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "熟料生产线" in html and "480.0" in html                    # F01: 240 kWh in 0.5 h
     assert any("image/png" in o.get("data", {}) for o in outputs)     # the plot
+
+
+def test_a_live_stream_ends_the_window_at_its_latest_data(tmp_path):
+    """Meters reporting every 10 s (an interval meter's rows, a register's readings): without
+    ``now`` the window ends where the data ends — the interval meter's last row covers its
+    own 10 s, the register's consumption runs up to its latest reading — not 15 minutes later."""
+    lk = Lake(tmp_path / "lake")
+    lk.register_boundary(BOUNDARY)
+    lk.register_meters(pd.concat([METERS.iloc[:2], pd.DataFrame(
+        [("R1", "F02.P1", "purchased_electricity", "grid", "kWh", "cumulative")], columns=METERS.columns)]))
+    t0 = pd.Timestamp("2026-03-02 08:00:00", tz="Asia/Shanghai")
+    ts = [t0 + pd.Timedelta(seconds=10 * k) for k in range(30)]          # 5 minutes of data
+    rows = [("E1", t, 0.5) for t in ts] + [("E2", t, 0.25) for t in ts] + \
+        [("R1", t, 1000.0 + 0.1 * k) for k, t in enumerate(ts[:-1])]
+    df = pd.DataFrame(rows, columns=["meter_id", "ts", "value"]).assign(unit="kWh")
+    lk.ingest(ConnectorResult(df, {"source": "mqtt"}, kind="readings", raw=df.to_csv().encode()), sender="t")
+    v = live_view(lk, window="2min").set_index("facility")
+    assert v["window_end"].iloc[0] == pd.Timestamp("2026-03-02 08:05:00")     # last row 08:04:50 + its 10 s
+    # 2 minutes = 12 rows of E1 (0.5 kWh each) → 6 kWh / (1/30 h) = 180 kW
+    assert v.loc["F01", "power_kw"] == pytest.approx(12 * 0.5 * 30)
+    # E2: 12 × 0.25 kWh; R1: readings up to 08:04:40, its intervals starting in [08:03:00, 08:05:00) → 10 × 0.1
+    assert v.loc["F02", "power_kw"] == pytest.approx((12 * 0.25 + 10 * 0.1) * 30)

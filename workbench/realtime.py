@@ -15,6 +15,7 @@ reported in the window are shown with zero consumption and their reporting share
 """
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 __all__ = ["live_view"]
@@ -33,7 +34,6 @@ def live_view(lake, *, window: str = "15min", now=None, region: str | None = Non
     """
     from .accounting import account
     from .boundary import Boundary
-    from .prepare import normalize_meters
     from .readings import activity_from_meters
     from .units import convert
 
@@ -41,15 +41,19 @@ def live_view(lake, *, window: str = "15min", now=None, region: str | None = Non
     hours = width / pd.Timedelta(hours=1)
     if "consumption" not in lake.tables():
         return _empty()
-    end = pd.Timestamp(now) if now is not None else lake.sql("SELECT max(ts) AS t FROM consumption")["t"][0]
-    if now is None and pd.isna(end):
+    meters = lake.meters(normalized=True)
+    end = pd.Timestamp(now) if now is not None else _latest(lake, meters)
+    if pd.isna(end):
         return _empty()
-    if now is None:
-        end = pd.Timestamp(end) + pd.Timedelta(minutes=15)      # the last interval's end
     start = end - width
-    c = lake.sql("SELECT meter_id, ts, value, unit FROM consumption WHERE ts >= ? AND ts < ?",
-                 [start.to_pydatetime(), end.to_pydatetime()])
-    meters = normalize_meters(lake.meters())
+    con = lake.connect(tables=("consumption",), registries=False, between=(start, end))   # the window's files only
+    try:
+        c = con.execute("SELECT meter_id, ts, value, unit FROM consumption WHERE ts >= ? AND ts < ?",
+                        [start.to_pydatetime(), end.to_pydatetime()]).df()
+    except duckdb.CatalogException:          # no file in the window
+        c = pd.DataFrame(columns=["meter_id", "ts", "value", "unit"])
+    finally:
+        con.close()
     bnodes = lake.boundary()
     boundary = Boundary(bnodes) if len(bnodes) else None
     ent = enterprise or (boundary.nodes.loc[boundary.nodes["level"] == "enterprise", "node_id"].iloc[0]
@@ -95,6 +99,34 @@ def live_view(lake, *, window: str = "15min", now=None, region: str | None = Non
     out.attrs["ledger"] = ledger
     out.attrs["hours"] = hours
     return out
+
+
+def _latest(lake, meters: pd.DataFrame):
+    """Up to when consumption is known: a register's consumption runs up to its latest reading
+    (the lake's watermarks: no data file is read); an interval meter's row covers its reporting
+    interval — taken from its last two rows (15 min at most, 15 min if it has one), read from the
+    last hour's files only."""
+    cum = set(meters.loc[meters["register"] == "cumulative", "meter_id"])
+    r = lake.watermarks("readings")
+    c = lake.watermarks("consumption")
+    ends = [r.loc[r["meter_id"].isin(cum), "ts"].max()]
+    last = c.loc[~c["meter_id"].isin(cum), "ts"].max()
+    if pd.notna(last):
+        quarter = pd.Timedelta(minutes=15)
+        con = lake.connect(tables=("consumption",), registries=False, between=(last - pd.Timedelta(hours=1), last))
+        try:
+            con.register("cum", pd.DataFrame({"meter_id": sorted(cum)}, dtype=object))
+            tail = con.execute("""
+                SELECT meter_id, ts, ts - lag(ts) OVER (PARTITION BY meter_id ORDER BY ts) AS step FROM consumption
+                WHERE ts >= ? AND meter_id NOT IN (SELECT meter_id FROM cum)
+                QUALIFY row_number() OVER (PARTITION BY meter_id ORDER BY ts DESC) = 1""",
+                               [(last - pd.Timedelta(hours=1)).to_pydatetime()]).df()
+        finally:
+            con.close()
+        step = pd.to_timedelta(tail["step"]).fillna(quarter).clip(upper=quarter)
+        ends.append((pd.to_datetime(tail["ts"]) + step).max())
+    ends = [e for e in ends if pd.notna(e)]
+    return max(ends) if ends else pd.NaT
 
 
 def _kwh(meters: pd.DataFrame, convert) -> float:

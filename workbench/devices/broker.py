@@ -201,10 +201,44 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
         "log_timestamp true",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
     ]
+    user = user or _broker_account()
     if user:
         lines.insert(3, f"user {user}")
+        _give_to(user, [out, passwd, acl, persistence, log])
     conf = atomic_write(out / "mosquitto.conf", "\n".join(lines) + "\n", mode=0o644)
     return BrokerFiles(conf=conf, passwd=passwd, acl=acl, log=log, persistence=persistence, new_credentials=new)
+
+
+def _broker_account() -> str | None:
+    """Started as root, mosquitto drops to the ``mosquitto`` account: when we are root and that
+    account exists, name it (and hand it the files); otherwise leave mosquitto's default."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    try:
+        import pwd
+
+        pwd.getpwnam("mosquitto")
+    except (ImportError, KeyError):
+        return None
+    return "mosquitto"
+
+
+def _give_to(user: str, paths) -> None:
+    """Make the broker's files readable (and the log and persistence writable) by ``user`` when we
+    may (root); the secrets stay mode 0600, owned by the broker's account."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or user == "root":
+        return
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise DeviceError(f"broker account {user!r} does not exist on this machine") from None
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            p.touch(mode=0o600)
+        os.chown(p, pw.pw_uid, pw.pw_gid)
 
 
 def reload_broker(pid: int) -> None:

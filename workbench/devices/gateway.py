@@ -178,6 +178,7 @@ class Gateway:
         c.max_queued_messages_set(0)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         c.reconnect_delay_set(0.2, 5)
@@ -202,6 +203,9 @@ class Gateway:
             return
         self._connected.set()
         log.info("gateway %s subscribed to %s", self.client_id, self.topic)
+
+    def _on_connect_fail(self, client, userdata):
+        log.warning("gateway %s: cannot reach the broker at %s:%s; retrying", self.client_id, self.host, self.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self._connected.clear()
