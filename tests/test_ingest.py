@@ -331,3 +331,18 @@ def test_register_readings_out_of_order_are_kept_and_counted_once(tmp_path):
     c = lake.sql("SELECT ts, value FROM consumption ORDER BY ts")
     assert c["ts"].is_unique and c["value"].sum() == pytest.approx(reading[20][1] - reading[-4][1])
     assert "quarantine" not in lake.tables()
+
+
+def test_a_backfill_in_naive_local_time_extends_the_register_backwards(tmp_path):
+    """Naive times are local (UTC+8) on the out-of-order path too: a backfill written as naive
+    strings lands before the first stored reading at the right instant, and its last interval
+    closes on that stored reading (hand-computed)."""
+    lake = _register_lake(tmp_path)
+    lake.ingest(_batch([("C1", "2026-03-01 08:00", 200.0), ("C1", "2026-03-01 08:15", 201.0)], "1.csv"), sender="t")
+    df = pd.DataFrame({"meter_id": "C1", "ts": ["2026-03-01 07:30:00", "2026-03-01 07:45:00"], "value": [197.0, 199.5],
+                       "unit": "kWh"})
+    rep = lake.ingest(ConnectorResult(df, {"source": "file"}, kind="readings", raw=df.to_csv().encode()), sender="t")
+    assert rep.counts["early"] == 2 and rep.rows_quarantined == 0
+    c = lake.sql("SELECT ts, value FROM consumption ORDER BY ts")
+    assert c["ts"].dt.strftime("%H:%M").tolist() == ["07:30", "07:45", "08:00"]
+    assert c["value"].tolist() == pytest.approx([2.5, 0.5, 1.0])

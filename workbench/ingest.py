@@ -208,7 +208,7 @@ def _stage_out_of_order(meters, late, early, marks, counts, quarantined) -> list
     them already carry that span's consumption, so they add none.  ``early`` ones (before the
     first stored reading) extend the register backwards: consumption from each to the next, the
     last one to the first stored reading."""
-    from .prepare import LOCAL_TZ, prepare_readings
+    from .prepare import prepare_readings
 
     out_r, out_c = [], []
     if late is not None:
@@ -225,17 +225,14 @@ def _stage_out_of_order(meters, late, early, marks, counts, quarantined) -> list
         # the first stored reading closes the last early interval; it is stored already, so only
         # its consumption counts here
         stored_first = pd.DataFrame({"meter_id": anchor["meter_id"].to_numpy(),
-                                     "ts": pd.to_datetime(anchor["first_ts"]).dt.tz_localize(LOCAL_TZ),
+                                     "ts": anchor["first_ts"].to_numpy(dtype="datetime64[us]"),
                                      "quantity": anchor["quantity"].to_numpy(),
                                      "value": anchor["first_value"].to_numpy(),
                                      "unit": unit.reindex(anchor["meter_id"]).to_numpy(), "row": -1})
-        e = early.assign(ts=pd.to_datetime(early["ts"], utc=True).dt.tz_convert(LOCAL_TZ)) \
-            if not isinstance(early["ts"].dtype, pd.DatetimeTZDtype) else early
-        cols = [c for c in ("meter_id", "ts", "quantity", "value", "unit", "row", "identifier") if c in e.columns]
-        ep = prepare_readings(pd.concat([e[cols], stored_first], ignore_index=True), meters)
+        cols = [c for c in ("meter_id", "ts", "quantity", "value", "unit", "row", "identifier") if c in early.columns]
+        ep = prepare_readings(pd.concat([early[cols], stored_first], ignore_index=True), meters)
         keep = ~ep.readings.set_index(["meter_id", "ts", "quantity"]).index.isin(
-            stored_first.assign(ts=stored_first["ts"].dt.tz_localize(None))
-            .set_index(["meter_id", "ts", "quantity"]).index)
+            stored_first.set_index(["meter_id", "ts", "quantity"]).index)
         out_r.append(ep.readings[keep])
         out_c.append(ep.consumption)
         parts.append((ep, int(keep.sum())))
@@ -268,8 +265,8 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
             data = data.assign(row=np.arange(len(data)))
         t_local = _local_us(data["ts"], LOCAL_TZ, None)[0].view("datetime64[us]")
         is_early, is_late, marks = _out_of_order_rows(lake, meters, data["meter_id"], t_local)
-        if is_early.any():
-            early = data[is_early]
+        if is_early.any():      # their times as naive local: prepare reads naive times as local
+            early = data[is_early].assign(ts=t_local[is_early])
         if is_late.any():
             late = data[is_late]
         if early is not None or late is not None:

@@ -8,11 +8,15 @@
   :meth:`Lake.compact` moves whole past days into the cold tier (one file per month and compaction);
   readers see both through the manifest;
 * **quarantine** — rows that cannot be curated, with their reason and the original payload.
-* **watermarks** — for the series tables (readings, consumption) the manifest keeps, per
-  (meter, quantity), the latest stored ``ts`` and its value, updated in the same transaction that
-  registers the files.  A row later than its series' watermark cannot be stored yet, so a stream of
-  new readings is checked for duplicates and continued across batches without reading any file;
-  only rows at or before the watermark (late data, redelivery) are looked up in the files.
+* **watermarks** — for the series tables (readings, consumption, telemetry) the manifest keeps, per
+  (meter or device, quantity), the first and the latest stored ``ts`` with their values and when
+  the latest was committed, updated in the same transaction that registers the files.  A row
+  later than its series' watermark cannot be stored yet, so a stream of new readings is checked
+  for duplicates and continued across batches without reading any file; only rows at or before
+  the watermark (late data, redelivery) are looked up in the files.
+* **one writer at a time** — every ingest holds :meth:`Lake.ingest_lock` (an inter-process file
+  lock) from its look-ups to its commit; :meth:`Lake.rollup` merges a day's small hot files while
+  writers go on.
 
 Crash safety: readers never list directories — the SQLite manifest (``files``) says which files are
 live.  Writers create files first and register them in one transaction; compaction registers the
@@ -155,8 +159,8 @@ class Lake:
                 db.rollback()
 
     def ingest_lock(self):
-        """An exclusive inter-process lock on this lake's ingestion of series (a file lock next to
-        the manifest; released by the OS if its holder dies)."""
+        """An exclusive inter-process lock on this lake's ingestion (a file lock next to the
+        manifest; released by the OS if its holder dies)."""
         from filelock import FileLock
 
         return FileLock(str(self.metadata_path) + ".ingest.lock")

@@ -14,8 +14,15 @@ nothing counted twice.
   device measures (their units come from the registry); finite, plausible values; plausible
   timestamps.  Bad messages go to the lake's quarantine with the reason and the raw payload; the
   raw zone keeps every batch exactly as received (topic, payload, arrival time).
-* Each reading carries the device's identifier; readings of a device that is also a lake meter use
-  that meter's quantity name, so curated readings feed the accounting like any other source.
+* Each reading carries the device's identifier.  A lake meter's register (its one quantity, or the
+  one named ``register``/``consumption``) is curated as that meter's readings under the meter's
+  quantity name, so it feeds the accounting like any other source; the device's other quantities
+  (power, voltage …) and everything of a device that is no lake meter go to the lake's
+  ``telemetry`` table in the registry's units (:meth:`Gateway._routes`).
+* Several gateway processes may share the subscription: the lake ingests one batch at a time and
+  keeps register readings that arrive out of order without counting consumption twice (see
+  :mod:`workbench.ingest`).  Every ``rollup_every`` seconds a background thread merges the hot
+  tier's older per-batch files (:meth:`workbench.lake.Lake.rollup`).
 """
 from __future__ import annotations
 
