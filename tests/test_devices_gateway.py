@@ -140,6 +140,20 @@ def test_parse_telemetry_shapes_and_reasons(env):
     for payload, reason in bad.items():
         with pytest.raises(TelemetryError, match=reason):
             parse_telemetry(dev, payload, now_ms=now)
+    # a message may state its units: converted with pint to the registered kWh, other kinds refused
+    got = parse_telemetry(dev, json.dumps({"ts": START_MS, "values": {"register": 2500}, "units": {"register": "Wh"}}),
+                          now_ms=now)
+    assert [(r[4], r[5]) for r in got] == [(2.5, "kWh")]
+    got = parse_telemetry(dev, json.dumps({"ts": START_MS, "values": {"register": 1.5}, "units": {"register": "MJ"}}),
+                          now_ms=now)
+    assert got[0][4] == pytest.approx(1.5 / 3.6)
+    for units, reason in (({"register": "kg"}, "register in 'kg'"), ({"register": "parsec-ish"}, "register in"),
+                          ("kWh", "'units' must be an object"), ({"voltage": "V"}, "does not measure 'voltage'")):
+        with pytest.raises(TelemetryError, match=reason):
+            parse_telemetry(dev, json.dumps({"ts": START_MS, "values": {"register": 1}, "units": units}), now_ms=now)
+    with pytest.raises(TelemetryError, match="plausible range"):      # the range is checked after conversion
+        parse_telemetry(dev, json.dumps({"ts": START_MS, "values": {"register": -1}, "units": {"register": "Wh"}}),
+                        now_ms=now)
     assert parse_broker_url("mqtt://10.0.0.5:1884") == ("10.0.0.5", 1884)
     assert parse_broker_url("localhost") == ("localhost", 1883)
     with pytest.raises(ValueError):
@@ -337,7 +351,11 @@ def test_smart_meter_register_feeds_readings_other_quantities_go_to_telemetry(en
             clients.append(c)
             for payload in (items[:2], items[2:], items[1:3]):       # the last one again: a redelivery
                 c.publish(f"{ROOT}/{dev}/telemetry", json.dumps(payload), qos=1).wait_for_publish(10)
-        assert wait_for(lambda: gw.stats.acked >= 6, 20), gw.stats
+        # a message that states its units: power in W, stored in the registered kW
+        clients[0].publish(f"{ROOT}/SM1/telemetry", json.dumps(
+            {"ts": START_MS + 4 * STEP_MS, "values": {"register": 108.0, "power": 12000}, "units": {"power": "W"}}),
+            qos=1).wait_for_publish(10)
+        assert wait_for(lambda: gw.stats.acked >= 7, 20), gw.stats
         stop.set()
         t.join(10)
         for c in clients:
@@ -345,14 +363,14 @@ def test_smart_meter_register_feeds_readings_other_quantities_go_to_telemetry(en
             c.loop_stop()
     lake = Lake(env["lake_root"])
     r = lake.sql("SELECT quantity, value FROM readings WHERE meter_id = 'SM1' ORDER BY ts")
-    assert r["value"].tolist() == [100.0, 102.0, 104.0, 106.0] and set(r["quantity"]) == {"active_energy"}
+    assert r["value"].tolist() == [100.0, 102.0, 104.0, 106.0, 108.0] and set(r["quantity"]) == {"active_energy"}
     c = lake.sql("SELECT value FROM consumption WHERE meter_id = 'SM1' ORDER BY ts")
-    assert c["value"].tolist() == pytest.approx([2.0, 2.0, 2.0])
+    assert c["value"].tolist() == pytest.approx([2.0, 2.0, 2.0, 2.0])
     tel = lake.sql("SELECT device_id, quantity, unit, count(*) AS n, sum(value) AS s FROM telemetry GROUP BY ALL "
                    "ORDER BY device_id, quantity")
     assert tel.to_dict("list") == {"device_id": ["SM1", "SM1", "TS1"], "quantity": ["power", "voltage", "temperature"],
-                                   "unit": ["kW", "V", "degC"], "n": [4, 4, 4],
-                                   "s": pytest.approx([38.0, 918.0, 92.0])}
+                                   "unit": ["kW", "V", "degC"], "n": [5, 4, 4],
+                                   "s": pytest.approx([50.0, 918.0, 92.0])}
     ident = lake.sql("SELECT DISTINCT identifier FROM telemetry WHERE device_id = 'TS1'")["identifier"].tolist()
     assert ident == [reg.get("TS1").identifier]
     assert "quarantine" not in lake.tables()

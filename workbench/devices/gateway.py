@@ -10,10 +10,12 @@ nothing counted twice.
   the two gets the batch again from the broker; storage is idempotent on (device, ts, quantity) —
   the lake drops identical readings it already holds — so redelivery never double counts.
 * Each message is validated against the device registry (:func:`parse_telemetry`): known, active
-  device; JSON shape ``{"ts": ms, "values": {quantity: number}}`` or a list of those; quantities the
-  device measures (their units come from the registry); finite, plausible values; plausible
-  timestamps.  Bad messages go to the lake's quarantine with the reason and the raw payload; the
-  raw zone keeps every batch exactly as received (topic, payload, arrival time).
+  device; JSON shape ``{"ts": ms, "values": {quantity: number}}`` (optionally ``"units":
+  {quantity: unit}`` — converted with pint to the registered unit, another kind of unit refused)
+  or a list of those; quantities the device measures (their units come from the registry);
+  finite, plausible values; plausible timestamps.  Bad messages go to the lake's quarantine with
+  the reason and the raw payload; the raw zone keeps every batch exactly as received (topic,
+  payload, arrival time).
 * Each reading carries the device's identifier.  A lake meter's register (its one quantity, or the
   one named ``register``/``consumption``) is curated as that meter's readings under the meter's
   quantity name, so it feeds the accounting like any other source; the device's other quantities
@@ -27,6 +29,7 @@ nothing counted twice.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import math
@@ -105,10 +108,13 @@ def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
     lo_ts, hi_ts = now_ms - MAX_AGE_S * 1000, now_ms + MAX_AHEAD_S * 1000
     rows = []
     for n, item in enumerate(items):
-        if not isinstance(item, dict) or len(item) != 2 or "values" not in item or "ts" not in item:
+        if not isinstance(item, dict) or "values" not in item or "ts" not in item or \
+                (len(item) != 2 and not (len(item) == 3 and "units" in item)):
             where = _where(doc, n)
-            raise TelemetryError(f"{where}: expected {{\"ts\": ms, \"values\": {{quantity: number}}}}")
+            raise TelemetryError(f"{where}: expected {{\"ts\": ms, \"values\": {{quantity: number}}"
+                                 f"[, \"units\": {{quantity: unit}}]}}")
         ts, values = item["ts"], item["values"]
+        scale = _scales(device, item["units"], _where(doc, n)) if len(item) == 3 else None
         if type(ts) is not int or not (lo_ts <= ts <= hi_ts):        # fast path: a plausible int
             where = _where(doc, n)
             ts = _ts_ms(ts, where)
@@ -123,11 +129,39 @@ def parse_telemetry(device, payload: bytes, *, now_ms: int | None = None,
                                      f"(registered: {sorted(quantities)})")
             if type(v) not in (int, float) or not math.isfinite(v):
                 raise TelemetryError(f"{_where(doc, n)}: {q} must be a finite number, not {v!r}")
+            if scale is not None and q in scale:
+                v = v * scale[q]
             lo, hi = ranges.get(q, (0.0, None) if q in ("register", "consumption") else (None, None))
             if (lo is not None and v < lo) or (hi is not None and v > hi):
                 raise TelemetryError(f"{_where(doc, n)}: {q} = {v} outside the plausible range [{lo}, {hi}]")
             rows.append((device.device_id, device.identifier, ts, names.get(q, q), float(v), quantities[q]))
     return rows
+
+
+def _scales(device, units, where: str) -> dict[str, float]:
+    """``{quantity: factor}`` from the units a message states to the units the device is registered
+    with (pint); a unit of another kind, an unknown unit or a quantity the device does not measure
+    is refused."""
+    if not isinstance(units, dict):
+        raise TelemetryError(f"{where}: 'units' must be an object {{quantity: unit}}")
+    out = {}
+    for q, unit in units.items():
+        if q not in device.quantities:
+            raise TelemetryError(f"{where}: device {device.device_id} does not measure {q!r}")
+        if not isinstance(unit, str):
+            raise TelemetryError(f"{where}: unit of {q} must be a string, not {unit!r}")
+        try:
+            out[q] = _factor(unit, device.quantities[q])
+        except ValueError as exc:
+            raise TelemetryError(f"{where}: {q} in {unit!r}: {exc}") from None
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _factor(unit: str, registered: str) -> float:
+    from workbench.units import conversion_factor
+
+    return conversion_factor(unit, registered)
 
 
 @dataclass

@@ -5,7 +5,9 @@ Topics under a configurable root (default ``wb``; see :func:`workbench.devices.b
 which grants exactly these in the broker's ACL)::
 
     <root>/<device>/telemetry   device → platform   QoS 1   {"ts": ms, "values": {quantity: number}}
-                                                            or a JSON list of those (a batch)
+                                                            optional "units": {quantity: unit} (else
+                                                            the registered units), or a JSON list
+                                                            of those (a batch)
     <root>/<device>/status      device → platform   QoS 1, RETAINED
                                   heartbeat / on connect: {"ts", "online": true, "battery", "signal",
                                                            "firmware", "uptime_s", ...}
@@ -152,25 +154,30 @@ def _number(value, what: str) -> float | int:
 # --------------------------------------------------------------------------- telemetry
 
 
-def _reading(ts_ms, values: Mapping[str, float]) -> dict:
+def _reading(ts_ms, values: Mapping[str, float], units: Mapping[str, str] | None = None) -> dict:
     if not values:
         raise PayloadError("telemetry: values must not be empty")
-    return {"ts": _ts(ts_ms, "telemetry"),
-            "values": {str(q): _number(v, f"telemetry value {q!r}") for q, v in values.items()}}
+    out = {"ts": _ts(ts_ms, "telemetry"),
+           "values": {str(q): _number(v, f"telemetry value {q!r}") for q, v in values.items()}}
+    if units:
+        out["units"] = {str(q): str(u) for q, u in units.items()}
+    return out
 
 
 def telemetry_payload(ts_ms, values: Mapping[str, float] | None = None, *,
-                      readings: Iterable[tuple[int, Mapping[str, float]]] | None = None) -> bytes:
+                      readings: Iterable[tuple[int, Mapping[str, float]]] | None = None,
+                      units: Mapping[str, str] | None = None) -> bytes:
     """``{"ts": ms, "values": {...}}`` — or, with ``readings=[(ts, values), …]`` (and no
-    ``ts_ms``/``values``), the batch form: a JSON list of those."""
+    ``ts_ms``/``values``), the batch form: a JSON list of those.  ``units`` ``{quantity: unit}``
+    states the units the values are in (each item carries them; default: the registered ones)."""
     if readings is not None:
         if ts_ms is not None or values is not None:
             raise PayloadError("telemetry: give either ts_ms and values or readings")
-        items = [_reading(t, v) for t, v in readings]
+        items = [_reading(t, v, units) for t, v in readings]
         if not items:
             raise PayloadError("telemetry: empty batch")
         return _dumps(items)
-    return _dumps(_reading(ts_ms, values or {}))
+    return _dumps(_reading(ts_ms, values or {}, units))
 
 
 # --------------------------------------------------------------------------- status
