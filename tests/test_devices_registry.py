@@ -201,3 +201,18 @@ def test_cli_register_demo_broker_config_list(demo_data, tmp_path):
     assert all("password_hash" not in x and c["M0002"] not in line for x, line in zip(rows, r.output.splitlines()))
     r = runner.invoke(main, ["devices", "broker-config", "--db", db, "--out", str(out), "--root", "wb/#"])
     assert r.exit_code == 2 and "topic root" in r.output
+
+
+def test_cli_defaults_keep_the_passwords_where_simulate_and_the_gateway_look(demo_data, tmp_path, monkeypatch):
+    """The issue's short forms work: register-demo keeps the passwords in devices-credentials.json
+    (0600) and devices.db, where `devices simulate` and `workbench gateway` look by default."""
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(main, ["devices", "register-demo", "--prefix", PREFIX, "--meters", str(demo_data / "meters.csv")])
+    assert r.exit_code == 0, r.output
+    creds = tmp_path / "devices-credentials.json"
+    assert "M0002" in read_credentials(creds) and stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert (tmp_path / "devices.db").exists()
+    for cmd in (["devices", "simulate", "--help"], ["gateway", "--help"]):
+        r = runner.invoke(main, cmd)
+        assert r.exit_code == 0 and ("devices-credentials.json" in r.output or "devices.db" in r.output)

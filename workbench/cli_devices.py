@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 DEFAULT_DB = "sqlite:///devices.db"
+#: where register-demo keeps the devices' passwords and simulate finds them
+DEFAULT_CREDENTIALS = "devices-credentials.json"
 
 
 def _fail(message: str) -> None:
@@ -56,9 +58,9 @@ def devices_group():
               help="meters.csv of the demo enterprise.")
 @click.option("--boundary", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="boundary.csv (checks nodes, gives facilities and meter identifiers).")
-@click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the new {device: password} mapping here (JSON, mode 0600). Without it the "
-                   "passwords are lost.")
+@click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=Path(DEFAULT_CREDENTIALS),
+              show_default=True, help="Write the new {device: password} mapping here (JSON, mode 0600; merged "
+                                      "into an existing file) — the passwords are shown nowhere else.")
 @_who_option
 def register_demo(db, prefix, meters, boundary, credentials, who):
     """One device per demo meter plus one collector per facility, with fresh passwords."""
@@ -71,12 +73,10 @@ def register_demo(db, prefix, meters, boundary, credentials, who):
         creds = reg.register_demo(meters, prefix, b, who=_who(who))
     except (DeviceError, BoundaryError) as exc:
         _fail(str(exc))
-    if credentials:
-        write_credentials(credentials, creds, merge=True)
+    write_credentials(credentials, creds, merge=True)
     n = len(reg.list())
-    click.echo(f"registered {len(creds)} devices with credentials ({n} in the registry)"
-               + (f"; credentials written to {credentials}" if credentials else
-                  "; passwords NOT saved (use --credentials FILE)"))
+    click.echo(f"registered {len(creds)} devices with credentials ({n} in the registry); credentials written "
+               f"to {credentials}")
 
 
 @devices_group.command("broker-config")
@@ -127,7 +127,8 @@ def list_devices(db, status, as_json):
 @click.option("--broker", "broker_url", default="mqtt://127.0.0.1:1883", show_default=True,
               help="Broker URL mqtt://HOST[:PORT].")
 @_db_option
-@click.option("--credentials", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--credentials", default=Path(DEFAULT_CREDENTIALS), show_default=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="{device: password} JSON written by register-demo --credentials.")
 @click.option("--count", default=None, type=click.IntRange(min=1), help="Simulate the first N devices (default all).")
 @click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0),

@@ -16,7 +16,8 @@ from .cli_lake import DEFAULT_LAKE
 @click.command("gateway")
 @click.option("--broker", required=True, help="mqtt://HOST:PORT of the broker.")
 @click.option("--lake", "lake_root", default=DEFAULT_LAKE, show_default=True, help="Lake root.")
-@click.option("--registry", "registry_url", required=True, help="SQLAlchemy URL of the device registry.")
+@click.option("--registry", "registry_url", default="sqlite:///devices.db", show_default=True,
+              help="Device registry: SQLAlchemy URL or a SQLite file path (as `workbench devices --db`).")
 @click.option("--username", default="platform-gateway", show_default=True, help="The gateway's broker user.")
 @click.option("--password-env", default="WB_GATEWAY_PASSWORD", show_default=True,
               help="Environment variable holding the gateway's broker password (never on the command line).")
@@ -32,8 +33,8 @@ from .cli_lake import DEFAULT_LAKE
 def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, group,
                     batch_size, batch_interval, rollup_every):
     """Subscribe to device telemetry, store it in the lake in batches, acknowledge after storing."""
+    from .cli_devices import _registry
     from .devices.gateway import Gateway, parse_broker_url
-    from .devices.registry import DeviceRegistry
     from .lake import Lake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -55,7 +56,7 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
                    f"duplicate, {rep['rows_quarantined']} quarantined; {stats.acked} messages acknowledged",
                    err=True)
 
-    gw = Gateway(host, port, Lake(lake_root), DeviceRegistry(registry_url), username=username, password=password,
+    gw = Gateway(host, port, Lake(lake_root), _registry(registry_url), username=username, password=password,
                  client_id=client_id or username, root=root, group=group or None, batch_size=batch_size,
                  batch_interval=batch_interval, on_batch=report, rollup_every=rollup_every or None)
     gw._device("")                          # registry and meters loaded before the first message
