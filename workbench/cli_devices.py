@@ -12,6 +12,8 @@ import click
 DEFAULT_DB = "sqlite:///devices.db"
 #: where register-demo keeps the devices' passwords and simulate finds them
 DEFAULT_CREDENTIALS = "devices-credentials.json"
+#: the device CA's folder (ca.key stays here; see workbench.devices.pki)
+DEFAULT_PKI = "device-ca"
 
 
 def _fail(message: str) -> None:
@@ -88,16 +90,25 @@ def register_demo(db, prefix, meters, boundary, credentials, who):
 @click.option("--user", default=None, help="Mosquitto 'user' option (the account it drops to when started as root).")
 @click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write passwords of newly created platform users (default OUT/platform-credentials.json, 0600).")
+@click.option("--tls-port", default=None, type=click.IntRange(1, 65535),
+              help="Also listen here for devices with a client certificate (TLS, CN = device id, no password, same "
+                   "ACL; certificates of devices that are not active are revoked), e.g. 8883.")
+@click.option("--pki", type=click.Path(file_okay=False, path_type=Path), default=Path(DEFAULT_PKI), show_default=True,
+              help="Device CA folder for --tls-port (created if missing; see `devices cert issue`).")
+@click.option("--tls-host", "tls_hosts", multiple=True,
+              help="Extra name or address for the broker's certificate (localhost, 127.0.0.1 and --bind are in it).")
 @_who_option
-def broker_config(db, out, root, port, bind, user, credentials, who):
-    """Write mosquitto.conf, passwd and acl from the registry (reload a running broker with SIGHUP)."""
+def broker_config(db, out, root, port, bind, user, credentials, tls_port, pki, tls_hosts, who):
+    """Write mosquitto.conf, passwd and acl from the registry (reload a running broker with SIGHUP;
+    with --tls-port also the broker's certificate and the CRL, reloaded by SIGHUP too)."""
     from workbench.devices import DeviceError, write_credentials
     from workbench.devices.broker import write_broker_config
 
     reg = _registry(db)
     try:
-        files = write_broker_config(reg, out, root=root, port=port, bind=bind, user=user, who=_who(who))
-    except DeviceError as exc:
+        files = write_broker_config(reg, out, root=root, port=port, bind=bind, user=user, who=_who(who),
+                                    tls_port=tls_port, pki=pki if tls_port else None, tls_hosts=tls_hosts)
+    except (DeviceError, OSError) as exc:
         _fail(str(exc))
     for p in files:
         click.echo(str(p))
@@ -106,6 +117,40 @@ def broker_config(db, out, root, port, bind, user, credentials, who):
         write_credentials(path, files.new_credentials, merge=True)
         click.echo(f"new platform users {sorted(files.new_credentials)}: passwords written to {path}")
     click.echo(f"run: mosquitto -c {files.conf}")
+
+
+@devices_group.group("cert")
+def cert_group():
+    """Device client certificates from the device CA (for the broker's TLS listener)."""
+
+
+@cert_group.command("issue")
+@click.argument("device_id")
+@_db_option
+@click.option("--pki", type=click.Path(file_okay=False, path_type=Path), default=Path(DEFAULT_PKI), show_default=True,
+              help="Device CA folder (created if missing).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for device.crt, device.key (0600) and ca.crt.")
+@click.option("--days", default=825, show_default=True, type=click.IntRange(min=1), help="Validity in days.")
+def cert_issue(device_id, db, pki, out, days):
+    """Issue DEVICE_ID (a registered device or platform user) a client certificate with CN = its id;
+    its earlier certificates are revoked (regenerate broker-config and reload to apply)."""
+    from workbench.devices import DeviceError, DeviceNotFound
+    from workbench.devices.pki import DeviceCA
+
+    reg = _registry(db)
+    try:
+        dev = reg.get(device_id)
+    except DeviceNotFound:
+        _fail(f"device {device_id!r} is not in the registry {db}")
+    try:
+        cert = DeviceCA(pki).issue_device(dev.device_id, out, days=days)
+    except (DeviceError, OSError) as exc:
+        _fail(str(exc))
+    for p in (cert.cert, cert.key, cert.ca):
+        click.echo(str(p))
+    click.echo(f"certificate {cert.serial:x} for {dev.device_id} ({dev.status}); earlier ones revoked at the next "
+               f"broker-config")
 
 
 @devices_group.command("list")
@@ -128,8 +173,8 @@ def list_devices(db, status, as_json):
               help="Broker URL mqtt://HOST[:PORT].")
 @_db_option
 @click.option("--credentials", default=Path(DEFAULT_CREDENTIALS), show_default=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="{device: password} JSON written by register-demo --credentials.")
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="{device: password} JSON written by register-demo --credentials (optional with --cert-dir).")
 @click.option("--count", default=None, type=click.IntRange(min=1), help="Simulate the first N devices (default all).")
 @click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0),
               help="Skip the first N devices (split devices over several simulator processes).")
@@ -149,8 +194,13 @@ def list_devices(db, status, as_json):
 @click.option("--drain", default=10.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds to wait for outstanding PUBACKs when stopping.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (with per-device counts).")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Connect over TLS, verifying the broker with this CA certificate.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folders <DIR>/<device>/ with device.crt, device.key, ca.crt: those devices connect over TLS with "
+                   "their certificate (the broker's --tls-port listener) and need no password.")
 def simulate(broker_url, db, credentials, count, skip, device_ids, rate, duration, root, seed, batch,
-             heartbeat_s, load, drain, as_json):
+             heartbeat_s, load, drain, as_json, tls_ca, cert_dir):
     """Simulated meters publishing telemetry, heartbeats and command acks over MQTT (one MQTT v5
     client per device with its own credentials); prints progress and a summary."""
     import logging
@@ -162,6 +212,8 @@ def simulate(broker_url, db, credentials, count, skip, device_ids, rate, duratio
     from workbench.devices import DeviceError, read_credentials
     from workbench.devices.simulator import Simulator
 
+    if cert_dir is None and not credentials.exists():
+        raise click.BadParameter(f"File '{credentials}' does not exist.", param_hint="'--credentials'")
     host, port = _broker_address(broker_url)
     if batch is None:
         batch = 3 if load else 1
@@ -169,10 +221,10 @@ def simulate(broker_url, db, credentials, count, skip, device_ids, rate, duratio
         heartbeat_s = 0.0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        creds = read_credentials(credentials)
+        creds = read_credentials(credentials) if cert_dir is None or credentials.exists() else {}
         sim = Simulator(host, port, _registry(db), creds, root=root, rate=rate, batch=batch,
                         heartbeat_s=heartbeat_s, seed=seed, device_ids=list(device_ids) or None,
-                        count=count, skip=skip)
+                        count=count, skip=skip, tls_ca=tls_ca, cert_dir=cert_dir)
     except (DeviceError, OSError, ValueError) as exc:
         _fail(str(exc))
     console = Console(stderr=True)

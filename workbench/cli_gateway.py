@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -30,16 +31,29 @@ from .cli_lake import DEFAULT_LAKE
               help="Seconds between batch writes when fewer than --batch-size messages are waiting.")
 @click.option("--rollup-every", type=click.FloatRange(min=0), default=300.0, show_default=True,
               help="Seconds between merges of the hot tier's older small files (0: never; see `lake rollup`).")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Connect over TLS, verifying the broker with this CA certificate (e.g. the device CA's ca.crt).")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Connect over TLS with the client certificate in this folder (device.crt, device.key, ca.crt from "
+                   "`workbench devices cert issue platform-gateway`): for the broker's certificate listener, no password.")
 def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, group,
-                    batch_size, batch_interval, rollup_every):
+                    batch_size, batch_interval, rollup_every, tls_ca, cert_dir):
     """Subscribe to device telemetry, store it in the lake in batches, acknowledge after storing."""
     from .cli_devices import _registry
     from .devices.gateway import Gateway, parse_broker_url
     from .lake import Lake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    password = os.environ.get(password_env)
-    if not password:
+    from .devices import DeviceError
+    from .devices.pki import ClientTLS
+
+    try:
+        tls = ClientTLS.from_dir(cert_dir, ca=tls_ca) if cert_dir else (ClientTLS(tls_ca) if tls_ca else None)
+    except DeviceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    password = os.environ.get(password_env) or None
+    if not password and not (tls and tls.has_certificate):
         click.echo(f"error: environment variable {password_env} is not set or empty", err=True)
         sys.exit(2)
     try:
@@ -58,7 +72,7 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
 
     gw = Gateway(host, port, Lake(lake_root), _registry(registry_url), username=username, password=password,
                  client_id=client_id or username, root=root, group=group or None, batch_size=batch_size,
-                 batch_interval=batch_interval, on_batch=report, rollup_every=rollup_every or None)
+                 batch_interval=batch_interval, on_batch=report, rollup_every=rollup_every or None, tls=tls)
     gw._device("")                          # registry and meters loaded before the first message
     # this process's long-lived objects (modules, registry) leave the garbage collector's view: a
     # full collection over them took 50–70 ms, a latency spike every few batches

@@ -21,6 +21,17 @@ Authentication and authorisation are enforced by the broker, not by the platform
   cannot take over another device's session by using its client id), queue/in-flight limits for
   a QoS 1 gateway, and logging of every connection and refusal to ``mosquitto.log`` and stderr.
 
+* with ``tls_port`` and ``pki`` (a :class:`workbench.devices.pki.DeviceCA`): a second listener on
+  ``bind:tls_port`` for devices with a client certificate (``CN = device id``, issued by
+  ``workbench devices cert issue``): ``require_certificate true``, ``use_identity_as_username
+  true`` — the CN is the user name, no password is asked on that listener, and the same ACL
+  applies — and ``crlfile`` revoking the certificates of every device that is not active.  Files in
+  ``tls/``: ``ca.crt`` (copy of the CA certificate), ``server.crt``/``server.key`` (issued by the
+  CA for ``localhost``, ``127.0.0.1`` and ``bind``; re-issued only when missing, for other hosts
+  or expiring), ``crl.pem`` (re-signed on every call).  TLS options are per listener in
+  Mosquitto; ``password_file``/``acl_file``/``allow_anonymous`` stay global
+  (``per_listener_settings false``), so the password listener is unchanged.
+
 Mosquitto 2.0 re-reads the password and ACL files on ``SIGHUP`` (:func:`reload_broker`), so
 isolating a device is: ``registry.set_status(id, "isolated")`` → :func:`write_broker_config` →
 :func:`reload_broker`.  Refusals in the log (mosquitto 2.0.11; ``log_type all`` is needed for the
@@ -28,6 +39,14 @@ isolating a device is: ``registry.set_status(id, "isolated")`` → :func:`write_
 
     Client <id> disconnected, not authorised.          (unknown user / wrong password)
     Denied PUBLISH from <id> (d0, q1, r0, m1, '<topic>', ... (N bytes))
+
+On the certificate listener (mosquitto 2.0.11, measured in tests/test_devices_tls.py) SIGHUP also
+rebuilds the listener's TLS context with the new CRL (mosquitto does so for listeners with a
+``crlfile`` and ``require_certificate``): the isolated device's certificate is refused at the
+handshake from then on (``OpenSSL Error[0]: ...:certificate verify failed`` in the log) and accepted again
+after it is restored.  A device already connected with its certificate stays connected (the CRL
+is checked only at the handshake) but the reloaded ACL grants it nothing: every publish is
+denied (PUBACK 0x87); a restart of the broker ends such connections too.
 """
 from __future__ import annotations
 
@@ -48,6 +67,7 @@ from workbench.devices.registry import (
 __all__ = [
     "DEFAULT_PLATFORM_USERS",
     "BrokerFiles",
+    "TlsFiles",
     "acl_text",
     "device_topics",
     "passwd_text",
@@ -141,8 +161,24 @@ class BrokerFiles:
     persistence: Path
     new_credentials: dict = field(default_factory=dict)
 
+    tls: TlsFiles | None = None
+
     def __iter__(self):
-        return iter((self.conf, self.passwd, self.acl))
+        return iter((self.conf, self.passwd, self.acl, *(self.tls or ())))
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The certificate listener's files (see the module doc)."""
+
+    port: int
+    ca: Path
+    cert: Path
+    key: Path
+    crl: Path
+
+    def __iter__(self):
+        return iter((self.ca, self.cert, self.key, self.crl))
 
 
 def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", port: int = 1883,
@@ -151,7 +187,8 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
                         user: str | None = None, log_types: Iterable[str] = ("all",),
                         max_inflight_messages: int = 20_000, max_queued_messages: int = 2_000_000,
                         max_connections: int = -1, autosave_interval: int = 60,
-                        who: str = "broker-config") -> BrokerFiles:
+                        who: str = "broker-config", tls_port: int | None = None, pki=None,
+                        tls_hosts: Iterable[str] = ()) -> BrokerFiles:
     """Write ``mosquitto.conf``, ``passwd`` and ``acl`` into ``out_dir`` (atomically; password and
     ACL files mode 0600) from the registry's active entries.
 
@@ -164,10 +201,19 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
     may lower it with Receive Maximum); ``max_queued_messages`` is what a persistent session that is
     disconnected or falling behind may queue before mosquitto DROPS messages (measured: with
     100,000 a gateway running ~35 % behind for 60 s lost readings) — 2,000,000 by default.  Run with ``mosquitto -c <conf>``.
+
+    ``tls_port``: add the certificate listener on ``bind:tls_port`` (see the module doc); ``pki``
+    is the device CA (a :class:`~workbench.devices.pki.DeviceCA` or its folder, created there
+    if missing); ``tls_hosts``: more names/addresses for the server certificate (what devices
+    put in their broker URL, when it is not ``bind``).
     """
     validate_root(root)
     if not 0 < int(port) < 65536:
         raise DeviceError(f"port {port} out of range")
+    if tls_port is not None and (not 0 < int(tls_port) < 65536 or int(tls_port) == int(port)):
+        raise DeviceError(f"TLS port {tls_port} out of range or the same as the password listener's")
+    if tls_port is not None and pki is None:
+        raise DeviceError("a TLS listener needs the device CA (pki)")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     new = registry.ensure_platform_users(platform_users, who=who) if platform_users else {}
@@ -177,6 +223,7 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
     log = out / "mosquitto.log"
     passwd = atomic_write(out / "passwd", passwd_text(registry, platform_users=names), mode=0o600)
     acl = atomic_write(out / "acl", acl_text(registry, root=root, platform_users=names), mode=0o600)
+    tls = _tls_files(registry, out / "tls", int(tls_port), pki, [bind, *tls_hosts]) if tls_port is not None else None
     lines = [
         "# generated by workbench devices broker-config (seed §7.3 b access security): do not edit,",
         "# regenerate from the device registry and send SIGHUP to reload passwd and acl",
@@ -188,6 +235,7 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
         f"acl_file {acl}",
         "use_username_as_clientid true",
         "",
+        *(_tls_listener(tls, bind, max_connections) if tls else []),
         "persistence true",
         f"persistence_location {persistence}/",
         f"autosave_interval {int(autosave_interval)}",
@@ -204,9 +252,46 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
     user = user or _broker_account()
     if user:
         lines.insert(3, f"user {user}")
-        _give_to(user, [out, passwd, acl, persistence, log])
+        _give_to(user, [out, passwd, acl, persistence, log, *([out / "tls", *tls] if tls else [])])
     conf = atomic_write(out / "mosquitto.conf", "\n".join(lines) + "\n", mode=0o644)
-    return BrokerFiles(conf=conf, passwd=passwd, acl=acl, log=log, persistence=persistence, new_credentials=new)
+    return BrokerFiles(conf=conf, passwd=passwd, acl=acl, log=log, persistence=persistence, new_credentials=new,
+                       tls=tls)
+
+
+def _tls_files(registry: DeviceRegistry, folder: Path, port: int, pki, hosts) -> TlsFiles:
+    """``tls/``: the CA certificate, the broker's certificate and key (issued when needed), the CRL
+    of every device certificate whose device is not active (see the module doc)."""
+    from workbench.devices.pki import DeviceCA
+
+    ca = pki if isinstance(pki, DeviceCA) else DeviceCA(pki)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "server.crt", folder / "server.key"
+    hosts = [h for h in hosts if h]
+    if not ca.server_cert_ok(cert, key, hosts):
+        ca.issue_server(cert, key, hosts=hosts)
+    ca_copy = atomic_write(folder / "ca.crt", ca.ca_pem, mode=0o644)
+    statuses = {d.device_id: d.status for d in registry.list()}
+    crl = ca.write_crl(folder / "crl.pem", statuses)
+    return TlsFiles(port=port, ca=ca_copy, cert=cert, key=key, crl=crl)
+
+
+def _tls_listener(tls: TlsFiles, bind: str, max_connections: int) -> list[str]:
+    """The certificate listener's lines (TLS options are per listener in Mosquitto)."""
+    return [
+        "# devices with a client certificate (CN = device id) from the device CA: no password on this",
+        "# listener, the same ACL; crl.pem revokes the certificates of devices that are not active",
+        f"listener {tls.port} {bind}",
+        f"max_connections {int(max_connections)}",
+        "use_username_as_clientid true",
+        f"cafile {tls.ca}",
+        f"certfile {tls.cert}",
+        f"keyfile {tls.key}",
+        f"crlfile {tls.crl}",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "tls_version tlsv1.2",
+        "",
+    ]
 
 
 def _broker_account() -> str | None:

@@ -181,14 +181,16 @@ class Gateway:
 
     ``registry``: a :class:`~workbench.devices.registry.DeviceRegistry`; ``lake``: a
     :class:`~workbench.lake.Lake` (its meter registry should hold the devices that are meters).
-    ``username``/``password``: the gateway's own broker credentials (a platform user).
+    ``username``/``password``: the gateway's own broker credentials (a platform user).  ``tls``: a
+    :class:`~workbench.devices.pki.ClientTLS` to connect over TLS — with a client certificate
+    (``CN`` = the gateway's user, for the broker's certificate listener) no password is needed.
     """
 
-    def __init__(self, host: str, port: int, lake, registry, *, username: str, password: str,
+    def __init__(self, host: str, port: int, lake, registry, *, username: str, password: str | None = None,
                  client_id: str = "wb-gateway-1", root: str = "wb", group: str | None = "wb-gateways",
                  batch_size: int = 5000, batch_interval: float = 0.25, session_expiry: int = 7 * 86400,
                  sender: str | None = None, registry_refresh: float = 5.0, on_batch=None,
-                 rollup_every: float | None = 300.0):
+                 rollup_every: float | None = 300.0, tls=None):
         import paho.mqtt.client as mqtt
 
         self.host, self.port, self.lake, self.registry = host, port, lake, registry
@@ -214,6 +216,10 @@ class Gateway:
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
         c.username_pw_set(username, password)
+        if tls is not None:
+            tls.apply(c)
+        elif password is None:
+            raise ValueError("the gateway needs a password, or TLS with a client certificate")
         c.manual_ack_set(True)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
