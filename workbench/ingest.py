@@ -148,14 +148,17 @@ def _previous(lake: Lake, meter_ids, first_local) -> pd.DataFrame | None:
     A meter whose watermark (latest stored reading) is before its first new reading continues from
     the watermark — no file is read; only meters with stored readings at or after their first new
     one (late data, redelivery) are looked up in the files."""
-    rows = pd.DataFrame({"meter_id": np.asarray(meter_ids, dtype=object).astype(str), "t": first_local})
-    rows = rows[rows["t"].notna()]
-    if rows.empty:
-        return None
-    first = rows.groupby("meter_id", sort=False)["t"].min()
-    marks = lake.watermarks("readings", first.index)
+    codes, uniq = pd.factorize(np.asarray(meter_ids, dtype=object) if not hasattr(meter_ids, "dtype") else meter_ids)
+    uniq = pd.Index(uniq).astype(str)
+    marks = lake.watermarks("readings", uniq)          # a new meter or a new lake: nothing to continue
     if marks.empty:
         return None
+    t = pd.Series(np.asarray(first_local, dtype="datetime64[us]"))
+    ok = t.notna().to_numpy() & (codes >= 0)
+    if not ok.any():
+        return None
+    first = t[ok].groupby(codes[ok]).min()
+    first.index = uniq[first.index]
     latest = marks.groupby("meter_id")["ts"].max()
     scan = latest[latest >= first.reindex(latest.index)].index
     out = [marks[~marks["meter_id"].isin(scan)]]
@@ -184,18 +187,25 @@ def _previous(lake: Lake, meter_ids, first_local) -> pd.DataFrame | None:
 
 def _out_of_order_rows(lake, meters, meter_ids, t_local) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Rows of cumulative registers timed before their meter's latest stored reading: ``early``
-    (before its first stored reading too) and ``late`` (inside the stored span); and the marks."""
+    (before its first stored reading too) and ``late`` (inside the stored span); and the marks.
+    Per distinct meter, not per row, until a meter has stored readings."""
     none = np.zeros(len(t_local), bool)
     cum = meters.loc[meters["register"] == "cumulative", "meter_id"]
-    ids = pd.Series(np.asarray(meter_ids, dtype=object)).astype(str)
-    if cum.empty or not ids.isin(cum).any():
+    if cum.empty:
         return none, none, pd.DataFrame()
-    marks = lake.watermarks("readings", pd.unique(ids[ids.isin(cum)]))
+    codes, uniq = pd.factorize(meter_ids)
+    uniq = pd.Index(uniq).astype(str)
+    wanted = uniq[uniq.isin(cum)]
+    if wanted.empty:
+        return none, none, pd.DataFrame()
+    marks = lake.watermarks("readings", wanted)
     if marks.empty:
         return none, none, marks
     by_meter = marks.groupby("meter_id")
-    latest = ids.map(by_meter["ts"].max()).to_numpy(dtype="datetime64[us]")
-    first = ids.map(by_meter["first_ts"].min()).to_numpy(dtype="datetime64[us]")
+    nat = np.datetime64("NaT", "us")
+    lut_latest = np.append(by_meter["ts"].max().reindex(uniq).to_numpy(dtype="datetime64[us]"), nat)
+    lut_first = np.append(by_meter["first_ts"].min().reindex(uniq).to_numpy(dtype="datetime64[us]"), nat)
+    latest, first = lut_latest[codes], lut_first[codes]          # code −1 (missing id) → NaT
     before = ~np.isnat(latest) & (t_local < latest)
     early = before & (t_local < first)
     return early, before & ~early, marks
@@ -260,16 +270,17 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
         meters = meters.assign(identifier=meters["meter_id"].astype(str).map(identifiers).where(
             lambda s: s.notna(), given))
     previous, late, early, marks = None, None, None, None
-    if len(data):
-        if "row" not in data.columns:   # source rows numbered before the batch is split
-            data = data.assign(row=np.arange(len(data)))
+    stored = len(data) and not lake.watermarks("readings").empty     # else nothing to continue or to be late for
+    if stored:
         t_local = _local_us(data["ts"], LOCAL_TZ, None)[0].view("datetime64[us]")
         is_early, is_late, marks = _out_of_order_rows(lake, meters, data["meter_id"], t_local)
-        if is_early.any():      # their times as naive local: prepare reads naive times as local
-            early = data[is_early].assign(ts=t_local[is_early])
-        if is_late.any():
-            late = data[is_late]
-        if early is not None or late is not None:
+        if is_early.any() or is_late.any():
+            if "row" not in data.columns:   # source rows numbered before the batch is split
+                data = data.assign(row=np.arange(len(data)))
+            if is_early.any():      # their times as naive local: prepare reads naive times as local
+                early = data[is_early].assign(ts=t_local[is_early])
+            if is_late.any():
+                late = data[is_late]
             rest = ~(is_early | is_late)
             data, t_local = data[rest], t_local[rest]
         previous = _previous(lake, data["meter_id"], t_local)

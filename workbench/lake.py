@@ -418,9 +418,10 @@ class Lake:
             self._write_arrow(piece, path, compression="snappy", use_dictionary=text)
 
         with ThreadPoolExecutor(max_workers=min(2, len(jobs))) as pool:
-            list(pool.map(write, jobs))
+            written = pool.map(write, jobs)
+            marks = _series_last(table, df, date_column)      # while the files are written
+            list(written)
         new = [(path, table, "hot", part, hi - lo, batch_id, None, 1, _now(), None) for path, part, lo, hi in jobs]
-        marks = _series_last(table, df, date_column)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", new)
@@ -741,13 +742,19 @@ def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
     t0, v0 = (us("first_ts"), num("first_value")) if "first_ts" in df.columns else (t, v)
     mc, mu = pd.factorize(df[series])
     qc, qu = pd.factorize(df["quantity"])
-    g = mc.astype(np.int64) * max(len(qu), 1) + qc
-    order = np.lexsort((t, g))
-    gs = g[order]
-    last = order[np.r_[gs[1:] != gs[:-1], True]]
-    order0 = np.lexsort((-t0, g))               # first of each group: the smallest first_ts
-    gs0 = g[order0]
-    first = order0[np.r_[gs0[1:] != gs0[:-1], True]]
+    g = mc * max(len(qu), 1) + qc if len(qu) > 1 else mc
+    step = g[1:] != g[:-1]
+    if t0 is t and not (g[1:] < g[:-1]).any() and not (~step & (t[1:] < t[:-1])).any():
+        # the usual case (prepared tables come sorted by series and time): O(n), no sort
+        ends = np.flatnonzero(np.r_[step, True])
+        last, first = ends, np.r_[0, ends[:-1] + 1]
+    else:
+        order = np.lexsort((t, g))
+        gs = g[order]
+        last = order[np.r_[gs[1:] != gs[:-1], True]]
+        order0 = np.lexsort((-t0, g))           # first of each group: the smallest first_ts
+        gs0 = g[order0]
+        first = order0[np.r_[gs0[1:] != gs0[:-1], True]]
     m = np.asarray(mu, dtype=object)[mc[last]].tolist()
     q = np.asarray(qu, dtype=object)[qc[last]].tolist()
     def nan(x):
