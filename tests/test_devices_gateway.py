@@ -371,6 +371,6 @@ def test_smart_meter_register_feeds_readings_other_quantities_go_to_telemetry(en
     assert tel.to_dict("list") == {"device_id": ["SM1", "SM1", "TS1"], "quantity": ["power", "voltage", "temperature"],
                                    "unit": ["kW", "V", "degC"], "n": [5, 4, 4],
                                    "s": pytest.approx([50.0, 918.0, 92.0])}
-    ident = lake.sql("SELECT DISTINCT identifier FROM telemetry WHERE device_id = 'TS1'")["identifier"].tolist()
-    assert ident == [reg.get("TS1").identifier]
+    ident = lake.sql("SELECT DISTINCT identifier, node_id FROM telemetry WHERE device_id = 'TS1'")
+    assert ident["identifier"].tolist() == [reg.get("TS1").identifier] and ident["node_id"].tolist() == ["F01"]
     assert "quarantine" not in lake.tables()

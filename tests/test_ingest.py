@@ -305,6 +305,17 @@ def test_device_telemetry_of_other_quantities_is_kept_idempotently(tmp_path):
     q = lake.sql("SELECT reason FROM quarantine ORDER BY reason")["reason"].tolist()
     assert any("conflicts with stored value 230.1" in r for r in q) and any(r.startswith("unit:") for r in q)
     assert lake.watermarks("telemetry").set_index("quantity").loc["power", "ts"] == pd.Timestamp("2026-03-01 08:03")
+    # retrieval (seed §8.3): by device, time and boundary node (the gateway records where a device sits)
+    got = lake.retrieve("telemetry", meter="D1", start="2026-03-01 08:01", end="2026-03-01 08:04")
+    assert sorted(got["value"]) == [13.0, 14.0]
+    tel = pd.DataFrame({"device_id": ["D2"], "node_id": ["F02.P1"], "ts": [t0], "quantity": ["temperature"],
+                        "value": [81.5], "unit": ["degC"]})
+    lake.register_boundary(pd.DataFrame({"node_id": ["ENT", "F02", "F02.P1"], "parent_id": ["", "ENT", "F02"],
+                                         "level": ["enterprise", "facility", "process"]}))
+    lake.ingest(ConnectorResult(tel.iloc[:0].rename(columns={"device_id": "meter_id"})[["meter_id", "ts", "value"]],
+                                {"source": "mqtt", "telemetry": tel}, kind="readings", raw=b"3"), sender="t")
+    by_node = lake.retrieve("telemetry", node="F02")
+    assert by_node["device_id"].tolist() == ["D2"] and by_node["value"].tolist() == [81.5]
 
 
 def test_register_readings_out_of_order_are_kept_and_counted_once(tmp_path):

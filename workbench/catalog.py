@@ -75,6 +75,7 @@ LAKE_TABLES = {
     "invoices": "Invoice fields read by OCR 发票识别 (only fields above the confidence threshold)",
     "quarantine": "Quarantined rows 隔离数据 with reason and original payload",
     "quality_results": "Quality rule results 数据质量规则结果",
+    "telemetry": "Device telemetry 设备遥测 other than meter registers (power, voltage …), as measured",
 }
 
 

@@ -310,7 +310,8 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
 
 def _stage_telemetry(lake, data: pd.DataFrame, quarantined) -> tuple[pd.DataFrame, int]:
     """Device telemetry of quantities that are not a lake meter's register (power, voltage,
-    temperature …): ``device_id, ts, quantity, value, unit`` (optional ``identifier``, ``row``).
+    temperature …): ``device_id, ts, quantity, value, unit`` (optional ``node_id``, ``identifier``,
+    ``row``).
 
     Kept as measured — unit checked with pint, time made naive local like every curated table —
     and idempotent on (device_id, ts, quantity): a row equal to a stored or an earlier row of the
@@ -336,8 +337,9 @@ def _stage_telemetry(lake, data: pd.DataFrame, quarantined) -> tuple[pd.DataFram
     out = pd.DataFrame({"device_id": device, "ts": t,
                         "quantity": data["quantity"].astype(str).to_numpy(), "value": value,
                         "unit": units.to_numpy(), "row": rows})
-    if "identifier" in data:
-        out.insert(1, "identifier", data["identifier"].astype(object).to_numpy())
+    for k, c in enumerate(("node_id", "identifier")):   # where the device sits, its identifier
+        if c in data:
+            out.insert(1 + k, c, data[c].astype(object).to_numpy())
     # the same key twice in one batch: identical → one row; different values → all quarantined
     key = ["device_id", "ts", "quantity"]
     dup = out.duplicated(key, keep=False) & pd.isna(why)

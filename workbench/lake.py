@@ -260,7 +260,7 @@ class Lake:
                  meter: str | None = None, columns=None, con=None) -> pd.DataFrame:
         """Rows of a curated table filtered by boundary node (and everything below it), identifier,
         time range [start, end), sending system (``source``), accounting source (``category``) and
-        meter (seed §8.3)."""
+        meter (for ``telemetry``: the device) (seed §8.3)."""
         own = con is None
         con = con or self.connect(tables=[table])
         try:
@@ -291,8 +291,8 @@ class Lake:
                     ors.append("meter_id IN (SELECT unnest(?::VARCHAR[]))")
                     args.append(nodes)
                 where.append("(" + " OR ".join(ors) + ")")
-            if meter:
-                where.append("meter_id = ?")
+            if meter:                   # a device's telemetry: its device id
+                where.append(f"{'meter_id' if 'meter_id' in cols else 'device_id'} = ?")
                 args.append(meter)
             if start is not None:
                 where.append(f"{time_col} >= ?")

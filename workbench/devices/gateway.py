@@ -341,7 +341,7 @@ class Gateway:
                         if r[3] == register:
                             rows.append(r)
                         else:
-                            telemetry.append(r + (n,))
+                            telemetry.append(r + (dev.node_id, n))
             except TelemetryError as exc:
                 rejected.append({"row": n, "column": "payload", "reason": f"{topic}: {exc}",
                                  "payload": payload.decode("utf-8", "replace")[:4000]})
@@ -351,7 +351,7 @@ class Gateway:
                 "messages": len(batch)}
         if telemetry:
             tel = pd.DataFrame.from_records(telemetry, columns=["device_id", "identifier", "ts", "quantity", "value",
-                                                                "unit", "row"])
+                                                                "unit", "node_id", "row"])
             tel["ts"] = pd.to_datetime(tel["ts"], unit="ms", utc=True)
             meta["telemetry"] = tel
         if rejected:
