@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 import time
 import uuid
 
 import pytest
 
 paho = pytest.importorskip("paho.mqtt.client")
-from mqtt import running_mosquitto, wait_for
+from mqtt import Probe, provision_fleet, running_mosquitto, wait_for
 from pg import free_port
 
 from workbench.devices import DeviceRegistry
@@ -23,74 +22,17 @@ NOT_AUTHORIZED = 0x87              # MQTT v5 reason code (CONNACK, PUBACK)
 DEVICES = ["M1", "M2", "M3", "M4"]
 
 
-class Client:
-    """A paho 2.x client that records what happens (MQTT v5 unless told otherwise)."""
-
-    def __init__(self, broker, user, password, *, protocol=None):
-        protocol = protocol or paho.MQTTv5
-        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}",
-                             protocol=protocol)
-        self.c.username_pw_set(user, password)
-        self.connack = None
-        self.disconnected = None
-        self.acks: dict[int, object] = {}
-        self.suback = None
-        self.messages: list = []
-        self._connected = threading.Event()
-        self.c.on_connect = self._on_connect
-        self.c.on_disconnect = self._on_disconnect
-        self.c.on_publish = lambda c, u, mid, rc, props=None: self.acks.__setitem__(mid, rc)
-        self.c.on_subscribe = lambda c, u, mid, rcs, props=None: setattr(self, "suback", rcs)
-        self.c.on_message = lambda c, u, msg: self.messages.append((msg.topic, msg.payload, msg.retain))
-        self.c.connect(broker.host, broker.port, keepalive=30)
-        self.c.loop_start()
-        self._connected.wait(5)
-
-    def _on_connect(self, client, userdata, flags, rc, props=None):
-        self.connack = rc
-        if rc.is_failure:
-            client.disconnect()             # no automatic reconnect attempts after a refusal
-        self._connected.set()
-
-    def _on_disconnect(self, client, userdata, flags, rc, props=None):
-        self.disconnected = rc
-        self._connected.set()
-
-    @property
-    def ok(self) -> bool:
-        return self.connack is not None and not self.connack.is_failure
-
-    def publish(self, topic, payload, *, qos=1, retain=False):
-        info = self.c.publish(topic, payload, qos=qos, retain=retain)
-        assert wait_for(lambda: info.mid in self.acks, 5), f"no PUBACK for {topic}"
-        return self.acks[info.mid]
-
-    def subscribe(self, topic, qos=1):
-        self.suback = None
-        self.c.subscribe(topic, qos=qos)
-        assert wait_for(lambda: self.suback is not None, 5)
-        return self.suback
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     d = tmp_path_factory.mktemp("broker")
     reg = DeviceRegistry(f"sqlite:///{d / 'reg.db'}", prefix="88.123.4567")
-    creds = reg.provision_many(
-        [{"device_id": "C-F01", "type": "collector", "node_id": "F01"}]
-        + [{"device_id": m, "type": "electricity_meter", "node_id": "F01.W01.P01", "collector": "C-F01",
-           "quantities": {"register": "kWh"}} for m in DEVICES])
-    reg.provision("M9", type="electricity_meter", status="isolated")            # isolated from the start
+    creds = provision_fleet(reg, DEVICES, node_id="F01.W01.P01")          # M9 isolated from the start
     port = free_port()
     run_as = "root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
     files = write_broker_config(reg, d / "conf", root=ROOT, port=port, user=run_as)
     creds.update(files.new_credentials)
     with running_mosquitto(files.conf, port=port) as broker:
-        gw = Client(broker, "platform-gateway", creds["platform-gateway"])
+        gw = Probe(broker.host, broker.port, "platform-gateway", creds["platform-gateway"])
         assert gw.ok, gw.connack
         assert [rc.value for rc in gw.subscribe(f"{ROOT}/+/telemetry")] == [1]
         yield {"reg": reg, "creds": creds, "files": files, "broker": broker, "gw": gw, "port": port, "user": run_as}
@@ -128,7 +70,7 @@ def test_generated_files(env):
 
 
 def test_device_publishes_and_gateway_receives_qos1(env):
-    m1 = Client(env["broker"], "M1", env["creds"]["M1"])
+    m1 = Probe(env["broker"].host, env["broker"].port, "M1", env["creds"]["M1"])
     try:
         assert m1.ok, m1.connack
         payload = json.dumps({"ts": int(time.time() * 1000), "values": {"register": 1234.5}}).encode()
@@ -143,7 +85,7 @@ def test_device_publishes_and_gateway_receives_qos1(env):
 def test_bad_credentials_are_refused_and_logged(env, user, password):
     broker = env["broker"]
     mark = len(broker.log_text())
-    c = Client(broker, user, password)
+    c = Probe(broker.host, broker.port, user, password)
     try:
         assert c.connack is not None and c.connack.is_failure
         assert c.connack.value == NOT_AUTHORIZED, c.connack           # CONNACK 0x87 Not authorized
@@ -156,7 +98,7 @@ def test_bad_credentials_are_refused_and_logged(env, user, password):
 def test_wrong_password_mqtt311(env):
     broker = env["broker"]
     mark = len(broker.log_text())
-    c = Client(broker, "M2", "nope", protocol=paho.MQTTv311)
+    c = Probe(broker.host, broker.port, "M2", "nope", protocol=paho.MQTTv311)
     try:
         assert c.connack is not None and c.connack.is_failure and not c.ok
     finally:
@@ -169,8 +111,8 @@ def test_wrong_password_mqtt311(env):
                                    f"{ROOT}/M1/cmd", "other/topic", f"{ROOT}/M1/telemetry/extra"])
 def test_publish_outside_own_topics_is_refused(env, topic):
     broker, gw = env["broker"], env["gw"]
-    spy = Client(broker, "platform-manager", env["creds"]["platform-manager"])   # reads status/acks only
-    m1 = Client(broker, "M1", env["creds"]["M1"])
+    spy = Probe(broker.host, broker.port, "platform-manager", env["creds"]["platform-manager"])   # reads status/acks only
+    m1 = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
     try:
         assert m1.ok
         mark = len(broker.log_text())
@@ -193,9 +135,9 @@ def test_publish_outside_own_topics_is_refused(env, topic):
 
 def test_device_reads_only_its_own_downlink(env):
     broker = env["broker"]
-    mgr = Client(broker, "platform-manager", env["creds"]["platform-manager"])
-    m1 = Client(broker, "M1", env["creds"]["M1"])
-    m2 = Client(broker, "M2", env["creds"]["M2"])
+    mgr = Probe(broker.host, broker.port, "platform-manager", env["creds"]["platform-manager"])
+    m1 = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
+    m2 = Probe(broker.host, broker.port, "M2", env["creds"]["M2"])
     try:
         # mosquitto 2.0.11 grants the SUBSCRIBE but checks read access on every delivery
         m1.subscribe(f"{ROOT}/M2/config")
@@ -220,11 +162,11 @@ def test_device_reads_only_its_own_downlink(env):
 def test_rotated_password_takes_effect_after_reload(env):
     reg, creds, broker = env["reg"], env["creds"], env["broker"]
     new = reg.rotate_password("M4", who="test")
-    early = Client(broker, "M4", new)
+    early = Probe(broker.host, broker.port, "M4", new)
     early.close()
     assert early.connack.value == NOT_AUTHORIZED                                # not reloaded yet
     _regenerate(env)
-    old, cur = Client(broker, "M4", creds["M4"]), Client(broker, "M4", new)
+    old, cur = Probe(broker.host, broker.port, "M4", creds["M4"]), Probe(broker.host, broker.port, "M4", new)
     try:
         assert old.connack.value == NOT_AUTHORIZED and cur.ok
     finally:
@@ -234,8 +176,8 @@ def test_rotated_password_takes_effect_after_reload(env):
 
 def test_isolated_device_is_cut_off_after_reload(env):
     reg, creds, broker, gw = env["reg"], env["creds"], env["broker"], env["gw"]
-    m3 = Client(broker, "M3", creds["M3"])
-    m2 = Client(broker, "M2", creds["M2"])
+    m3 = Probe(broker.host, broker.port, "M3", creds["M3"])
+    m2 = Probe(broker.host, broker.port, "M2", creds["M2"])
     try:
         assert m3.ok and m2.ok
         reg.set_status("M3", "isolated", who="test")
@@ -243,7 +185,7 @@ def test_isolated_device_is_cut_off_after_reload(env):
         # mosquitto re-applies security to connected clients on reload: M3's session is closed
         assert wait_for(lambda: m3.disconnected is not None, 5), "isolated device still connected"
         assert broker.wait_log("Client M3 disconnected.")
-        again = Client(broker, "M3", creds["M3"])
+        again = Probe(broker.host, broker.port, "M3", creds["M3"])
         try:
             assert again.connack.value == NOT_AUTHORIZED
         finally:
@@ -257,7 +199,7 @@ def test_isolated_device_is_cut_off_after_reload(env):
         # re-activation restores access with the same credential
         reg.set_status("M3", "active", who="test")
         _regenerate(env)
-        back = Client(broker, "M3", creds["M3"])
+        back = Probe(broker.host, broker.port, "M3", creds["M3"])
         try:
             assert back.ok
         finally:

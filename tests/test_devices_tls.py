@@ -9,7 +9,6 @@ import os
 import stat
 import threading
 import time
-import uuid
 
 import pandas as pd
 import pytest
@@ -17,7 +16,7 @@ import pytest
 paho = pytest.importorskip("paho.mqtt.client")
 pytest.importorskip("cryptography")
 from cryptography import x509
-from mqtt import running_mosquitto, wait_for
+from mqtt import Probe, provision_fleet, running_mosquitto, wait_for
 from pg import free_port
 
 from workbench.devices import DeviceRegistry
@@ -35,64 +34,11 @@ METERS = ["M1", "M2", "M3", "M4"]
 PLATFORM = {"platform-gateway": "gateway", "platform-manager": "manager", "gateway-tls": "gateway"}
 
 
-class TlsClient:
-    """A paho v5 client on the certificate listener; ``refused``: no accepted CONNACK (the TLS
-    handshake failed, or the broker dropped the connection after it)."""
-
-    def __init__(self, env, tls: ClientTLS, *, user: str | None = None, password: str | None = None):
-        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"x-{uuid.uuid4().hex[:6]}",
-                             protocol=paho.MQTTv5)
-        if user:
-            self.c.username_pw_set(user, password)
-        tls.apply(self.c)
-        self.connack = self.disconnected = self.error = None
-        self.acks: dict[int, object] = {}
-        self._answered = threading.Event()
-        self.c.on_connect = self._on_connect
-        self.c.on_disconnect = self._on_disconnect
-        self.c.on_publish = lambda c, u, mid, rc, props=None: self.acks.__setitem__(mid, rc)
-        try:
-            self.c.connect("127.0.0.1", env["tls_port"], keepalive=30)
-        except OSError as exc:                       # ssl.SSLError: the handshake failed (TLS 1.2)
-            self.error = exc
-            return
-        self.c.loop_start()
-        self._answered.wait(5)
-
-    def _on_connect(self, client, userdata, flags, rc, props=None):
-        self.connack = rc
-        self._answered.set()
-
-    def _on_disconnect(self, client, userdata, flags, rc, props=None):
-        self.disconnected = rc
-        self._answered.set()
-        if self.connack is None:
-            client.disconnect()                      # refused: no reconnect attempts
-
-    @property
-    def ok(self) -> bool:
-        return self.connack is not None and not self.connack.is_failure
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos=qos)
-        assert wait_for(lambda: info.mid in self.acks, 5), f"no PUBACK for {topic}"
-        return self.acks[info.mid]
-
-    def close(self):
-        if self.error is None:
-            self.c.disconnect()
-            self.c.loop_stop()
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     reg = DeviceRegistry(f"sqlite:///{d / 'reg.db'}", prefix="88.123.4567")
-    creds = reg.provision_many(
-        [{"device_id": "C-F01", "type": "collector", "node_id": "F01"}]
-        + [{"device_id": m, "type": "electricity_meter", "node_id": "F01", "collector": "C-F01",
-            "quantities": {"register": "kWh"}} for m in METERS])
-    reg.provision("M9", type="electricity_meter", status="isolated", quantities={"register": "kWh"})
+    creds = provision_fleet(reg, METERS)
     ca = DeviceCA(d / "pki")
     certs = {m: ca.issue_device(m, d / "certs" / m) for m in [*METERS, "M9"]}
     port, tls_port = free_port(), free_port()
@@ -172,7 +118,7 @@ def test_generated_tls_files(env):
 def test_device_certificate_connects_without_password_and_publishes(env):
     broker = env["broker"]
     mark = len(broker.log_text())
-    m1 = TlsClient(env, _tls(env, "M1"))                          # no user name, no password
+    m1 = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M1"))                          # no user name, no password
     try:
         assert m1.ok, (m1.connack, m1.disconnected, m1.error)
         payload = _telemetry(1234.5)
@@ -196,7 +142,7 @@ def test_certificate_login_refused(env, case, tmp_path):
         tls = ClientTLS(env["files"].tls.ca)
     user, password = ("M2", env["creds"]["M2"]) if case.startswith("password") else (None, None)
     mark = len(broker.log_text())
-    c = TlsClient(env, tls, user=user, password=password)
+    c = Probe("127.0.0.1", env["tls_port"], user, password, tls=tls)
     try:
         assert not c.ok, c.connack
         assert c.error is not None or c.disconnected is not None
@@ -209,7 +155,7 @@ def test_certificate_login_refused(env, case, tmp_path):
 
 def test_certificate_confined_to_own_topics(env):
     broker = env["broker"]
-    m1 = TlsClient(env, _tls(env, "M1"))
+    m1 = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M1"))
     try:
         assert m1.ok
         mark = len(broker.log_text())
@@ -224,8 +170,8 @@ def test_certificate_confined_to_own_topics(env):
 
 def test_isolation_revokes_the_certificate_until_restored(env):
     reg, broker, certs = env["reg"], env["broker"], env["certs"]
-    live = TlsClient(env, _tls(env, "M3"))
-    other = TlsClient(env, _tls(env, "M2"))
+    live = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M3"))
+    other = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M2"))
     try:
         assert live.ok and other.ok
         reg.set_status("M3", "isolated", who="test")
@@ -233,7 +179,7 @@ def test_isolation_revokes_the_certificate_until_restored(env):
         assert _revoked(env)[certs["M3"].serial] == x509.ReasonFlags.certificate_hold
         # mosquitto 2.0.11 rebuilds the listener's TLS context with the new CRL on SIGHUP
         mark = len(broker.log_text())
-        again = TlsClient(env, _tls(env, "M3"))
+        again = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M3"))
         again.close()
         assert not again.ok
         assert broker.wait_log("certificate verify failed", start=mark)
@@ -249,7 +195,7 @@ def test_isolation_revokes_the_certificate_until_restored(env):
         reg.set_status("M3", "active", who="test")
         _regenerate(env)
         assert certs["M3"].serial not in _revoked(env)
-        back = TlsClient(env, _tls(env, "M3"))
+        back = Probe("127.0.0.1", env["tls_port"], tls=_tls(env, "M3"))
         try:
             assert back.ok
             assert back.publish(f"{ROOT}/M3/telemetry", _telemetry(3.0)).value == 0
@@ -265,8 +211,8 @@ def test_reissued_certificate_supersedes_the_old_one(env):
     new = env["ca"].issue_device("M4", env["dir"] / "certs" / "M4-new")
     _regenerate(env)
     assert _revoked(env)[old.serial] == x509.ReasonFlags.superseded
-    before = TlsClient(env, ClientTLS(old.ca, old.cert, old.key))
-    after = TlsClient(env, ClientTLS.from_dir(new.cert.parent))
+    before = Probe("127.0.0.1", env["tls_port"], tls=ClientTLS(old.ca, old.cert, old.key))
+    after = Probe("127.0.0.1", env["tls_port"], tls=ClientTLS.from_dir(new.cert.parent))
     try:
         assert not before.ok and after.ok
     finally:
