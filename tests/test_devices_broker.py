@@ -15,7 +15,8 @@ from mqtt import Probe, provision_fleet, running_mosquitto, wait_for
 from pg import free_port
 
 from workbench.devices import DeviceRegistry
-from workbench.devices.broker import write_broker_config
+from workbench.devices.access import BrokerAdmin, BrokerAdminError, access_document
+from workbench.devices.broker import apply_broker_config, write_broker_config
 
 ROOT = "wb"
 NOT_AUTHORIZED = 0x87              # MQTT v5 reason code (CONNACK, PUBACK)
@@ -35,38 +36,67 @@ def env(tmp_path_factory):
         gw = Probe(broker.host, broker.port, "platform-gateway", creds["platform-gateway"])
         assert gw.ok, gw.connack
         assert [rc.value for rc in gw.subscribe(f"{ROOT}/+/telemetry")] == [1]
-        yield {"reg": reg, "creds": creds, "files": files, "broker": broker, "gw": gw, "port": port, "user": run_as}
+        with BrokerAdmin(broker.host, broker.port, username="platform-admin",
+                         password=creds["platform-admin"]) as admin:
+            yield {"reg": reg, "creds": creds, "files": files, "broker": broker, "gw": gw, "port": port,
+                   "user": run_as, "admin": admin}
         gw.close()
     reg.dispose()
 
 
-def _regenerate(env):
-    write_broker_config(env["reg"], env["files"].conf.parent, root=ROOT, port=env["port"], user=env["user"])
+def _regenerate(env) -> list[str]:
+    """Apply the registry to the running broker (files, access rules, SIGHUP)."""
     mark = len(env["broker"].log_text())
-    env["broker"].reload()
+    changes = apply_broker_config(env["reg"], env["files"].conf.parent, pid=env["broker"].proc.pid,
+                                  admin=env["admin"], root=ROOT, port=env["port"], user=env["user"])
     assert env["broker"].wait_log("Reloading config.", start=mark)
+    return changes
 
 
 def _received(gw, topic, payload, timeout=3.0):
     return wait_for(lambda: any(t == topic and p == payload for t, p, _ in gw.messages), timeout)
 
 
-def test_generated_files(env):
-    f = env["files"]
-    assert stat.S_IMODE(f.passwd.stat().st_mode) == 0o600 and stat.S_IMODE(f.acl.stat().st_mode) == 0o600
+def test_generated_files(tmp_path):
+    reg = DeviceRegistry(f"sqlite:///{tmp_path / 'reg.db'}", prefix="88.123.4567")
+    creds = provision_fleet(reg, ["M1", "M2"], node_id="F01.W01.P01")          # M9 isolated
+    reg.provision("M8", type="electricity_meter", quantities={"register": "kWh"})
+    reg.set_status("M8", "retired")
+    f = write_broker_config(reg, tmp_path / "conf", root=ROOT, port=18830)
+    assert stat.S_IMODE(f.passwd.stat().st_mode) == 0o600 and stat.S_IMODE(f.access.stat().st_mode) == 0o600
     users = [line.split(":", 1)[0] for line in f.passwd.read_text().splitlines()]
-    assert "M9" not in users and {"M1", "C-F01", "platform-gateway", "platform-manager"} <= set(users)
+    assert "M9" not in users and "M8" not in users
+    assert {"M1", "C-F01", "platform-gateway", "platform-manager", "platform-admin"} <= set(users)
     assert all(line.split(":", 1)[1].startswith("$7$") for line in f.passwd.read_text().splitlines())
-    acl = f.acl.read_text()
-    assert "user M1\ntopic write wb/M1/telemetry\ntopic write wb/M1/status\ntopic read wb/M1/config\n" \
-           "topic read wb/M1/cmd\ntopic write wb/M1/cmd/ack\n" in acl
-    assert "M9" not in acl and "topic read wb/+/telemetry" in acl
+    doc = json.loads(f.access.read_text())
+    # nothing is allowed unless a role grants it; unsubscribing harms nobody
+    assert doc["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
+                                       "subscribe": False, "unsubscribe": True}
+    clients = {c["username"]: c for c in doc["clients"]}
+    roles = {r["rolename"]: {(a["acltype"], a["topic"]) for a in r["acls"]} for r in doc["roles"]}
+    assert clients["M1"]["roles"] == [{"rolename": "device:M1"}] and "disabled" not in clients["M1"]
+    assert roles["device:M1"] == {("publishClientSend", "wb/M1/telemetry"), ("publishClientSend", "wb/M1/status"),
+                                  ("publishClientSend", "wb/M1/cmd/ack"),
+                                  ("subscribeLiteral", "wb/M1/config"), ("publishClientReceive", "wb/M1/config"),
+                                  ("subscribeLiteral", "wb/M1/cmd"), ("publishClientReceive", "wb/M1/cmd")}
+    assert clients["M9"]["disabled"] is True and "M8" not in clients          # isolated: disabled; retired: unknown
+    assert clients["platform-gateway"]["roles"] == [{"rolename": "platform:gateway"}]
+    assert roles["platform:gateway"] == {(t, f"wb/+/{k}") for k in ("telemetry", "status", "cmd/ack")
+                                         for t in ("subscribePattern", "publishClientReceive")}
+    assert roles["platform:admin"] == {("publishClientSend", "$CONTROL/dynamic-security/v1"),
+                                       ("subscribeLiteral", "$CONTROL/dynamic-security/v1/response"),
+                                       ("publishClientReceive", "$CONTROL/dynamic-security/v1/response")}
+    assert not any("$share" in t for rules in roles.values() for _, t in rules)
     conf = f.conf.read_text()
-    for line in ("allow_anonymous false", f"listener {env['port']} 127.0.0.1", "persistence true",
+    for line in ("allow_anonymous false", "listener 18830 127.0.0.1", "persistence true",
                  "connection_messages true", "max_queued_messages 2000000", f"password_file {f.passwd}",
-                 f"acl_file {f.acl}", f"log_dest file {f.log}"):
+                 f"plugin_opt_config_file {f.access}", "autosave_interval 1", "max_packet_size 1048576",
+                 f"log_dest file {f.log}"):
         assert line in conf
-    assert not any(env["creds"]["M1"] in p.read_text() for p in (f.conf, f.passwd, f.acl))
+    assert "acl_file" not in conf and "mosquitto_dynamic_security.so" in conf
+    assert not any(creds["M1"] in p.read_text() for p in (f.conf, f.passwd, f.access))
+    assert "password" not in f.access.read_text() and "$7$" not in f.access.read_text()
+    reg.dispose()
 
 
 def test_device_publishes_and_gateway_receives_qos1(env):
@@ -133,14 +163,48 @@ def test_publish_outside_own_topics_is_refused(env, topic):
         spy.close()
 
 
+@pytest.mark.parametrize("topic", [f"{ROOT}/M2/config", f"{ROOT}/+/telemetry", f"{ROOT}/M2/telemetry",
+                                   f"{ROOT}/+/config", f"{ROOT}/M1/#", "#", "$SYS/#",
+                                   f"$share/wb-gateways/{ROOT}/+/telemetry", f"$share/x/{ROOT}/M1/config",
+                                   "$CONTROL/dynamic-security/v1", "$CONTROL/dynamic-security/v1/response"])
+def test_device_subscriptions_outside_its_own_downlink_are_refused_at_subscribe(env, topic):
+    broker = env["broker"]
+    m1 = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
+    try:
+        assert [rc.value for rc in m1.subscribe(topic)] == [NOT_AUTHORIZED]      # SUBACK 0x87
+        assert [rc.value for rc in m1.subscribe(f"{ROOT}/M1/config")] == [1]     # its own: granted
+    finally:
+        m1.close()
+
+
+def test_a_device_cannot_take_the_gateways_messages(env):
+    """A device that tries a shared subscription on the telemetry (the gateways' old group, or any)
+    is refused; every acknowledged reading reaches the gateway's session."""
+    broker, gw = env["broker"], env["gw"]
+    thief = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
+    m2 = Probe(broker.host, broker.port, "M2", env["creds"]["M2"])
+    try:
+        for t in (f"$share/wb-gateways/{ROOT}/+/telemetry", f"$share/g/{ROOT}/M2/telemetry", f"{ROOT}/+/telemetry"):
+            assert [rc.value for rc in thief.subscribe(t)] == [NOT_AUTHORIZED]
+        tag = uuid.uuid4().hex
+        sent = [f"{tag} {k}".encode() for k in range(100)]
+        infos = [m2.c.publish(f"{ROOT}/M2/telemetry", p, qos=1) for p in sent]
+        assert wait_for(lambda: all(i.mid in m2.acks for i in infos), 10)
+        assert all(m2.acks[i.mid].value == 0 for i in infos)
+        assert wait_for(lambda: sum(p.startswith(tag.encode()) for _, p, _ in gw.messages) == 100, 5)
+        assert thief.messages == []
+    finally:
+        thief.close()
+        m2.close()
+
+
 def test_device_reads_only_its_own_downlink(env):
     broker = env["broker"]
     mgr = Probe(broker.host, broker.port, "platform-manager", env["creds"]["platform-manager"])
     m1 = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
     m2 = Probe(broker.host, broker.port, "M2", env["creds"]["M2"])
     try:
-        # mosquitto 2.0.11 grants the SUBSCRIBE but checks read access on every delivery
-        m1.subscribe(f"{ROOT}/M2/config")
+        m1.subscribe(f"{ROOT}/M2/config")              # refused at SUBSCRIBE (above): nothing arrives
         m1.subscribe(f"{ROOT}/+/telemetry")
         m2.subscribe(f"{ROOT}/M2/config")
         cfg = json.dumps({"version": 2, "config": {"interval_s": 60}}).encode()
@@ -182,15 +246,18 @@ def test_isolated_device_is_cut_off_after_reload(env):
         assert m3.ok and m2.ok
         reg.set_status("M3", "isolated", who="test")
         _regenerate(env)
-        # mosquitto re-applies security to connected clients on reload: M3's session is closed
+        # the access plugin disables it: the broker closes its connection at once (and the audit
+        # line names the admin that did it)
         assert wait_for(lambda: m3.disconnected is not None, 5), "isolated device still connected"
-        assert broker.wait_log("Client M3 disconnected.")
+        assert broker.wait_log("Client M3 been disconnected by administrative action.")
+        assert broker.wait_log("dynsec: platform-admin/platform-admin | disableClient | username=M3")
         again = Probe(broker.host, broker.port, "M3", creds["M3"])
         try:
             assert again.connack.value == NOT_AUTHORIZED
         finally:
             again.close()
-        assert "user M3" not in env["files"].acl.read_text()
+        doc = json.loads(env["files"].access.read_text())
+        assert next(c for c in doc["clients"] if c["username"] == "M3")["disabled"] is True
         # the others are untouched
         assert m2.disconnected is None
         ok = f"still {uuid.uuid4().hex}".encode()
@@ -207,3 +274,49 @@ def test_isolated_device_is_cut_off_after_reload(env):
     finally:
         m3.close()
         m2.close()
+
+
+def test_registry_changes_reach_the_running_broker(env):
+    """A device registered while the broker runs gets its rules through the plugin's control topic
+    (the plugin reads its file only at start), a retired one loses them; applying twice changes
+    nothing."""
+    reg, broker, admin = env["reg"], env["broker"], env["admin"]
+    new = reg.provision("M5", type="electricity_meter", node_id="F01.W01.P01", collector="C-F01",
+                        quantities={"register": "kWh"})
+    changes = _regenerate(env)
+    assert changes == ["role device:M5 created", "client M5 created"]
+    m5 = Probe(broker.host, broker.port, "M5", new)
+    try:
+        assert m5.ok
+        assert [rc.value for rc in m5.subscribe(f"{ROOT}/M5/config")] == [1]
+        assert [rc.value for rc in m5.subscribe(f"{ROOT}/M1/config")] == [NOT_AUTHORIZED]
+        ok = f"m5 {uuid.uuid4().hex}".encode()
+        assert m5.publish(f"{ROOT}/M5/telemetry", ok).value == 0
+        assert _received(env["gw"], f"{ROOT}/M5/telemetry", ok)
+        reg.set_status("M5", "retired", who="test")
+        assert _regenerate(env) == ["client M5 deleted", "role device:M5 deleted"]
+        assert wait_for(lambda: m5.disconnected is not None, 5), "retired device still connected"
+    finally:
+        m5.close()
+    assert _regenerate(env) == []
+    state = admin.state()
+    assert {c["username"] for c in state["clients"]} == \
+        {c["username"] for c in access_document(reg, root=ROOT)["clients"]}
+
+
+def test_only_the_admin_role_reaches_the_control_topic(env):
+    broker = env["broker"]
+    mgr = Probe(broker.host, broker.port, "platform-manager", env["creds"]["platform-manager"])
+    m1 = Probe(broker.host, broker.port, "M1", env["creds"]["M1"])
+    try:
+        grant = json.dumps({"commands": [{"command": "addClientRole", "username": "M1",
+                                          "rolename": "platform:gateway"}]}).encode()
+        for who in (m1, mgr):
+            assert who.publish("$CONTROL/dynamic-security/v1", grant).value == NOT_AUTHORIZED
+        assert [rc.value for rc in m1.subscribe(f"{ROOT}/+/telemetry")] == [NOT_AUTHORIZED]   # still nothing
+    finally:
+        m1.close()
+        mgr.close()
+    with pytest.raises(BrokerAdminError, match="could not connect"):
+        BrokerAdmin(broker.host, broker.port, username="platform-manager",
+                    password=env["creds"]["platform-manager"], timeout=2)

@@ -288,30 +288,50 @@ def test_bad_messages_are_quarantined_with_their_reason(env):
     assert "{not json" in set(q["payload"])
 
 
-def test_two_gateways_share_the_stream(env, tmp_path):
-    """Scale-out: two gateway processes (own users) on one MQTT v5 shared subscription split the
-    messages; together they store every reading once."""
+def test_two_gateways_partition_the_stream(env, tmp_path):
+    """Scale-out: two gateway processes (own users, own persistent sessions, plain subscriptions)
+    each receive every message and store their partition of the devices; together they store every
+    reading once, and one of them restarting loses nothing of its partition."""
     from workbench.devices.broker import DEFAULT_PLATFORM_USERS
+    from workbench.devices.gateway import owner
 
     users = {**DEFAULT_PLATFORM_USERS, "platform-gateway-2": "gateway"}
     files = write_broker_config(env["reg"], tmp_path / "conf2", root=ROOT, port=env["port"],
                                 platform_users=users, user=env["user"])
     creds = {**env["creds"], **files.new_credentials}
+    mine = {k: [m for m in METERS if owner(m, 2) == k] for k in (0, 1)}
+    assert mine[0] and mine[1], mine                      # the hash splits these three meters 1:2
+
+    def gateway(k):
+        u = ("platform-gateway", "platform-gateway-2")[k]
+        return Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username=u, password=creds[u],
+                       client_id=u, root=ROOT, batch_interval=0.1, partition=(k, 2))
+
     with running_mosquitto(files.conf, port=env["port"]):
-        gws = [Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username=u, password=creds[u],
-                       client_id=u, root=ROOT, batch_interval=0.1) for u in ("platform-gateway", "platform-gateway-2")]
+        gws = [gateway(0), gateway(1)]
         runs = [_run_in_thread(g) for g in gws]
         assert all(wait_for(g._connected.is_set, 10) for g in gws)
         pub = Meters(env["port"], creds)
-        pub.publish(0, 200)
+        pub.publish(0, 100)
         assert pub.all_acked()
-        assert wait_for(lambda: sum(g.stats.acked for g in gws) >= 600, 30), [g.stats for g in gws]
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= 300, 30), [g.stats for g in gws]
+        # gateway 1 stops; its devices' messages wait in its session; gateway 0 goes on with its own
+        runs[1][0].set()
+        runs[1][1].join(10)
+        pub.publish(100, 200)
+        assert pub.all_acked()
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= 300 + 100 * len(mine[0]), 30)
+        time.sleep(0.5)
+        assert _stored(env["lake_root"])[0] == 300 + 100 * len(mine[0])
+        gws[1] = gateway(1)
+        runs[1] = _run_in_thread(gws[1])
+        assert wait_for(lambda: _stored(env["lake_root"])[0] >= 600, 30), [g.stats for g in gws]
         for stop, t in runs:
             stop.set()
             t.join(10)
         pub.close()
-    shares = [g.stats.received for g in gws]
-    assert sum(shares) == 600 and min(shares) > 0, shares
+    assert gws[0].stats.received == 600 and gws[0].stats.others == 200 * len(mine[1])
+    assert gws[0].stats.acked == 200 * len(mine[0])
     assert _stored(env["lake_root"]) == (600, 600)
     # the registers' consumption is counted once however the stream was split: per meter the
     # sum of the intervals is last − first reading (Meters.publish: 2.5 kWh per step)

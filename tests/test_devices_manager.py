@@ -154,6 +154,7 @@ def test_management_cli(env, monkeypatch):
     reg = env["reg"]
     db = str(reg.engine.url)
     monkeypatch.setenv("WB_MANAGER_PASSWORD", env["creds"]["platform-manager"])
+    monkeypatch.setenv("WB_BROKER_ADMIN_PASSWORD", env["creds"]["platform-admin"])
     common = ["--db", db, "--broker", f"mqtt://127.0.0.1:{env['port']}"]
     dev = FieldDevice(env["port"], "M1", env["creds"]["M1"])
     try:
@@ -172,9 +173,25 @@ def test_management_cli(env, monkeypatch):
                                       str(broker.proc.pid), "--reason", "test", *user, *common])
         assert r.exit_code == 0, r.output
         assert reg.get("M1").status == "isolated" and wait_for(lambda: dev.disconnects >= 1, 10)
+        assert "disableClient | username=M1" in broker.log_text()       # the access plugin cut it off
         r = CliRunner().invoke(main, ["devices", "restore", "M1", "--broker-dir", conf_dir, "--broker-pid",
                                       str(broker.proc.pid), *user, *common])
         assert r.exit_code == 0 and reg.get("M1").status == "active"
+        # a device registered while the broker runs: broker-config --apply gives it access at once
+        pw = reg.provision("M3", type="electricity_meter", node_id="F01", quantities={"register": "kWh"})
+        r = CliRunner().invoke(main, ["devices", "broker-config", "--db", db, "--out", conf_dir, "--root", ROOT,
+                                      "--port", str(env["port"]), *user, "--apply", str(broker.proc.pid)])
+        assert r.exit_code == 0, r.output
+        assert "client M3 created" in r.output
+        m3 = FieldDevice(env["port"], "M3", pw)
+        try:
+            assert m3.connack is not None and not m3.connack.is_failure
+        finally:
+            m3.close()
+        monkeypatch.delenv("WB_BROKER_ADMIN_PASSWORD")
+        r = CliRunner().invoke(main, ["devices", "isolate", "M1", "--broker-dir", conf_dir, "--broker-pid",
+                                      str(broker.proc.pid), *user, *common])
+        assert r.exit_code == 2 and "WB_BROKER_ADMIN_PASSWORD" in r.output
     finally:
         dev.close()
     monkeypatch.delenv("WB_MANAGER_PASSWORD")

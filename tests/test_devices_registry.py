@@ -188,10 +188,12 @@ def test_cli_register_demo_broker_config_list(demo_data, tmp_path):
     assert r.exit_code == 0, r.output
     conf = (out / "mosquitto.conf").read_text()
     assert "listener 18883 127.0.0.1" in conf and "allow_anonymous false" in conf
-    acl = (out / "acl").read_text()
-    assert "user M0002\ntopic write plant1/wb/M0002/telemetry\n" in acl
+    access = json.loads((out / "dynamic-security.json").read_text())
+    m2 = next(r for r in access["roles"] if r["rolename"] == "device:M0002")
+    assert {"acltype": "publishClientSend", "topic": "plant1/wb/M0002/telemetry", "priority": 0,
+            "allow": True} in m2["acls"]
     platform = read_credentials(out / "platform-credentials.json")
-    assert set(platform) == {"platform-gateway", "platform-manager"}
+    assert set(platform) == {"platform-gateway", "platform-manager", "platform-admin"}
     # a second run keeps the platform users' passwords (no new credentials)
     r = runner.invoke(main, ["devices", "broker-config", "--db", db, "--out", str(out)])
     assert r.exit_code == 0 and "new platform users" not in r.output

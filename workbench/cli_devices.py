@@ -92,22 +92,45 @@ def register_demo(db, prefix, meters, boundary, credentials, who):
               help="Where to write passwords of newly created platform users (default OUT/platform-credentials.json, 0600).")
 @click.option("--tls-port", default=None, type=click.IntRange(1, 65535),
               help="Also listen here for devices with a client certificate (TLS, CN = device id, no password, same "
-                   "ACL; certificates of devices that are not active are revoked), e.g. 8883.")
+                   "access rules; certificates of devices that are not active are revoked), e.g. 8883.")
 @click.option("--pki", type=click.Path(file_okay=False, path_type=Path), default=Path(DEFAULT_PKI), show_default=True,
               help="Device CA folder for --tls-port (created if missing; see `devices cert issue`).")
 @click.option("--tls-host", "tls_hosts", multiple=True,
               help="Extra name or address for the broker's certificate (localhost, 127.0.0.1 and --bind are in it).")
+@click.option("--autosave-interval", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Seconds between saves of the broker's sessions and queues (a broker crash loses at most "
+                   "what was acknowledged since the last save and not yet stored).")
+@click.option("--max-queued-messages", type=click.IntRange(min=1), default=2_000_000, show_default=True,
+              help="Messages a gateway's session may queue while it is away; beyond that the broker drops them.")
+@click.option("--apply", "apply_pid", default=None, metavar="PID",
+              help="Also apply to the running broker with this PID (or pid file): SIGHUP (passwords, CRL) and the "
+                   "access rules through its control topic, as --admin-user (password in --admin-password-env).")
+@click.option("--broker", "broker_url", default=None, help="Where --apply reaches the broker (default mqtt://BIND:PORT).")
+@click.option("--admin-user", default="platform-admin", show_default=True)
+@click.option("--admin-password-env", default="WB_BROKER_ADMIN_PASSWORD", show_default=True)
 @_who_option
-def broker_config(db, out, root, port, bind, user, credentials, tls_port, pki, tls_hosts, who):
-    """Write mosquitto.conf, passwd and acl from the registry (reload a running broker with SIGHUP;
-    with --tls-port also the broker's certificate and the CRL, reloaded by SIGHUP too)."""
+def broker_config(db, out, root, port, bind, user, credentials, tls_port, pki, tls_hosts, autosave_interval,
+                  max_queued_messages, apply_pid, broker_url, admin_user, admin_password_env, who):
+    """Write mosquitto.conf, passwd and dynamic-security.json (the access rules) from the registry;
+    with --tls-port also the broker's certificate and the CRL.  --apply PID brings a running
+    broker in line (new, isolated, restored and retired devices, rotated passwords)."""
     from workbench.devices import DeviceError, write_credentials
-    from workbench.devices.broker import write_broker_config
+    from workbench.devices.broker import apply_broker_config, write_broker_config
 
     reg = _registry(db)
+    options = {"root": root, "port": port, "bind": bind, "user": user, "who": _who(who), "tls_port": tls_port,
+               "pki": pki if tls_port else None, "tls_hosts": tls_hosts, "autosave_interval": autosave_interval,
+               "max_queued_messages": max_queued_messages}
     try:
-        files = write_broker_config(reg, out, root=root, port=port, bind=bind, user=user, who=_who(who),
-                                    tls_port=tls_port, pki=pki if tls_port else None, tls_hosts=tls_hosts)
+        files = write_broker_config(reg, out, **options)
+        if apply_pid:
+            from .cli_devices_manage import _pid, broker_admin
+
+            host, bport = _broker_address(broker_url or f"mqtt://{bind}:{port}")
+            with broker_admin(host, bport, admin_user, admin_password_env) as admin:
+                changes = apply_broker_config(reg, out, pid=_pid(apply_pid), admin=admin, **options)
+            click.echo("applied to the running broker: " + ("; ".join(changes) if changes else "access rules unchanged")
+                       + "; passwords and CRL reloaded")
     except (DeviceError, OSError) as exc:
         _fail(str(exc))
     for p in files:

@@ -44,22 +44,52 @@ def _manager_opts(f):
     return f
 
 
+def _pid(broker_pid) -> int:
+    """A PID, or the PID in a pid file."""
+    path = Path(str(broker_pid))
+    try:
+        return int(path.read_text().split()[0]) if path.exists() else int(broker_pid)
+    except (ValueError, IndexError, OSError):
+        _fail(f"--broker-pid {broker_pid}: not a PID nor a file holding one")
+
+
+def broker_admin(host: str, port: int, username: str, password_env: str):
+    """A :class:`~workbench.devices.access.BrokerAdmin` (exit 2 with the reason if it cannot connect)."""
+    from .devices.access import BrokerAdmin, BrokerAdminError
+
+    try:
+        return BrokerAdmin(host, port, username=username, password=_password(password_env))
+    except BrokerAdminError as exc:
+        _fail(str(exc))
+
+
 def _manager(db, broker_url, root, username, password_env, *, broker_dir=None, broker_pid=None, port=None,
-             bind=None, user=None):
+             bind=None, user=None, admin=None):
     from .devices.broker import reload_broker
     from .devices.manager import DeviceManager
 
     host, bport = _broker_address(broker_url)
     opts = {"port": port or bport, "bind": bind or host, "user": user}
-    def reload():
-        pid = Path(str(broker_pid))
-        reload_broker(int(pid.read_text().split()[0]) if pid.exists() else int(broker_pid))
     try:
         return DeviceManager(_registry(db), host, bport, username=username, password=_password(password_env),
                              root=root, broker_dir=broker_dir, broker_options=opts,
-                             reload=reload if broker_pid else None)
+                             reload=(lambda: reload_broker(_pid(broker_pid))) if broker_pid else None, admin=admin)
     except ConnectionError as exc:
         _fail(str(exc))
+
+
+admin_options = [
+    click.option("--admin-user", default="platform-admin", show_default=True,
+                 help="Broker user with the admin role (applies access rules to the running broker)."),
+    click.option("--admin-password-env", default="WB_BROKER_ADMIN_PASSWORD", show_default=True,
+                 help="Environment variable holding that user's password."),
+]
+
+
+def _admin_opts(f):
+    for opt in reversed(admin_options):
+        f = opt(f)
+    return f
 
 
 @devices_group.command("push-config")
@@ -133,16 +163,19 @@ def _isolation_command(name: str, doc: str, isolate: bool):
     @_broker_option
     @_root_option
     @_manager_opts
+    @_admin_opts
     @_who_option
     def run(device, broker_dir, broker_pid, port, bind, user, reason, db, broker_url, root, username, password_env,
-            who):
-        with _manager(db, broker_url, root, username, password_env, broker_dir=broker_dir, broker_pid=broker_pid,
-                      port=port, bind=bind, user=user) as mgr:
+            admin_user, admin_password_env, who):
+        host, bport = _broker_address(broker_url)
+        with broker_admin(host, bport, admin_user, admin_password_env) as admin, \
+                _manager(db, broker_url, root, username, password_env, broker_dir=broker_dir, broker_pid=broker_pid,
+                         port=port, bind=bind, user=user, admin=admin) as mgr:
             if isolate:
                 mgr.isolate(device, who=_who(who), reason=reason)
             else:
                 mgr.restore(device, who=_who(who))
-        click.echo(f"{device}: {'isolated (credentials and ACL removed, broker reloaded)' if isolate else 'restored'}")
+        click.echo(f"{device}: {'isolated (password removed, disabled at the broker, disconnected)' if isolate else 'restored'}")
     return run
 
 

@@ -24,8 +24,9 @@ from .cli_lake import DEFAULT_LAKE
               help="Environment variable holding the gateway's broker password (never on the command line).")
 @click.option("--client-id", default=None, help="MQTT client id of this gateway process (default: the username).")
 @click.option("--root", default="wb", show_default=True, help="Topic root.")
-@click.option("--group", default="wb-gateways", show_default=True,
-              help="Shared-subscription group: gateway processes in one group split the stream ('' = no sharing).")
+@click.option("--partition", default="0/1", show_default=True,
+              help="K/N: with N gateways (each its own broker user and session), this one stores the devices of "
+                   "partition K (a stable hash of the device id mod N) and acknowledges the rest to their owners.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
               help="Seconds between batch writes when fewer than --batch-size messages are waiting.")
@@ -36,11 +37,11 @@ from .cli_lake import DEFAULT_LAKE
 @click.option("--cert-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Connect over TLS with the client certificate in this folder (device.crt, device.key, ca.crt from "
                    "`workbench devices cert issue platform-gateway`): for the broker's certificate listener, no password.")
-def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, group,
+def gateway_command(broker, lake_root, registry_url, username, password_env, client_id, root, partition,
                     batch_size, batch_interval, rollup_every, tls_ca, cert_dir):
     """Subscribe to device telemetry, store it in the lake in batches, acknowledge after storing."""
     from .cli_devices import _registry
-    from .devices.gateway import Gateway, parse_broker_url
+    from .devices.gateway import Gateway, parse_broker_url, parse_partition
     from .lake import Lake
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,6 +59,7 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
         sys.exit(2)
     try:
         host, port = parse_broker_url(broker)
+        part = parse_partition(partition)
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -71,13 +73,14 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
                    err=True)
 
     gw = Gateway(host, port, Lake(lake_root), _registry(registry_url), username=username, password=password,
-                 client_id=client_id or username, root=root, group=group or None, batch_size=batch_size,
+                 client_id=client_id or username, root=root, partition=part, batch_size=batch_size,
                  batch_interval=batch_interval, on_batch=report, rollup_every=rollup_every or None, tls=tls)
-    gw._device("")                          # registry and meters loaded before the first message
+    gw._refresh()                           # registry and meters loaded before the first message
     # this process's long-lived objects (modules, registry) leave the garbage collector's view: a
     # full collection over them took 50–70 ms, a latency spike every few batches
     gc.collect()
     gc.freeze()
     stats = gw.run(stop)
     click.echo(f"gateway stopped: {stats.received} received, {stats.acked} acknowledged, {stats.readings} "
-               f"readings stored, {stats.duplicates} duplicates dropped, {stats.quarantined} quarantined", err=True)
+               f"readings stored, {stats.duplicates} duplicates dropped, {stats.quarantined} quarantined "
+               f"({stats.unstorable} because storing them failed), {stats.others} left to other partitions", err=True)

@@ -6,6 +6,7 @@ immutability of raw data, idempotency, quarantine and lineage are solved once.
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +15,8 @@ import pandas as pd
 from .lake import SERIES_TABLES, IngestReport, Lake
 
 __all__ = ["ingest"]
+
+log = logging.getLogger(__name__)
 
 _KEY = ["meter_id", "ts", "quantity"]
 
@@ -83,21 +86,33 @@ def _ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) 
     report = IngestReport(batch_id=batch_id, source=source, kind=result.kind, status="stored",
                           rows_in=len(result.data) + (len(telemetry) if isinstance(telemetry, pd.DataFrame) else 0),
                           raw_path=raw_path)
+    # every curated table and the quarantine of the batch, and its outcome, are committed in one
+    # manifest transaction (Lake.commit_batch): a process killed half-way leaves nothing visible
+    pending: list = []
     try:
         if result.kind == "readings":
-            _write_readings(lake, staged, batch_id, report)
+            _write_readings(lake, staged, batch_id, report, pending)
         elif result.kind == "activity":
-            _ingest_activity(lake, data, batch_id, report, quarantined, origin=str(meta.get("origin", "")))
+            _ingest_activity(lake, data, batch_id, report, quarantined, origin=str(meta.get("origin", "")),
+                             pending=pending)
         elif result.kind == "invoice":
-            _ingest_invoices(lake, data, batch_id, report, quarantined)
+            _ingest_invoices(lake, data, batch_id, report, quarantined, pending=pending)
+        if quarantined:
+            q = pd.concat(quarantined, ignore_index=True)
+            report.rows_quarantined = lake.quarantine(q, batch_id=batch_id, table=result.kind, pending=pending)
+        lake.commit_batch(pending, report)
     except Exception as exc:  # the raw bytes are kept; the batch says why nothing was curated
         report.status, report.message = "failed", f"{type(exc).__name__}: {exc}"
+        report.rows_curated = report.rows_quarantined = 0
         lake._finish_batch(report)
         raise
-    if quarantined:
-        q = pd.concat(quarantined, ignore_index=True)
-        report.rows_quarantined = lake.quarantine(q, batch_id=batch_id, table=result.kind)
-    lake._finish_batch(report)
+    if result.kind == "readings" and len(staged["readings"]):
+        readings = staged["readings"]
+        try:        # derived results: the batch is stored whatever happens here
+            _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), staged["counts"])
+        except Exception as exc:  # noqa: BLE001 - logged and reported, the rules run again next batch
+            log.warning("quality rules after batch %s failed: %s: %s", batch_id, type(exc).__name__, exc)
+            report.message = f"stored; quality rules failed: {type(exc).__name__}: {exc}"
     return report
 
 
@@ -370,20 +385,18 @@ def _stage_telemetry(lake, data: pd.DataFrame, quarantined) -> tuple[pd.DataFram
     return new, same + dropped
 
 
-def _write_readings(lake, staged, batch_id, report):
+def _write_readings(lake, staged, batch_id, report, pending):
     readings, consumption = staged["readings"], staged["consumption"]
-    report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id)
-    lake.write_table("consumption", consumption, batch_id=batch_id)
+    report.rows_curated = lake.write_table("readings", readings, batch_id=batch_id, pending=pending)
+    lake.write_table("consumption", consumption, batch_id=batch_id, pending=pending)
     report.rows_duplicate = staged["duplicates"] + int(staged["counts"].get("duplicate", 0))
     report.counts = {k: int(v) for k, v in staged["counts"].items()}
     if "telemetry" in staged:
         tel, tel_dup = staged["telemetry"]
-        n = lake.write_table("telemetry", tel, batch_id=batch_id)
+        n = lake.write_table("telemetry", tel, batch_id=batch_id, pending=pending)
         report.rows_curated += n
         report.rows_duplicate += tel_dup
         report.counts.update(telemetry=n, telemetry_duplicate=tel_dup)
-    if len(readings):
-        _evaluate_quality(lake, batch_id, report, readings["ts"].min(), readings["ts"].max(), staged["counts"])
 
 
 def _evaluate_quality(lake, batch_id, report, lo, hi, counts) -> None:
@@ -465,7 +478,7 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
 
 
 # ------------------------------------------------------------------------------ activity
-def _ingest_activity(lake, data, batch_id, report, quarantined, origin):
+def _ingest_activity(lake, data, batch_id, report, quarantined, origin, *, pending=None):
     from .activity import ActivityDataError, normalize_activity
 
     rows = data.reset_index(drop=True)
@@ -507,10 +520,11 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin):
         }))
     if norm is not None and len(norm):
         norm = norm.assign(quality_flag="ok", period_date=pd.to_datetime(norm["period"].str.slice(0, 7) + "-01"))
-        report.rows_curated = lake.write_table("activity", norm, batch_id=batch_id, date_column="period_date")
+        report.rows_curated = lake.write_table("activity", norm, batch_id=batch_id, date_column="period_date",
+                                               pending=pending)
 
 
-def _ingest_invoices(lake, data, batch_id, report, quarantined):
+def _ingest_invoices(lake, data, batch_id, report, quarantined, *, pending=None):
     """Invoices: trusted fields go to ``invoices``; rows that need review stay out (in quarantine)."""
     need = data.get("needs_review", pd.Series(False, index=data.index)).fillna(True).astype(bool)
     review = data[need]
@@ -524,4 +538,4 @@ def _ingest_invoices(lake, data, batch_id, report, quarantined):
     ok = data[~need].copy()
     if len(ok):
         ok["date"] = pd.to_datetime(ok["date"])
-        report.rows_curated = lake.write_table("invoices", ok, batch_id=batch_id, date_column="date")
+        report.rows_curated = lake.write_table("invoices", ok, batch_id=batch_id, date_column="date", pending=pending)

@@ -367,17 +367,40 @@ class Lake:
         with self.fs.open(row[0], "rb") as fh:
             return fh.read()
 
-    def _finish_batch(self, report: IngestReport) -> None:
+    def _finish_batch(self, report: IngestReport, db=None) -> None:
+        if db is None:
+            with self._db() as conn:
+                return self._finish_batch(report, conn)
+        # finished_at: when the curated rows were committed (stored_at: when the raw bytes were)
+        db.execute("UPDATE batches SET status = ?, rows_curated = ?, rows_quarantined = ?, rows_duplicate = ?, "
+                   "message = ?, finished_at = ? WHERE batch_id = ?",
+                   (report.status, report.rows_curated, report.rows_quarantined, report.rows_duplicate,
+                    report.message, _now(), report.batch_id))
+
+    def commit_batch(self, pending: list, report: IngestReport | None = None) -> None:
+        """Register the files that :meth:`write_table` and :meth:`quarantine` wrote with
+        ``pending=`` — and the batch's outcome — in ONE manifest transaction: a batch's readings,
+        consumption, telemetry and quarantine become visible together or not at all (a process
+        killed before the commit leaves only unregistered files, which :meth:`gc` removes; the
+        redelivered batch then derives everything again)."""
+        files = [row for kind, rows in pending if kind == "files" for row in rows]
+        marks = [row for kind, rows in pending if kind == "marks" for row in rows]
         with self._db() as db:
-            # finished_at: when the curated rows were committed (stored_at: when the raw bytes were)
-            db.execute("UPDATE batches SET status = ?, rows_curated = ?, rows_quarantined = ?, rows_duplicate = ?, "
-                       "message = ?, finished_at = ? WHERE batch_id = ?",
-                       (report.status, report.rows_curated, report.rows_quarantined, report.rows_duplicate,
-                        report.message, _now(), report.batch_id))
+            db.execute("BEGIN IMMEDIATE")
+            if files:
+                db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", files)
+            if marks:
+                db.executemany(_UPSERT_WATERMARK, marks)
+            if report is not None:
+                self._finish_batch(report, db)
+            db.execute("COMMIT")
+        pending.clear()
 
     # ------------------------------------------------------------------ curated writes
-    def write_table(self, table: str, df: pd.DataFrame, *, batch_id: str, date_column: str = "ts") -> int:
-        """Write rows to ``table``'s hot tier, one file per day, and register them (one transaction).
+    def write_table(self, table: str, df: pd.DataFrame, *, batch_id: str, date_column: str = "ts",
+                    pending: list | None = None) -> int:
+        """Write rows to ``table``'s hot tier, one file per day, and register them (one transaction;
+        with ``pending``, a list, the registration is added to it for :meth:`commit_batch`).
 
         The frame is converted to Arrow once, sorted by day and sliced (zero-copy) into the day
         files, which are written in parallel (pyarrow releases the GIL).
@@ -422,12 +445,11 @@ class Lake:
             marks = _series_last(table, df, date_column)      # while the files are written
             list(written)
         new = [(path, table, "hot", part, hi - lo, batch_id, None, 1, _now(), None) for path, part, lo, hi in jobs]
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", new)
-            if marks:
-                db.executemany(_UPSERT_WATERMARK, marks)
-            db.execute("COMMIT")
+        own = pending is None
+        pending = [] if own else pending
+        pending += [("files", new), ("marks", marks)]
+        if own:
+            self.commit_batch(pending)
         return len(df)
 
     def watermarks(self, table: str, meter_ids=None) -> pd.DataFrame:
@@ -489,8 +511,9 @@ class Lake:
                 db.execute("COMMIT")
         self._watermarks_ok = True
 
-    def quarantine(self, rows: pd.DataFrame, *, batch_id: str, table: str) -> int:
-        """Keep rows that could not be curated, with their reason and original payload."""
+    def quarantine(self, rows: pd.DataFrame, *, batch_id: str, table: str, pending: list | None = None) -> int:
+        """Keep rows that could not be curated, with their reason and original payload (registered
+        now, or with ``pending`` by :meth:`commit_batch`)."""
         if rows is None or len(rows) == 0:
             return 0
         q = pd.DataFrame({
@@ -505,9 +528,11 @@ class Lake:
         })
         path = self._path("quarantine", f"{batch_id}.parquet")
         self._write_parquet(q, path)
-        with self._db() as db:
-            db.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (path, "quarantine", "hot", batch_id[:8], len(q), batch_id, None, 1, _now(), None))
+        row = (path, "quarantine", "hot", batch_id[:8], len(q), batch_id, None, 1, _now(), None)
+        if pending is None:
+            self.commit_batch([("files", [row])])
+        else:
+            pending.append(("files", [row]))
         return len(q)
 
     def _write_parquet(self, df: pd.DataFrame, path: str) -> None:

@@ -12,10 +12,11 @@ firmware/system-version tracking, remote commands, isolation (接入隔离) and 
   answers are collected from ``cmd/ack`` (and audited).
 * Status heartbeats carry the firmware version; a change is written to the registry (audited as
   reported by the device), so the registry always shows what runs in the field.
-* :meth:`~DeviceManager.isolate` marks the device isolated, regenerates the broker's password and ACL
-  files without it and makes the broker reload them — the broker disconnects it at once and refuses
-  it afterwards — and the gateway quarantines anything still attributed to it.
-  :meth:`~DeviceManager.restore` undoes that with the same credentials.
+* :meth:`~DeviceManager.isolate` marks the device isolated and applies the registry to the broker
+  (:func:`workbench.devices.broker.apply_broker_config`: its password line removed, the broker's
+  access plugin disables it — the broker disconnects it at once and refuses it afterwards) — and the
+  gateway quarantines anything still attributed to it.  :meth:`~DeviceManager.restore` undoes that
+  with the same credentials.
 """
 from __future__ import annotations
 
@@ -37,15 +38,19 @@ log = logging.getLogger(__name__)
 class DeviceManager:
     """See the module doc.  ``broker_dir``/``broker_options``: where and how
     :func:`workbench.devices.broker.write_broker_config` writes the broker's files; ``reload``: a
-    callable that makes the running broker re-read them (e.g. ``lambda: reload_broker(pid)``)."""
+    callable that makes the running broker re-read its password file and CRL (e.g.
+    ``lambda: reload_broker(pid)``); ``admin``: a :class:`workbench.devices.access.BrokerAdmin`
+    that applies the access rules to the running broker (without it a connected device keeps its
+    connection until the broker restarts)."""
 
     def __init__(self, registry, host: str, port: int, *, username: str, password: str, root: str = "wb",
                  broker_dir=None, broker_options: Mapping | None = None, reload: Callable[[], None] | None = None,
-                 who: str = "manager"):
+                 admin=None, who: str = "manager"):
         import paho.mqtt.client as mqtt
 
         self.registry, self.root, self.who = registry, root, who
         self.broker_dir, self.broker_options, self.reload = broker_dir, dict(broker_options or {}), reload
+        self.admin = admin
         self.acks: dict[tuple[str, str], topics.CommandAck] = {}
         self.status: dict[str, dict] = {}
         self._cond = threading.Condition()
@@ -131,16 +136,19 @@ class DeviceManager:
 
     # ------------------------------------------------------------------ isolation
     def _apply_broker(self) -> None:
-        from workbench.devices.broker import write_broker_config
+        from workbench.devices.broker import apply_broker_config
 
-        if self.broker_dir is None or self.reload is None:
-            raise RuntimeError("isolation needs broker_dir and reload (the broker's files and how to reload it)")
-        write_broker_config(self.registry, self.broker_dir, root=self.root, **self.broker_options)
-        self.reload()
+        if self.broker_dir is None or (self.reload is None and self.admin is None):
+            raise RuntimeError("isolation needs broker_dir and reload and/or admin (the broker's files and how to "
+                               "apply them to the running broker)")
+        apply_broker_config(self.registry, self.broker_dir, admin=self.admin, root=self.root, **self.broker_options)
+        if self.reload is not None:
+            self.reload()
 
     def isolate(self, device_id: str, *, who: str | None = None, reason: str = "") -> None:
         """Revoke the device's access: registry status ``isolated`` → broker files without its
-        password and ACL → broker reload (it is disconnected now and refused from then on)."""
+        password, access rules with it disabled → applied to the running broker (it is
+        disconnected now and refused from then on)."""
         self.registry.set_status(device_id, "isolated", who=who or self.who)
         self._audit(device_id, "isolate", {"reason": reason}, who=who)
         self._apply_broker()

@@ -12,7 +12,7 @@ identifier         industrial-internet identifier ``prefix/suffix`` (seed §10.2
                    the meter's boundary node; other devices ``<prefix>/device.<device_id>``;
                    platform users may have none
 type               :data:`DEVICE_TYPES` (``electricity_meter`` …, ``collector``) or a platform role
-                   (:data:`PLATFORM_ROLES`: ``gateway``, ``manager``)
+                   (:data:`PLATFORM_ROLES`: ``gateway``, ``manager``, ``admin``)
 node_id            boundary node the device measures (``meters.csv`` ``node_id``; a collector: its
                    facility)
 collector          device_id of the collector/gateway the device reports through, or empty
@@ -75,7 +75,7 @@ DEVICE_TYPES = ("electricity_meter", "gas_meter", "steam_meter", "heat_meter", "
 #: broker users of the platform itself (not field devices) — their ACLs are role-wide, see
 #: :mod:`workbench.devices.broker`: ``gateway`` ingests telemetry/status/acks, ``manager``
 #: writes config and commands
-PLATFORM_ROLES = ("gateway", "manager")
+PLATFORM_ROLES = ("gateway", "manager", "admin")
 STATUSES = ("active", "isolated", "retired")
 DEFAULT_ITERATIONS = 101            # mosquitto_passwd's default for $7$ (PBKDF2-SHA512)
 SALT_BYTES = 12                     # mosquitto_passwd's salt length
