@@ -161,6 +161,16 @@ def test_bad_values_are_quarantined():
     assert p.quarantine["row"].tolist() == [1, 2, 3, 4]
 
 
+def test_quarantined_rows_with_line_separators_in_their_values_keep_one_payload_each():
+    """U+2028, U+0085 and \\x0b inside a value are no line breaks of the JSON-lines payload: each
+    quarantined row keeps its own payload (str.splitlines used to split them and misalign)."""
+    b = pd.DataFrame({"meter_id": ["X\u2028Y", "Z\x85W", "V\x0bU", "I1"],
+                      "ts": pd.date_range("2025-01-01", periods=4, freq="15min"), "value": 1.0, "unit": "kWh"})
+    p = prepare_readings(b, meters(I1))
+    assert len(p.readings) == 1 and len(p.quarantine) == 3
+    assert [json.loads(x)["meter_id"] for x in p.quarantine["payload"]] == ["X\u2028Y", "Z\x85W", "V\x0bU"]
+
+
 def test_negative_register_reading_and_unknown_meter():
     b = pd.concat([series("C1", "2025-01-01", [-5.0]), series("XX", "2025-01-01", [1.0])], ignore_index=True)
     p = prepare_readings(b, meters(C1))

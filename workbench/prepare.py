@@ -1050,8 +1050,10 @@ def _quarantine_frame(b, reason, table, menc, m, midx, uenc, mu_codes, unit_info
             else:
                 txt = x.dt.strftime("%Y-%m-%d %H:%M:%S" + frac)
             sub[c] = txt.astype(object).where(x.notna(), None)
+    # one record per "\n" (newlines inside values are escaped); not splitlines(), which also splits
+    # at U+2028, U+0085, \x0b … that a value may hold unescaped
     payload = sub.to_json(orient="records", lines=True, force_ascii=False, date_format="iso",
-                          default_handler=str).splitlines()
+                          default_handler=str).rstrip("\n").split("\n")
     code = reason[qi]
     mq = midx[qi]
     text = np.full(qi.size, "", dtype=object)
