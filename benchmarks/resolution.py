@@ -30,6 +30,16 @@
 Prints resolutions/s and p50/p99 latency per (backend, mode), wrk's error counts (must be 0), and
 whether the targets are met.  Targets (issue 4, point 10; 2-core machine, load generator included):
 ≥ 10,000 resolutions/s cached, ≥ 5,000/s uncached, p99 < 10 ms.
+
+``--flood`` (issue 10, point 5) measures instead what a wrong-password flood does to anonymous
+resolution, on a copy of the SQLite database with an admin handle, against ``workbench idnode serve
+--workers 1`` (``--flood-workers``): one client resolving random identifiers one after another for
+``--flood-seconds`` s — quiet, then while ``--flood-clients`` (4) other clients send wrong-password
+PUTs as fast as they are answered — and reports the resolution median/p99 of both, the flood's
+answers by status, and the time a wrong-password PUT takes for an existing and for an unknown user
+(sequential, alternating, medians of ``--login-samples`` each).  A node that has the failed-login
+limiter runs twice: with its defaults, and with it off (``--login-burst 0``: what moving the
+password hash off the event loop does alone; the timing comparison runs on this one).
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ import contextlib
 import datetime as dt
 import glob
 import json
+import math
 import os
 import platform
 import random
@@ -45,6 +56,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -402,7 +414,7 @@ class Node:
     """``workbench idnode serve`` in its own process group; :meth:`stop` kills the group."""
 
     def __init__(self, db_url: str, prefix: str, *, workers: int, cache_size: int | None, log: Path,
-                 supported: set[str]):
+                 supported: set[str], extra: list[str] = (), env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "workbench.cli", "idnode", "serve", "--host", "127.0.0.1",
@@ -416,9 +428,11 @@ class Node:
             cmd.append("--no-access-log")
         elif "--log-level" in supported:
             cmd += ["--log-level", "warning"]
+        cmd += list(extra)
         self.cmd = cmd
         self.log = log
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+        env = dict(os.environ, **(env or {}),
+                   PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
         self._fh = open(log, "wb")              # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -483,6 +497,134 @@ def check_correctness(node: Node, store, prefix: str, sfx: list[str], rng: rando
         if r.status_code != 404 or r.json().get("responseCode") != 100:
             raise RuntimeError(f"unregistered identifier: HTTP {r.status_code} {r.text[:300]} (want 404, code 100)")
     return f"{k} random ids = store records, unknown id → 404/100"
+
+
+# --------------------------------------------------------------------------- flood (issue 10)
+FLOOD_PASSWORD = "bench-admin-secret"
+FLOOD_ENV = "WB_BENCH_ADMIN_PW"
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(q / 100 * len(xs)) - 1))] if xs else float("nan")
+
+
+def probe_resolution(url: str, prefix: str, sfx: list[str], seconds: float, rng: random.Random) -> dict:
+    """One client resolving random ids one after another for ``seconds``: latencies in ms."""
+    import httpx
+
+    lat, bad = [], 0
+    with httpx.Client(base_url=url, timeout=30.0) as c:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            r = c.get(f"/api/handles/{prefix}/{rng.choice(sfx)}")
+            lat.append((time.perf_counter() - t0) * 1e3)
+            bad += r.status_code != 200
+    return {"n": len(lat), "p50_ms": statistics.median(lat), "p99_ms": _percentile(lat, 99),
+            "max_ms": max(lat), "non200": bad}
+
+
+def flood_worker(url: str, prefix: str, seconds: float, clients: int) -> None:
+    """``--flood-worker``: ``clients`` threads sending wrong-password PUTs until ``seconds`` pass;
+    prints the answers by status as JSON."""
+    import threading
+    from collections import Counter
+
+    import httpx
+
+    counts: Counter = Counter()
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def run(i: int) -> None:
+        local: Counter = Counter()
+        body = {"values": [{"index": 1, "type": "URL", "data": "https://flood.example/"}]}
+        with httpx.Client(base_url=url, timeout=30.0, auth=(f"300:{prefix}/admin", f"wrong-{i}")) as c:
+            while time.perf_counter() < deadline:
+                try:
+                    local[c.put(f"/api/handles/{prefix}/flood.{i}", json=body).status_code] += 1
+                except httpx.HTTPError as exc:
+                    local[type(exc).__name__] += 1
+        with lock:
+            counts.update(local)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("FLOOD " + json.dumps({str(k): v for k, v in counts.items()}), flush=True)
+
+
+def login_timing(url: str, prefix: str, n: int) -> dict:
+    """Wrong-password PUTs, one at a time, alternating an existing user (the admin) and unknown ones:
+    client-side times in ms (medians) and the answers' statuses."""
+    import httpx
+
+    known, unknown, statuses = [], [], set()
+    body = {"values": [{"index": 1, "type": "URL", "data": "https://timing.example/"}]}
+    with httpx.Client(base_url=url, timeout=30.0) as c:
+        for i in range(n + 2):                   # the first pair warms the connection and the pool
+            for user, out in ((f"300:{prefix}/admin", known), (f"300:{prefix}/nobody.{i}", unknown)):
+                t0 = time.perf_counter()
+                r = c.put(f"/api/handles/{prefix}/timing.{i}", json=body, auth=(user, "not-the-password"))
+                if i >= 2:
+                    out.append((time.perf_counter() - t0) * 1e3)
+                statuses.add(r.status_code)
+    return {"known_ms": statistics.median(known), "unknown_ms": statistics.median(unknown),
+            "known_p90_ms": _percentile(known, 90), "unknown_p90_ms": _percentile(unknown, 90),
+            "n": n, "statuses": sorted(statuses)}
+
+
+def flood_run(args, sfx, flags, workdir, console) -> list[dict]:
+    import sqlite3
+
+    db_url, _version = prepare_sqlite(args, sfx, console)
+    src = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    copy = workdir / "flood.sqlite"
+    dst = sqlite3.connect(copy)
+    src.backup(dst)                                  # a consistent copy: the cached database stays as it is
+    src.close()
+    dst.close()
+    configs = [("node defaults", [])]
+    if "--login-burst" in flags:
+        configs = [("limiter on (defaults)", []), ("limiter off", ["--login-burst", "0"])]
+    rng = random.Random(11)
+    results = []
+    for label, extra in configs:
+        node = Node(f"sqlite:///{copy}", args.prefix, workers=args.flood_workers, cache_size=None,
+                    log=workdir / f"node-flood-{len(results)}.log", supported=flags,
+                    extra=["--admin", f"300:{args.prefix}/admin", "--admin-password-env", FLOOD_ENV, *extra],
+                    env={FLOOD_ENV: FLOOD_PASSWORD})
+        try:
+            node.wait_ready(f"/api/handles/{args.prefix}/{sfx[0]}")
+            probe_resolution(node.url, args.prefix, sfx, 1.0, rng)          # warm-up
+            quiet = probe_resolution(node.url, args.prefix, sfx, args.flood_seconds, rng)
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--flood-worker", node.url, args.prefix,
+                   str(args.flood_seconds + 2.0), str(args.flood_clients)]
+            flooders = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            time.sleep(1.0)
+            flooded = probe_resolution(node.url, args.prefix, sfx, args.flood_seconds, rng)
+            out, _ = flooders.communicate(timeout=args.flood_seconds + 60)
+            m = re.search(r"^FLOOD (\{.*\})$", out, re.MULTILINE)
+            answers = json.loads(m.group(1)) if m else {"worker output": out[-500:]}
+            timing = None
+            if not extra and len(configs) == 2:
+                pass                                  # the limiter would answer 429 after a few: time it when off
+            else:
+                time.sleep(0.5)
+                timing = login_timing(node.url, args.prefix, args.login_samples)
+        finally:
+            node.stop()
+        results.append({"config": label, "quiet": quiet, "flooded": flooded, "answers": answers,
+                        "timing": timing, "node_cmd": " ".join(node.cmd)})
+        console.print(f"flood, {label}: resolution p50 {quiet['p50_ms']:.2f} → {flooded['p50_ms']:.2f} ms, "
+                      f"p99 {quiet['p99_ms']:.2f} → {flooded['p99_ms']:.2f} ms "
+                      f"({quiet['n']:,} / {flooded['n']:,} resolutions); flood answers {answers}"
+                      + (f"; wrong password: existing user {timing['known_ms']:.1f} ms, unknown user "
+                         f"{timing['unknown_ms']:.1f} ms (medians of {timing['n']})" if timing else ""))
+    return results
 
 
 # --------------------------------------------------------------------------- driver
@@ -632,6 +774,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=42, help="Lua math.randomseed base (default 42)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2,000 ids, 3 s runs")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    ap.add_argument("--flood", action="store_true",
+                    help="measure resolution latency under a wrong-password flood instead (SQLite; see above)")
+    ap.add_argument("--flood-seconds", type=float, default=12.0, help="--flood: seconds per phase (default 12)")
+    ap.add_argument("--flood-clients", type=int, default=4, help="--flood: wrong-password clients (default 4)")
+    ap.add_argument("--flood-workers", type=int, default=1, help="--flood: node worker processes (default 1)")
+    ap.add_argument("--login-samples", type=int, default=40,
+                    help="--flood: wrong-password PUTs timed per user kind (default 40)")
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--flood-worker":
+        flood_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+        return 0
     args = ap.parse_args(argv)
     if args.quick:
         args.ids, args.duration = 2_000, 3.0
@@ -674,6 +826,17 @@ def main(argv=None) -> int:
         suffix_file.write_text(text)
     console.print(f"identifiers: {args.ids:,} like {args.prefix}/{sfx[0]} … {args.prefix}/{sfx[-1]} "
                   f"(scheme product = class.model.date.serial)")
+
+    if args.flood:
+        with tempfile.TemporaryDirectory(prefix="bench-flood-") as workdir:
+            try:
+                flood = flood_run(args, sfx, flags, Path(workdir), console)
+            except KeyboardInterrupt:
+                console.print("[red]interrupted[/]")
+                return 130
+        if args.json:
+            args.json.write_text(json.dumps({"facts": facts, "flood": flood}, indent=1))
+        return 0
 
     results = []
     rng = random.Random(7)

@@ -72,8 +72,20 @@ def idnode_group():
               help="Own records kept in the resolution cache per worker (0: always read the store).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes (each with its own cache, kept coherent through the store's change feed).")
-def idnode_serve(host, port, db_url, prefix, admin, admin_password_env, upstreams, cache_size, workers):
-    """Serve the Handle.net-style JSON REST API for PREFIX from the store at --db."""
+@click.option("--login-burst", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Failed logins a client address may make at once before it gets 429 (0: no limit). "
+                   "Per worker process.")
+@click.option("--login-per-minute", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+              help="Failed logins a client address regains per minute.")
+@click.option("--auth-threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Password checks (scrypt) running at once per worker, off the event loop.")
+def idnode_serve(host, port, db_url, prefix, admin, admin_password_env, upstreams, cache_size, workers,
+                 login_burst, login_per_minute, auth_threads):
+    """Serve the Handle.net-style JSON REST API for PREFIX from the store at --db.
+
+    Anonymous resolution is never rate-limited; requests with credentials from an address that
+    failed to log in too often are answered 429 (Retry-After) until it regains a try.  Refused
+    requests are kept in the store (see `workbench idnode refusals`)."""
     import json
 
     import uvicorn
@@ -112,7 +124,8 @@ def idnode_serve(host, port, db_url, prefix, admin, admin_password_env, upstream
         admins.append(admin)
     store.engine.dispose()
     config = {"db": db_url, "prefix": prefix, "admins": admins, "upstreams": upstream_map,
-              "cache_size": cache_size}
+              "cache_size": cache_size, "login_burst": login_burst, "login_per_minute": login_per_minute,
+              "auth_concurrency": auth_threads}
     try:
         app_from_config(config)                     # validate in the parent: fail before forking
     except (IdentifierError, ValueError) as exc:
@@ -126,12 +139,15 @@ CONFIG_ENV = "WORKBENCH_IDNODE_CONFIG"
 
 
 def app_from_config(config: dict):
-    """The node app described by ``config`` (keys db, prefix, admins, upstreams, cache_size)."""
+    """The node app described by ``config`` (keys db, prefix, admins, upstreams, cache_size,
+    login_burst, login_per_minute, auth_concurrency)."""
     from workbench.identifiers.server import create_app
     from workbench.identifiers.store import HandleStore
 
+    extra = {k: config[k] for k in ("login_burst", "login_per_minute", "auth_concurrency") if k in config}
     return create_app(HandleStore(config["db"]), config["prefix"], admins=config.get("admins", []),
-                      upstreams=config.get("upstreams") or None, cache_size=config.get("cache_size", 100_000))
+                      upstreams=config.get("upstreams") or None, cache_size=config.get("cache_size", 100_000),
+                      **extra)
 
 
 def app_from_env():
@@ -139,6 +155,34 @@ def app_from_env():
     import json
 
     return app_from_config(json.loads(os.environ[CONFIG_ENV]))
+
+
+@idnode_group.command("refusals")
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")
+@click.option("--since", default=None, help="Only since this UTC time, e.g. 2026-05-01T08:00.")
+@click.option("--client", default=None, help="Only from this client address.")
+@click.option("--status", type=int, default=None, help="Only with this HTTP status (e.g. 403, 429).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def idnode_refusals(db_url, since, client, status, limit, as_json):
+    """Requests the node refused (its security log), newest first: when, client, who, what, why."""
+    import datetime as dt
+    import json
+
+    from workbench.identifiers.store import HandleStore
+
+    try:
+        when = dt.datetime.fromisoformat(since) if since else None
+    except ValueError:
+        _fail(f"--since {since!r}: expected an ISO time such as 2026-05-01T08:00")
+    if when is not None and when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    for r in HandleStore(db_url).refusals(since=when, client=client, status=status, limit=limit):
+        if as_json:
+            click.echo(json.dumps({**r, "at": r["at"].isoformat() + "Z"}, ensure_ascii=False))
+        else:
+            click.echo(f"{r['at']:%Y-%m-%dT%H:%M:%S}Z {r['client']} {r['who']} {r['method']} {r['path']} "
+                       f"→ {r['status']} rc {r['rc']}: {r['reason']}")
 
 
 @idnode_group.group("token")

@@ -25,9 +25,15 @@ identifiers fit for labels, QR codes and URL paths):
 prefix             ≤ 64 characters, ``88`` + 2..8 numeric segments of 1..10 digits
 suffix             1..255 bytes UTF-8, printable, no whitespace, no control chars
 value index        1 .. 2**31-1
+value ttl          0 .. 2**31-1 seconds (the Handle protocol's signed 32-bit ttl, non-negative)
 value type         1..128 characters, printable, no whitespace
 string value data  ≤ 65,535 bytes UTF-8
 =================  ==========================================================
+
+All text must be valid Unicode that UTF-8 can carry: a lone surrogate (``"\\ud800"`` in JSON) or a
+NUL character in any value text (type, data, nested site data) is a :class:`HandleValueError`, and
+in an identifier an :class:`IdentifierError` — never an exception further down (the store's SQL
+driver, the JSON encoder).
 """
 from __future__ import annotations
 
@@ -237,9 +243,13 @@ DEFAULT_TTL = 86400
 ADMIN_INDEX = 100                       # HS_ADMIN's conventional index (reference)
 RESERVED_INDICES = frozenset({100, 200, 300})   # HS_ADMIN, admin group/HS_VLIST, HS_SECKEY/HS_PUBKEY
 MAX_INDEX = 2**31 - 1
+MAX_TTL = 2**31 - 1                     # Handle's ttl is a signed 32-bit integer
 TYPE_MAX_CHARS = 128
 STRING_MAX_BYTES = 65535
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+# ASCII digits only: \d would also match e.g. Arabic-Indic digits, which strptime accepts
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
+# a non-negative integer written in ASCII digits (str.isdigit() also accepts '²', which int() refuses)
+_ASCII_INT = re.compile(r"[0-9]{1,10}")
 
 # HS_ADMIN permission bits (Handle AdminRecord numbering).  The JSON permission string writes
 # bit 11 first and bit 0 last, so the reference's "011111110011" grants add/delete handle,
@@ -275,10 +285,51 @@ def parse_permissions(bits: str) -> dict[str, bool]:
     return {name: bits[11 - i] == "1" for i, name in enumerate(ADMIN_PERMISSION_BITS)}
 
 
+def _check_text(text: str, where: str) -> str:
+    """``text`` if UTF-8 can encode it and it has no NUL; else :class:`HandleValueError`.
+
+    Python strings may hold lone surrogates (JSON ``"\\ud800"`` decodes to one); neither they nor
+    NUL (refused by PostgreSQL text) can be stored, so they are invalid input, said so here.
+    """
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise HandleValueError(f"{where}: text is not valid Unicode (lone surrogate "
+                                   f"U+{ord(text[exc.start]):04X} at position {exc.start})") from None
+    if "\x00" in text:
+        raise HandleValueError(f"{where}: text contains a NUL character at position {text.index(chr(0))}")
+    return text
+
+
+def _check_json_text(value: Any, where: str) -> None:
+    """:func:`_check_text` on every string (keys too) of a JSON structure, iteratively."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            _check_text(v, where)
+        elif isinstance(v, Mapping):
+            for k, x in v.items():
+                if isinstance(k, str):
+                    _check_text(k, where)
+                stack.append(x)
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise HandleValueError(f"{where}: number {v} is not finite (JSON has no NaN or infinity)")
+
+
+def _int_text(value: Any) -> Any:
+    """``int`` of a string of 1..10 ASCII digits, else ``value`` unchanged (and refused later)."""
+    if isinstance(value, str) and _ASCII_INT.fullmatch(value):
+        return int(value)
+    return value
+
+
 def _check_index(index: Any, where: str = "value") -> int:
     # pyhandle sends indices as strings ("100"); bool is not an index
-    if isinstance(index, str) and index.strip().isdigit():
-        index = int(index)
+    index = _int_text(index)
     if isinstance(index, bool) or not isinstance(index, int):
         raise HandleValueError(f"{where}: index {index!r} is not a positive integer")
     if not 1 <= index <= MAX_INDEX:
@@ -295,7 +346,7 @@ def _check_data(fmt: str, value: Any, where: str) -> Any:
             raise HandleValueError(f"{where}: {fmt} data must be text, not {type(value).__name__}")
         if len(value.encode("utf-8", "surrogatepass")) > STRING_MAX_BYTES:
             raise HandleValueError(f"{where}: {fmt} data longer than {STRING_MAX_BYTES} bytes")
-        return value
+        return _check_text(value, where)
     if fmt == "base64":
         if not isinstance(value, str):
             raise HandleValueError(f"{where}: base64 data must be text")
@@ -335,7 +386,11 @@ def _check_data(fmt: str, value: Any, where: str) -> Any:
     # site: the Handle site-info object; kept as given (JSON object)
     if not isinstance(value, Mapping):
         raise HandleValueError(f"{where}: site data must be a JSON object")
-    return json.loads(json.dumps(value))
+    _check_json_text(value, where)
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError, RecursionError) as exc:      # not JSON data, or nested too deep
+        raise HandleValueError(f"{where}: site data is not plain JSON ({type(exc).__name__})") from None
 
 
 @dataclass
@@ -373,8 +428,8 @@ class HandleValue:
             raise HandleValueError(f"{where}: data must be {{'format', 'value'}} (or plain text on input)")
         self.data = {"format": self.data["format"],
                      "value": _check_data(self.data["format"], self.data["value"], where)}
-        if isinstance(self.ttl, bool) or not isinstance(self.ttl, int) or self.ttl < 0:
-            raise HandleValueError(f"{where}: ttl {self.ttl!r} must be a non-negative integer (seconds)")
+        if isinstance(self.ttl, bool) or not isinstance(self.ttl, int) or not 0 <= self.ttl <= MAX_TTL:
+            raise HandleValueError(f"{where}: ttl {self.ttl!r} must be an integer 0..{MAX_TTL} (seconds)")
         if not isinstance(self.timestamp, str) or not _TIMESTAMP.fullmatch(self.timestamp):
             raise HandleValueError(f"{where}: timestamp {self.timestamp!r} is not 'YYYY-MM-DDTHH:MM:SSZ'")
         try:
@@ -431,8 +486,9 @@ class HandleValue:
     @classmethod
     def from_json(cls, obj: Mapping, *, timestamp: str | None = None) -> HandleValue:
         """Read a value object.  Accepts ``data`` as plain text (as pyhandle writes it → format
-        ``string``), ``index`` as a numeric string, a missing ``timestamp`` (→ ``timestamp`` or now)
-        and ``ttl``; unknown keys other than ``auth`` (enterprise-node variant) are an error.
+        ``string``), ``index`` and ``ttl`` as numeric strings, a missing or null ``timestamp`` (→
+        ``timestamp`` or now) and ``ttl``; unknown keys other than ``auth`` (enterprise-node variant)
+        are an error.
         """
         if not isinstance(obj, Mapping):
             raise HandleValueError(f"value {obj!r}: must be a JSON object")
@@ -449,14 +505,16 @@ class HandleValue:
         perms = obj.get("permissions", "1110")
         if not isinstance(perms, str) or len(perms) != 4 or set(perms) - {"0", "1"}:
             raise HandleValueError(f"value {obj.get('index')!r}: permissions {perms!r} must be 4 characters of 0/1")
-        ttl = obj.get("ttl", DEFAULT_TTL)
-        if isinstance(ttl, str) and ttl.isdigit():
-            ttl = int(ttl)
-        return cls(index=obj["index"], type=obj["type"], data=data, ttl=ttl,
-                   timestamp=obj.get("timestamp") or timestamp or utc_timestamp(),
+        stamp = obj.get("timestamp")                 # absent or null: now; anything else must be valid
+        refs = obj.get("references")
+        refs = [] if refs is None else refs
+        if not isinstance(refs, list):
+            raise HandleValueError(f"value {obj.get('index')!r}: references must be a list of {{handle, index}}")
+        return cls(index=obj["index"], type=obj["type"], data=data, ttl=_int_text(obj.get("ttl", DEFAULT_TTL)),
+                   timestamp=stamp if stamp is not None else timestamp or utc_timestamp(),
                    admin_read=perms[0] == "1", admin_write=perms[1] == "1",
                    pub_read=perms[2] == "1", pub_write=perms[3] == "1",
-                   references=list(obj.get("references") or []))
+                   references=list(refs))
 
 
 def _copy(value):
@@ -579,6 +637,8 @@ class HandleRecord:
         """Read ``{"handle", "values": [...]}``; the enterprise-node variant ``"value": [...]`` too."""
         if not isinstance(obj, Mapping) or "handle" not in obj:
             raise HandleValueError("record must be a JSON object with 'handle'")
+        if "values" in obj and "value" in obj:
+            raise HandleValueError(f"record {obj['handle']!r}: give 'values' or 'value', not both")
         values = obj.get("values", obj.get("value", []))
         if not isinstance(values, list):
             raise HandleValueError(f"record {obj['handle']!r}: 'values' must be a list")

@@ -8,12 +8,18 @@ Tables:
 * ``values(key, idx, type, format, data JSON, ttl, timestamp, admin_read, admin_write, pub_read,
   pub_write, refs JSON)`` — one row per Handle value (``refs`` keeps :attr:`HandleValue.references`);
 * ``audit(id, who, what, handle, at, before JSON, after JSON)`` — one row per change, written in
-  the same transaction as the change.
+  the same transaction as the change;
+* ``refusals(id, at, client, who, method, path, status, rc, reason)`` — the node's security log:
+  one row per request it refused (invalid input, failed or missing authentication, insufficient
+  permissions, rate limiting), written by :meth:`HandleStore.record_refusals` and read with
+  :meth:`HandleStore.refusals`.
 
 Every write runs in ONE transaction: a failing value, a failed permission check (``check=``
 callback) or a constraint violation leaves nothing written.  HS_SECKEY secrets are stored hashed
 (``hashlib.scrypt`` with a random salt, text form ``scrypt$n$r$p$salt$hash``), never readable by
-the public, and verified in constant time (:func:`verify_secret`).
+the public, and verified in constant time (:func:`verify_secret`); :meth:`HandleStore.verify`
+spends one scrypt of the store's cost whether or not the user exists, so its timing does not tell
+which users exist.
 """
 from __future__ import annotations
 
@@ -253,6 +259,18 @@ class HandleStore:
             sa.Column("before", sa.JSON, nullable=True),
             sa.Column("after", sa.JSON, nullable=True),
         )
+        self.refusals_table = sa.Table(
+            "refusals", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("at", sa.DateTime, nullable=False, index=True),
+            sa.Column("client", sa.String(100), nullable=False, index=True),   # client address, no port
+            sa.Column("who", sa.String(500), nullable=False),      # identity, or the identity claimed
+            sa.Column("method", sa.String(16), nullable=False),
+            sa.Column("path", sa.String(600), nullable=False),     # as sent (percent-encoded), cut
+            sa.Column("status", sa.Integer, nullable=False),
+            sa.Column("rc", sa.Integer, nullable=False),           # Handle responseCode of the answer
+            sa.Column("reason", sa.String(600), nullable=False),
+        )
         self.tokens = sa.Table(
             "tokens", md,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -264,6 +282,7 @@ class HandleStore:
             sa.Column("revoked", sa.DateTime, nullable=True),
         )
         md.create_all(self.engine)
+        self._dummy_hash: str | None = None          # for users that do not exist (see verify)
 
     # -- helpers
     @staticmethod
@@ -497,18 +516,63 @@ class HandleStore:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     def verify(self, handle: str | Identifier, index: int, secret: str) -> bool:
-        """True if ``handle`` has an HS_SECKEY value at ``index`` matching ``secret``."""
+        """True if ``handle`` has an HS_SECKEY value at ``index`` matching ``secret``.
+
+        Takes one query and one scrypt whether or not the user exists: an unknown user is checked
+        against a dummy hash of the store's cost (made once), so the answer time does not reveal
+        which users exist.  (A user whose stored hash has another cost than ``scrypt_n`` differs.)
+        """
         try:
             ident = self._ident(handle)
         except ValueError:
-            return False
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(self.values.c.type, self.values.c.data).where(
-                self.values.c.key == ident.key, self.values.c.idx == index)).first()
+            ident = None
+        row = None
+        if ident is not None and isinstance(index, int) and 1 <= index <= 2**31 - 1:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(self.values.c.type, self.values.c.data).where(
+                    self.values.c.key == ident.key, self.values.c.idx == index)).first()
         if row is None or row.type != SECRET_TYPE:
-            verify_secret(secret, hash_secret("x", n=self.scrypt_n))   # same work either way
+            verify_secret(secret, self._dummy())          # the same work as for a real user
             return False
         return verify_secret(secret, row.data)
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = hash_secret(secrets.token_urlsafe(16), n=self.scrypt_n)
+        return self._dummy_hash
+
+    # -- the security log: refused requests
+    def record_refusals(self, rows: Sequence[dict]) -> None:
+        """Append refused requests (dicts with the ``refusals`` columns except ``id``) in one
+        transaction.  Texts are cut to their column widths; ``at`` defaults to now (UTC)."""
+        if not rows:
+            return
+        widths = {c.name: c.type.length for c in self.refusals_table.columns if getattr(c.type, "length", None)}
+        now = _now()
+        out = []
+        for r in rows:
+            row = {k: r.get(k) for k in ("at", "client", "who", "method", "path", "status", "rc", "reason")}
+            row["at"] = row["at"] or now
+            for k, n in widths.items():
+                row[k] = str(row[k] if row[k] is not None else "")[:n]
+            out.append(row)
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(self.refusals_table), out)
+
+    def refusals(self, *, since: _dt.datetime | None = None, client: str | None = None,
+                 status: int | None = None, limit: int = 1000) -> list[dict]:
+        """Refused requests, newest first (at most ``limit``), optionally since a (naive UTC) time,
+        from one client address or with one HTTP status."""
+        t = self.refusals_table
+        q = sa.select(t).order_by(t.c.id.desc()).limit(max(0, int(limit)))
+        if since is not None:
+            q = q.where(t.c.at >= since)
+        if client is not None:
+            q = q.where(t.c.client == client)
+        if status is not None:
+            q = q.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     # -- bearer tokens for services (gateways, apps)
     def issue_token(self, identity: str, *, label: str = "", expires: _dt.datetime | None = None,
