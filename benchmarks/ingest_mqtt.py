@@ -5,8 +5,9 @@
 1. A device registry with ``--devices`` smart meters (own credentials), the broker configuration
    generated from it (per-device ACLs), a private ``mosquitto`` on a free port, and a lake whose
    meter registry holds the same meters (cumulative kWh registers).
-2. ``workbench gateway`` as its own process (QoS 1 persistent shared subscription, batches,
-   acknowledgement after storing) — ``--gateways`` processes on one shared subscription.
+2. ``workbench gateway`` as its own process (QoS 1 persistent session, plain subscription,
+   batches, acknowledgement after storing) — ``--gateways`` processes, each its own session,
+   storing partition ``k/N`` of the devices (every gateway receives every message).
 3. ``--simulators`` processes of ``workbench devices simulate --load`` (disjoint device sets): every
    message a smart-meter payload of 3 readings, QoS 1, ``--rate`` messages/s per device, for
    ``--duration`` seconds.  Published and PUBACK-acknowledged counts come from the simulators.
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=26.0, help="messages/s per device (default 26)")
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--simulators", type=int, default=1, help="simulator processes (default 1)")
-    ap.add_argument("--gateways", type=int, default=1, help="gateway processes on one shared subscription")
+    ap.add_argument("--gateways", type=int, default=1, help="gateway processes (partitions k/N of the devices)")
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--batch-interval", type=float, default=0.25)
     ap.add_argument("--drain", type=float, default=120.0)
@@ -143,6 +144,7 @@ def main(argv=None) -> int:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "workbench.cli", "gateway", "--broker", f"mqtt://127.0.0.1:{port}",
                  "--lake", str(work / "lake"), "--registry", reg_url, "--username", user,
+                 "--partition", f"{k}/{args.gateways}",
                  "--batch-size", str(args.batch_size), "--batch-interval", str(args.batch_interval)],
                 cwd=ROOT, env={**env, "WB_GATEWAY_PASSWORD": creds[user]}, stdout=open(log, "wb"),  # noqa: SIM115
                 stderr=subprocess.STDOUT, start_new_session=True))

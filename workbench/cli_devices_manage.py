@@ -31,17 +31,25 @@ def _password(env_var: str) -> str:
 
 _broker_option = click.option("--broker", "broker_url", default="mqtt://127.0.0.1:1883", show_default=True)
 _root_option = click.option("--root", default="wb", show_default=True, help="Topic root.")
-_manager_options = [
-    click.option("--username", default="platform-manager", show_default=True, help="Broker user (manager role)."),
-    click.option("--password-env", default="WB_MANAGER_PASSWORD", show_default=True,
-                 help="Environment variable holding that user's password."),
-]
 
 
-def _manager_opts(f):
-    for opt in reversed(_manager_options):
-        f = opt(f)
-    return f
+def _user_options(user_opt: str, env_opt: str, user: str, env: str, role: str):
+    """The two options of a broker user whose password is read from an environment variable."""
+    opts = [click.option(user_opt, default=user, show_default=True, help=f"Broker user ({role})."),
+            click.option(env_opt, default=env, show_default=True,
+                         help="Environment variable holding that user's password.")]
+
+    def decorate(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+    return decorate
+
+
+_manager_opts = _user_options("--username", "--password-env", "platform-manager", "WB_MANAGER_PASSWORD",
+                              "manager role")
+_admin_opts = _user_options("--admin-user", "--admin-password-env", "platform-admin", "WB_BROKER_ADMIN_PASSWORD",
+                            "admin role: applies the access rules to the running broker")
 
 
 def _pid(broker_pid) -> int:
@@ -76,20 +84,6 @@ def _manager(db, broker_url, root, username, password_env, *, broker_dir=None, b
                              reload=(lambda: reload_broker(_pid(broker_pid))) if broker_pid else None, admin=admin)
     except ConnectionError as exc:
         _fail(str(exc))
-
-
-admin_options = [
-    click.option("--admin-user", default="platform-admin", show_default=True,
-                 help="Broker user with the admin role (applies access rules to the running broker)."),
-    click.option("--admin-password-env", default="WB_BROKER_ADMIN_PASSWORD", show_default=True,
-                 help="Environment variable holding that user's password."),
-]
-
-
-def _admin_opts(f):
-    for opt in reversed(admin_options):
-        f = opt(f)
-    return f
 
 
 @devices_group.command("push-config")

@@ -191,7 +191,7 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
                         user: str | None = None, log_types: Iterable[str] = ("all",),
                         max_inflight_messages: int = 20_000, max_inflight_bytes: int = 64 * 2 ** 20,
                         max_queued_messages: int = 2_000_000, max_packet_size: int = 2 ** 20,
-                        max_connections: int = -1, autosave_interval: int = 1,
+                        max_connections: int = -1, autosave_interval: int = 1, autosave_on_changes: bool = False,
                         who: str = "broker-config", tls_port: int | None = None, pki=None,
                         tls_hosts: Iterable[str] = (), plugin: str | None = None) -> BrokerFiles:
     """Write ``mosquitto.conf``, ``passwd`` and ``dynamic-security.json`` into ``out_dir``
@@ -211,8 +211,9 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
     receiving every message, a gateway may be away for ``max_queued_messages`` ÷ the fleet's
     message rate (2,000,000 ÷ 5,200 msg/s ≈ 6.4 min at the benchmark's load);
     ``max_packet_size`` — a client sending a larger packet is disconnected and the message never
-    acknowledged; ``autosave_interval`` seconds between saves of the in-memory state (a broker
-    crash loses what was acknowledged since the last save and not yet stored by a gateway; a clean
+    acknowledged; ``autosave_interval`` seconds between saves of the in-memory state — or, with
+    ``autosave_on_changes``, messages and subscription changes between saves (a broker crash
+    loses what was acknowledged since the last save and not yet stored by a gateway; a clean
     shutdown saves everything).  Run with ``mosquitto -c <conf>``.
 
     ``tls_port``: add the certificate listener on ``bind:tls_port`` (see the module doc); ``pki``
@@ -263,7 +264,7 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
         "# seconds and at a clean shutdown (docs/architecture.md, Durability)",
         "persistence true",
         f"persistence_location {persistence}/",
-        "autosave_on_changes false",
+        f"autosave_on_changes {'true' if autosave_on_changes else 'false'}",
         f"autosave_interval {int(autosave_interval)}",
         f"max_inflight_messages {int(max_inflight_messages)}",
         f"max_inflight_bytes {int(max_inflight_bytes)}",

@@ -76,7 +76,7 @@ class Deployment:
     """A private broker, gateways and lake in ``work`` (see the module doc)."""
 
     def __init__(self, work, *, devices: int = 10, gateways: int = 1, batch_interval: float = 0.1,
-                 autosave_interval: int = 1):
+                 autosave_interval: int = 1, autosave_on_changes: bool = False):
         import pandas as pd
 
         from workbench.devices import DeviceRegistry
@@ -95,7 +95,8 @@ class Deployment:
         users = {**DEFAULT_PLATFORM_USERS, **{u: "gateway" for u in self.gateway_users}}
         files = write_broker_config(reg, self.work / "broker", port=self.port, platform_users=users,
                                     user="root" if hasattr(os, "geteuid") and os.geteuid() == 0 else None,
-                                    autosave_interval=autosave_interval)
+                                    autosave_interval=autosave_interval, autosave_on_changes=autosave_on_changes,
+                                    log_types=("error", "warning", "notice", "information"))
         self.creds.update(files.new_credentials)
         reg.dispose()
         self.conf, self.broker_log = files.conf, files.log
@@ -344,12 +345,13 @@ class FaultReport:
 def run(work, *, seconds: float = 20.0, faults: tuple[str, ...] = ("gateway-kill", "broker-restart", "both"),
         n_faults: int | None = None, interval: tuple[float, float] = (1.0, 3.0), devices: int = 10,
         gateways: int = 1, rate: float = 300.0, seed: int = 1, drain: float = 120.0,
-        progress: Callable[[str], None] | None = None) -> FaultReport:
+        progress: Callable[[str], None] | None = None, **deployment) -> FaultReport:
     """Stream for ``seconds`` with faults (kinds from ``faults``) every ``interval`` seconds (or
-    ``n_faults`` spread evenly), then drain and verify.  ``progress`` gets one line per event."""
+    ``n_faults`` spread evenly), then drain and verify.  ``progress`` gets one line per event;
+    ``deployment``: more :class:`Deployment` options (``autosave_interval`` …)."""
     say = progress or (lambda text: log.info("%s", text))
     rnd = random.Random(seed)
-    dep = Deployment(work, devices=devices, gateways=gateways)
+    dep = Deployment(work, devices=devices, gateways=gateways, **deployment)
     step_ms = 60_000
     expected = rate / devices * (seconds + 60) * 1.5
     while expected * step_ms > 300 * 86400 * 1000:       # stay inside the gateway's plausible past
@@ -403,8 +405,12 @@ def run(work, *, seconds: float = 20.0, faults: tuple[str, ...] = ("gateway-kill
         if not pub.wait_acked(drain):
             say(f"not every message was acknowledged within {drain:g} s ({pub.n_acked:,} of {pub.published:,})")
         target = pub.n_acked
-        while _stored_count(dep.lake_root) < target and time.monotonic() - t_drain < drain:
-            time.sleep(0.25)
+        stored, still = _stored_count(dep.lake_root), time.monotonic()
+        while stored < target and time.monotonic() - t_drain < drain and time.monotonic() - still < 15:
+            time.sleep(0.25)                   # until all is stored, or nothing more arrives for 15 s
+            now_stored = _stored_count(dep.lake_root)
+            if now_stored != stored:
+                stored, still = now_stored, time.monotonic()
         time.sleep(1.0)                        # anything late would show now
         report.drain_s = round(time.monotonic() - t_drain, 2)
         report.result = verify(dep.lake_root, pub)
