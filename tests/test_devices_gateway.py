@@ -166,8 +166,9 @@ def test_parse_telemetry_shapes_and_reasons(env):
 def test_stored_then_acknowledged_and_redelivery_never_double_counts(env):
     with running_mosquitto(env["conf"], port=env["port"]):
         gw1 = _gateway(env)
-        gw1.start()
-        assert wait_for(gw1._connected.is_set, 10)
+        gw1._refresh()
+        gw1.start()                            # connected, no run loop: subscribe by hand
+        assert wait_for(lambda: (gw1._maintain(), gw1._connected.is_set())[1], 10)
         pub = Meters(env["port"], env["creds"])
         pub.publish(0, 50)
         assert pub.all_acked()
@@ -290,8 +291,8 @@ def test_bad_messages_are_quarantined_with_their_reason(env):
 
 def test_two_gateways_partition_the_stream(env, tmp_path):
     """Scale-out: two gateway processes (own users, own persistent sessions, plain subscriptions)
-    each receive every message and store their partition of the devices; together they store every
-    reading once, and one of them restarting loses nothing of its partition."""
+    each subscribe to their partition of the devices and receive only those; together they store
+    every reading once, and one of them restarting loses nothing of its partition."""
     from workbench.devices.broker import DEFAULT_PLATFORM_USERS
     from workbench.devices.gateway import owner
 
@@ -330,8 +331,13 @@ def test_two_gateways_partition_the_stream(env, tmp_path):
             stop.set()
             t.join(10)
         pub.close()
-    assert gws[0].stats.received == 600 and gws[0].stats.others == 200 * len(mine[1])
-    assert gws[0].stats.acked == 200 * len(mine[0])
+    assert gws[0].stats.received == gws[0].stats.acked == 200 * len(mine[0])
+    assert gws[1].stats.received == 100 * len(mine[1])          # the restarted one: its second 100
+    # each session holds its partition's topics, recorded in the registry (C-F01 is a device too)
+    subs = env["reg"].subscriptions_of()
+    devices = {d.device_id for d in env["reg"].list() if not d.is_platform}
+    assert subs["platform-gateway"] == {d for d in devices if owner(d, 2) == 0}
+    assert subs["platform-gateway-2"] == {d for d in devices if owner(d, 2) == 1}
     assert _stored(env["lake_root"]) == (600, 600)
     # the registers' consumption is counted once however the stream was split: per meter the
     # sum of the intervals is last − first reading (Meters.publish: 2.5 kWh per step)
@@ -394,3 +400,106 @@ def test_smart_meter_register_feeds_readings_other_quantities_go_to_telemetry(en
     ident = lake.sql("SELECT DISTINCT identifier, node_id FROM telemetry WHERE device_id = 'TS1'")
     assert ident["identifier"].tolist() == [reg.get("TS1").identifier] and ident["node_id"].tolist() == ["F01"]
     assert "quarantine" not in lake.tables()
+
+
+def _partitioned(env, tmp_path, users):
+    from workbench.devices.broker import DEFAULT_PLATFORM_USERS
+
+    files = write_broker_config(env["reg"], tmp_path / "conf2", root=ROOT, port=env["port"],
+                                platform_users={**DEFAULT_PLATFORM_USERS, **{u: "gateway" for u in users}},
+                                user=env["user"])
+    return files, {**env["creds"], **files.new_credentials}
+
+
+def test_a_device_is_enabled_only_once_a_gateway_subscribes_to_it(env, tmp_path):
+    """With partitioned gateways, a device registered while everything runs is kept disabled at
+    the broker until the gateway of its partition has subscribed to its telemetry — so the broker
+    never acknowledges its messages for nobody (PUBACK "no matching subscribers" = lost)."""
+    from mqtt import Probe
+
+    from workbench.devices.access import BrokerAdmin
+    from workbench.devices.broker import apply_broker_config
+    from workbench.devices.gateway import owner
+
+    files, creds = _partitioned(env, tmp_path, ["platform-gateway-2"])
+    users = ("platform-gateway", "platform-gateway-2")
+    with running_mosquitto(files.conf, port=env["port"]) as broker:
+        gws = [Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username=u, password=creds[u],
+                       client_id=u, root=ROOT, batch_interval=0.1, partition=(k, 2), registry_refresh=3600)
+               for k, u in enumerate(users)]
+        runs = [_run_in_thread(g) for g in gws]
+        assert all(wait_for(g._connected.is_set, 10) for g in gws)
+        new = "M7"
+        k = owner(new, 2)
+        pw = env["reg"].provision(new, type="electricity_meter", node_id="F01", collector="C-F01",
+                                  quantities={"register": "kWh"})
+        with BrokerAdmin("127.0.0.1", env["port"], username="platform-admin", password=creds["platform-admin"]) as admin:
+            apply = dict(admin=admin, pid=broker.proc.pid, root=ROOT, port=env["port"], user=env["user"])
+            changes = apply_broker_config(env["reg"], files.conf.parent, **apply)
+            assert "client M7 created" in changes and "client M7 disabled" in changes
+            early = Probe("127.0.0.1", env["port"], new, pw)
+            early.close()
+            assert early.connack.value == 0x87                       # refused: nobody would store it
+            gws[k]._devices_at = 0.0                                 # its gateway follows the registry
+            assert wait_for(lambda: new in env["reg"].subscriptions_of().get(users[k], set()), 10)
+            assert new not in env["reg"].subscriptions_of().get(users[1 - k], set())
+            assert "client M7 enabled" in apply_broker_config(env["reg"], files.conf.parent, **apply)
+        dev = Probe("127.0.0.1", env["port"], new, pw)
+        try:
+            assert dev.ok
+            assert dev.publish(f"{ROOT}/{new}/telemetry",
+                               json.dumps({"ts": START_MS, "values": {"register": 7.0}})).value == 0
+        finally:
+            dev.close()
+        assert wait_for(lambda: gws[k].stats.acked >= 1, 10)
+        for stop, t in runs:
+            stop.set()
+            t.join(10)
+    tel = Lake(env["lake_root"]).sql("SELECT device_id, value FROM telemetry")
+    assert tel.to_dict("list") == {"device_id": ["M7"], "value": [7.0]}          # M7 is no lake meter
+
+
+def test_changing_the_number_of_gateways_keeps_every_device_covered(env, tmp_path):
+    """One gateway (wildcard) becomes two, restarted in the wrong order: gateway 0 of 2 keeps the
+    wildcard until gateway 1 covers its devices, then drops it; a stream running throughout is
+    stored completely and once."""
+    from workbench.devices.gateway import owner
+
+    files, creds = _partitioned(env, tmp_path, ["platform-gateway-2"])
+
+    def gateway(user, partition):
+        return Gateway("127.0.0.1", env["port"], Lake(env["lake_root"]), env["reg"], username=user,
+                       password=creds[user], client_id=user, root=ROOT, batch_interval=0.1, partition=partition,
+                       registry_refresh=0.3)
+
+    with running_mosquitto(files.conf, port=env["port"]):
+        a = gateway("platform-gateway", (0, 1))
+        run_a = _run_in_thread(a)
+        assert wait_for(a._connected.is_set, 10)
+        assert env["reg"].subscriptions_of()["platform-gateway"] == {"*"}
+        pub = Meters(env["port"], creds)
+        pub.publish(0, 50)
+        run_a[0].set()
+        run_a[1].join(10)
+        pub.publish(50, 100)                                 # waits in A's session
+        a = gateway("platform-gateway", (0, 2))              # the wrong order: A first
+        run_a = _run_in_thread(a)
+        assert wait_for(a._connected.is_set, 10)
+        mine = {d.device_id for d in env["reg"].list() if not d.is_platform and owner(d.device_id, 2) == 0}
+        assert env["reg"].subscriptions_of()["platform-gateway"] == mine | {"*"}    # nobody else covers the rest
+        pub.publish(100, 150)
+        b = gateway("platform-gateway-2", (1, 2))
+        run_b = _run_in_thread(b)
+        assert wait_for(b._connected.is_set, 10)
+        assert wait_for(lambda: env["reg"].subscriptions_of()["platform-gateway"] == mine, 10)   # wildcard dropped
+        pub.publish(150, 200)
+        assert pub.all_acked()
+        assert wait_for(lambda: _stored(env["lake_root"])[1] >= 600, 30), _stored(env["lake_root"])
+        time.sleep(0.5)
+        for stop, t in (run_a, run_b):
+            stop.set()
+            t.join(10)
+        pub.close()
+    assert _stored(env["lake_root"]) == (600, 600)
+    c = Lake(env["lake_root"]).sql("SELECT meter_id, sum(value) AS s FROM consumption GROUP BY ALL ORDER BY 1")
+    assert c["s"].tolist() == pytest.approx([2.5 * 199] * 3)

@@ -25,8 +25,8 @@ from .cli_lake import DEFAULT_LAKE
 @click.option("--client-id", default=None, help="MQTT client id of this gateway process (default: the username).")
 @click.option("--root", default="wb", show_default=True, help="Topic root.")
 @click.option("--partition", default="0/1", show_default=True,
-              help="K/N: with N gateways (each its own broker user and session), this one stores the devices of "
-                   "partition K (a stable hash of the device id mod N) and acknowledges the rest to their owners.")
+              help="K/N: with N gateways (each its own broker user and session), this one subscribes to and stores "
+                   "the devices of partition K (a stable hash of the device id mod N); 0/1: all devices.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--batch-interval", type=click.FloatRange(min=0.01), default=0.25, show_default=True,
               help="Seconds between batch writes when fewer than --batch-size messages are waiting.")
@@ -83,4 +83,5 @@ def gateway_command(broker, lake_root, registry_url, username, password_env, cli
     stats = gw.run(stop)
     click.echo(f"gateway stopped: {stats.received} received, {stats.acked} acknowledged, {stats.readings} "
                f"readings stored, {stats.duplicates} duplicates dropped, {stats.quarantined} quarantined "
-               f"({stats.unstorable} because storing them failed), {stats.others} left to other partitions", err=True)
+               f"({stats.unstorable} because storing them failed); {stats.subscriptions} telemetry subscriptions held",
+               err=True)

@@ -21,6 +21,10 @@ Duties are split so that the registry stays the only home of credentials:
   Mosquitto 2.0.11's plugin has no ``%u`` substitution), one role per platform role
   (``platform:gateway`` …, topic patterns), default access denied.  A user the plugin does not know
   is denied everything (there is no ACL file to fall back on).
+* no acknowledged message for nobody — a device is enabled only once a gateway's persistent
+  session subscribes to its telemetry (:func:`waiting_devices`; gateways record their
+  subscriptions in the registry): until then the broker refuses it, so the device keeps its data
+  instead of the broker acknowledging it and dropping it for want of a subscriber.
 * a running broker — the plugin reads its JSON document only at start; :class:`BrokerAdmin` applies
   the registry's rules through the plugin's control topic ``$CONTROL/dynamic-security/v1`` (as a
   platform user with the ``admin`` role): it creates and changes roles and clients, disables
@@ -50,6 +54,7 @@ __all__ = [
     "device_rules",
     "platform_rules",
     "role_name",
+    "waiting_devices",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,18 +105,34 @@ def role_name(device) -> str:
     return f"platform:{device.type}" if device.type in PLATFORM_ROLES else f"device:{device.device_id}"
 
 
+def waiting_devices(registry: DeviceRegistry, devices=None) -> list[str]:
+    """Active devices no gateway's session subscribes to yet (see
+    :meth:`~workbench.devices.registry.DeviceRegistry.coverage`): the broker would acknowledge
+    their telemetry and hand it to nobody, so they stay disabled until a gateway subscribes.
+    Empty while no gateway has ever subscribed (a new deployment: start the gateways first)."""
+    coverage = registry.coverage()
+    if coverage is None:
+        return []
+    devices = registry.list(status="active") if devices is None else devices
+    return sorted(d.device_id for d in devices if d.status == "active" and d.type not in PLATFORM_ROLES
+                  and not (coverage.get(d.device_id) or coverage.get("*")))
+
+
 def access_document(registry: DeviceRegistry, *, root: str = "wb",
                     platform_users: Iterable[str] | None = None) -> dict:
     """The plugin's JSON document (``dynamic-security.json``) for the registry: every device with a
-    credential — active ones enabled, isolated ones ``disabled`` — and the active platform users
-    (only those named in ``platform_users`` when given), each with its role; retired devices are
-    left out (unknown to the plugin = denied everything).  No passwords: see the module doc."""
+    credential — active ones enabled, isolated ones and those no gateway subscribes to yet
+    (:func:`waiting_devices`) ``disabled`` — and the active platform users (only those named in
+    ``platform_users`` when given), each with its role; retired devices are left out (unknown to
+    the plugin = denied everything).  No passwords: see the module doc."""
     from workbench.devices.broker import validate_root
 
     validate_root(root)
     wanted = None if platform_users is None else set(platform_users)
+    everything = sorted(registry.list(), key=lambda d: d.device_id)
+    waiting = set(waiting_devices(registry, everything))
     clients, roles = [], {}
-    for d in sorted(registry.list(), key=lambda d: d.device_id):
+    for d in everything:
         if d.type in PLATFORM_ROLES:
             if d.status != "active" or (wanted is not None and d.device_id not in wanted):
                 continue
@@ -122,8 +143,10 @@ def access_document(registry: DeviceRegistry, *, root: str = "wb",
             rules = device_rules(root, d.device_id)
         name = role_name(d)
         roles[name] = rules
+        why = d.status if d.status != "active" else ("waiting for a gateway subscription"
+                                                     if d.device_id in waiting else None)
         clients.append({"username": d.device_id, "textname": d.type, "roles": [{"rolename": name}],
-                        **({"disabled": True} if d.status != "active" else {})})
+                        **({"disabled": True, "textdescription": why} if why else {})})
     return {"defaultACLAccess": dict(DEFAULT_ACL_ACCESS), "clients": clients, "groups": [],
             "roles": [{"rolename": name, "acls": [{"acltype": t, "topic": topic, "priority": 0, "allow": True}
                                                   for t, topic in rules]}

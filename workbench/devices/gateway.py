@@ -2,17 +2,22 @@
 nothing counted twice, and no message can stop it.
 
 * One persistent MQTT v5 session per gateway process (client id = its broker user,
-  ``clean_start=False``, session expiry) with a plain QoS 1 subscription to
-  ``<root>/+/telemetry``.  Messages that arrive while the gateway is down wait in its session;
-  the broker keeps sessions and plain subscriptions across a clean restart (persistence).  Shared
+  ``clean_start=False``, session expiry) with plain QoS 1 subscriptions to ``<root>/+/telemetry``
+  (one gateway) or to its partition's ``<root>/<device>/telemetry`` topics.  Messages that arrive
+  while the gateway is down wait in its session; the broker keeps sessions and plain
+  subscriptions across a clean restart (persistence).  Shared
   subscriptions (``$share/…``) are NOT used: Mosquitto 2.0.11 does not restore them after a restart,
   so messages published before the gateways resubscribe went nowhere (measured: up to 775 of 2,400
   acknowledged readings lost per restart).
-* Scale-out: ``partition=(k, n)`` — every gateway's session receives every message; gateway ``k``
-  stores the devices whose stable hash (BLAKE2b of the id) is ``k`` modulo ``n`` and acknowledges
-  the others at once (their owner has its own copy in its own session).  A gateway that is down
-  delays only its own devices; nothing depends on the broker remembering a shared group.  See
-  docs/architecture.md ("Durability") for the procedure to change ``n``.
+* Scale-out: ``partition=(k, n)`` — gateway ``k`` subscribes (in its own persistent session) to
+  the telemetry topic of every device whose stable hash (BLAKE2b of the id) is ``k`` modulo ``n``,
+  follows the registry as devices come and go, and records its subscriptions in the registry; one
+  gateway (``0/1``) holds the wildcard.  The broker's access rules enable a device only once some
+  gateway's session covers it (:func:`workbench.devices.access.waiting_devices`), so no message is
+  acknowledged for nobody.  A topic a gateway no longer wants (``n`` changed) is dropped only when
+  another gateway covers it; until then both store it and the lake drops the duplicates.  A
+  gateway that is down delays only its own devices; nothing depends on the broker remembering a
+  shared group.
 * Acknowledgement is manual (paho ``manual_ack_set(True)``): messages are collected into batches
   (``batch_size`` messages, ``max_batch_bytes`` or ``batch_interval`` seconds) and a batch's
   PUBACKs are sent only after :meth:`workbench.lake.Lake.ingest` has stored it (commit-before-ack),
@@ -267,7 +272,7 @@ class GatewayStats:
     quarantined: int = 0
     failures: int = 0                  # batches whose storing failed as a whole (retried, nothing acked)
     unstorable: int = 0                # messages quarantined because storing them failed (batch split)
-    others: int = 0                    # messages of other partitions, acknowledged unread
+    subscriptions: int = 0             # telemetry topics this gateway's session holds ("*" counts 1)
     stale: int = 0                     # messages of an earlier connection, left to the broker's redelivery
     max_latency_ms: float = 0.0        # device ts → stored, oldest reading of the last batch
 
@@ -316,7 +321,12 @@ class Gateway:
         self._generation = 0
         self._ack_lock = threading.Lock()
         self._had_session = False
-        self._owned: dict[str, bool] = {}
+        self.username = username
+        # telemetry subscriptions of this gateway's session: device ids, or "*" (all devices)
+        self._held: set[str] = set()
+        self._need_sync = threading.Event()
+        self._sub_done: dict[int, list] = {}
+        self._sub_cond = threading.Condition()
         self._failing = 0
         self._bug_logged_at = 0.0
         self._devices: dict = {}
@@ -338,12 +348,17 @@ class Gateway:
         c.on_connect_fail = self._on_connect_fail
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
+        c.on_unsubscribe = self._on_subscribe
         c.reconnect_delay_set(0.2, 5)
 
     # ------------------------------------------------------------------ MQTT callbacks (network thread)
     @property
     def topic(self) -> str:
+        """The wildcard telemetry topic (one gateway: ``partition`` 0/1)."""
         return f"{self.root}/+/telemetry"
+
+    def _topic_of(self, device: str) -> str:
+        return self.topic if device == "*" else f"{self.root}/{device}/telemetry"
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -353,16 +368,16 @@ class Gateway:
             log.error("gateway %s: the broker no longer had this gateway's session (broker crash without "
                       "persistence, or the session expired): messages published meanwhile are lost", self.client_id)
         self._had_session = True
-        client.subscribe(self.topic, qos=1)
         log.info("gateway %s connected to %s:%s (session present: %s)", self.client_id, self.host, self.port,
                  flags.session_present)
+        self._need_sync.set()                  # (re)subscribe from the main thread
+        self._wake.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        if any(rc.is_failure for rc in reason_codes):
-            log.error("gateway %s: subscription to %s refused: %s", self.client_id, self.topic, reason_codes)
-            return
-        self._connected.set()
-        log.info("gateway %s subscribed to %s (partition %d/%d)", self.client_id, self.topic, *self.partition)
+        """SUBACK and UNSUBACK: the reason code of each topic, handed to the waiting main thread."""
+        with self._sub_cond:
+            self._sub_done[mid] = list(reason_codes) if isinstance(reason_codes, list) else [reason_codes]
+            self._sub_cond.notify_all()
 
     def _on_connect_fail(self, client, userdata):
         log.warning("gateway %s: cannot reach the broker at %s:%s; retrying", self.client_id, self.host, self.port)
@@ -373,28 +388,84 @@ class Gateway:
         self._connected.clear()
         log.warning("gateway %s disconnected: %s", self.client_id, reason_code)
 
-    def _mine(self, topic: str) -> bool:
-        device_id = topic[len(self.root) + 1: -len("/telemetry")]
-        owned = self._owned.get(device_id)
-        if owned is None:
-            if len(self._owned) > 100_000:
-                self._owned.clear()
-            owned = self._owned[device_id] = owner(device_id, self.partition[1]) == self.partition[0]
-        return owned
-
     def _on_message(self, client, userdata, msg):
+        # every message is stored: the gateway receives only what its subscriptions cover
         self.stats.received += 1
-        if self.partition[1] > 1 and not self._mine(msg.topic):
-            if msg.qos:                        # its owner stores it from its own session's copy
-                client.ack(msg.mid, msg.qos)
-            self.stats.others += 1
-            return
         item = (msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time(), self._generation)
         with self._lock:
             self._pending.append(item)
             n = len(self._pending)
         if n >= self.batch_size:
             self._wake.set()
+
+    # ------------------------------------------------------------------ subscriptions (main thread)
+    def _wanted(self) -> set[str]:
+        """The telemetry topics this gateway should hold: ``{"*"}`` alone (partition 0/1), else
+        every device (not retired, not a platform user) whose :func:`owner` is this partition."""
+        k, n = self.partition
+        if n == 1:
+            return {"*"}
+        return {d.device_id for d in self._devices.values()
+                if not d.is_platform and d.status != "retired" and owner(d.device_id, n) == k}
+
+    def _request(self, unsubscribe: bool, devices: list[str], timeout: float = 10.0) -> list[str]:
+        """(Un)subscribe ``devices`` in chunks of 1,000 topics; returns those the broker confirmed."""
+        done = []
+        for k in range(0, len(devices), 1000):
+            chunk = devices[k:k + 1000]
+            topics = [self._topic_of(d) for d in chunk]
+            if unsubscribe:
+                rc, mid = self.client.unsubscribe(topics)
+            else:
+                rc, mid = self.client.subscribe([(t, 1) for t in topics])
+            if rc != 0:
+                return done                    # not connected: the next connect syncs again
+            with self._sub_cond:
+                if not self._sub_cond.wait_for(lambda mid=mid: mid in self._sub_done, timeout):
+                    return done
+                codes = self._sub_done.pop(mid)
+            for d, code in zip(chunk, codes + [None] * (len(chunk) - len(codes)), strict=True):
+                if code is not None and not code.is_failure:
+                    done.append(d)
+                else:
+                    log.error("gateway %s: %s %s refused: %s", self.client_id,
+                              "unsubscribing from" if unsubscribe else "subscription to", self._topic_of(d), code)
+        return done
+
+    def _sync_subscriptions(self) -> None:
+        """Make the session hold :meth:`_wanted` — new topics first; a topic it no longer wants is
+        dropped only when another gateway's session covers it (else it is kept, and its messages
+        stored here too: duplicates are dropped by the lake) — and record the result in the
+        registry, which the broker's access rules wait for (:func:`~workbench.devices.access.waiting_devices`)."""
+        self._need_sync.clear()
+        wanted = self._wanted()
+        # after a (re)connect everything wanted is subscribed again: cheap, and right even if the
+        # broker lost the session
+        added = self._request(False, sorted(wanted))
+        if len(added) < len(wanted):
+            self._need_sync.set()              # retried at the next refresh
+        held = (self._held | set(added))
+        extra = held - wanted
+        if extra:
+            others = set().union(*[v for g, v in self.registry.subscriptions_of().items() if g != self.username])
+            if "*" in others:
+                droppable = sorted(extra)
+            elif "*" in extra:
+                devices = {d.device_id for d in self._devices.values() if not d.is_platform and d.status != "retired"}
+                droppable = sorted(extra - {"*"} & others) + (["*"] if devices - wanted <= others else [])
+            else:
+                droppable = sorted(extra & others)
+            if len(droppable) < len(extra):
+                log.info("gateway %s: keeping %d subscriptions of other partitions until their gateways "
+                         "subscribe", self.client_id, len(extra) - len(droppable))
+            held -= set(self._request(True, droppable))
+        self._held = held
+        self.registry.set_subscriptions(self.username, held, partition="%d/%d" % self.partition)
+        self.stats.subscriptions = len(held)
+        if not self._need_sync.is_set():
+            self._connected.set()
+            log.info("gateway %s subscribed to %s (partition %d/%d, %d topics)", self.client_id,
+                     self.topic if held == {"*"} else f"{len(held)} devices' telemetry", *self.partition, len(held))
 
     # ------------------------------------------------------------------ registry
     def _refresh(self) -> None:
@@ -405,7 +476,13 @@ class Gateway:
             return
         from workbench.identifiers.middleware import SourceRegistry
 
-        self._devices = {d.device_id: d for d in self.registry.list()}
+        devices = {d.device_id: d for d in self.registry.list()}
+        if self.partition[1] > 1 and {k for k, d in devices.items() if d.status != "retired"} != \
+                {k for k, d in self._devices.items() if d.status != "retired"}:
+            self._need_sync.set()              # devices came or went: subscriptions follow
+        self._devices = devices
+        if self._held - self._wanted():
+            self._need_sync.set()              # topics kept for another partition: covered yet?
         # the identifier middleware carries each device's identifier into the curated readings
         self._sources = SourceRegistry.from_mapping(
             {("meter", d.device_id): d.identifier for d in self._devices.values() if d.identifier})
@@ -513,11 +590,12 @@ class Gateway:
         self.stats.quarantined += report.rows_quarantined
         return report.to_dict()
 
-    def process(self, batch: list) -> dict:
+    def process(self, batch: list, *, refresh: bool = True) -> dict:
         """Validate and store one batch; returns the ingest report as a dict.  A message that
         cannot be stored is quarantined with its reason; raises if storing failed (then nothing is
-        acknowledged)."""
-        self._refresh()
+        acknowledged).  ``refresh``: follow the registry first."""
+        if refresh:
+            self._refresh()
         now_ms = int(time.time() * 1000)
         rows, telemetry, rejected = [], [], []
         loads = orjson.loads
@@ -539,18 +617,22 @@ class Gateway:
         self.stats.max_latency_ms = time.time() * 1000 - oldest if oldest is not None else 0.0
         return report
 
-    def _store(self, batch: list) -> list[dict]:
-        """Store ``batch``; if that fails, split it in halves until the message that makes it fail
-        is alone, and quarantine that message with the failure as its reason.  Raises only if the
+    def _store(self, batch: list, *, again: bool = True) -> list[dict]:
+        """Store ``batch`` (once more after a short pause if it fails: a passing fault is not a
+        message's); if it still fails, split it in halves until the message that makes it fail is
+        alone, and quarantine that message with the failure as its reason.  Raises only if the
         quarantine write fails too (the lake itself is failing: nothing may be acknowledged)."""
         try:
-            return [self.process(batch)]
+            return [self.process(batch, refresh=False)]
         except Exception as exc:  # noqa: BLE001 - which message (if any) is at fault is found below
-            if len(batch) > 1:
-                log.warning("gateway %s: storing %d messages failed (%s: %s); splitting the batch", self.client_id,
+            if again:
+                log.warning("gateway %s: storing %d messages failed (%s: %s); trying once more", self.client_id,
                             len(batch), type(exc).__name__, exc)
+                time.sleep(0.2)
+                return self._store(batch, again=False)
+            if len(batch) > 1:
                 half = len(batch) // 2
-                return self._store(batch[:half]) + self._store(batch[half:])
+                return self._store(batch[:half], again=False) + self._store(batch[half:], again=False)
             return [self._quarantine_unstorable(batch[0], exc)]
 
     def _quarantine_unstorable(self, item, exc: Exception) -> dict:
@@ -583,6 +665,7 @@ class Gateway:
         if not batch:
             return 0
         try:
+            self._refresh()                    # a registry failure is the platform's, not a message's
             reports = self._store(batch)
         except Exception:  # the lake is failing: keep the messages, retry with back-off
             self.stats.failures += 1
@@ -600,6 +683,16 @@ class Gateway:
             for report in reports:
                 self.on_batch(report, self.stats)
         return len(batch)
+
+    def _maintain(self) -> None:
+        """Follow the registry (every ``registry_refresh`` s) and keep the subscriptions in line;
+        a failure (registry unreachable) is logged and tried again next round."""
+        try:
+            self._refresh()
+            if self._need_sync.is_set() and self.client.is_connected():
+                self._sync_subscriptions()
+        except Exception:  # noqa: BLE001 - the stream goes on with what is known; next round again
+            log.exception("gateway %s: following the device registry failed", self.client_id)
 
     def _maybe_rollup(self) -> None:
         if self.rollup_every is None or time.monotonic() - self._rollup_at < self.rollup_every:
@@ -621,6 +714,8 @@ class Gateway:
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
+        # what this gateway's session held when it last ran (kept by the broker with the session)
+        self._held = self.registry.subscriptions_of(self.username).get(self.username, set())
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
@@ -642,6 +737,7 @@ class Gateway:
                 self._wake.clear()
                 while self._flush() >= self.batch_size:
                     pass
+                self._maintain()
                 self._maybe_rollup()
             self._flush()
         finally:

@@ -332,6 +332,16 @@ class DeviceRegistry:
             sa.Column("before", sa.JSON, nullable=True),
             sa.Column("after", sa.JSON, nullable=True),
         )
+        # which gateway's persistent session holds a subscription to which device's telemetry
+        # ('*': all devices) — a device is enabled at a running broker only once one does
+        # (workbench.devices.access), so nothing it sends is acknowledged and then dropped
+        self.subscriptions = sa.Table(
+            "subscriptions", md,
+            sa.Column("gateway", sa.String(64), primary_key=True),
+            sa.Column("device_id", sa.String(64), primary_key=True),
+            sa.Column("partition", sa.String(16), nullable=False),
+            sa.Column("at", sa.DateTime, nullable=False),
+        )
         md.create_all(self.engine)
 
     # ------------------------------------------------------------------ helpers
@@ -702,8 +712,58 @@ class DeviceRegistry:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    # ------------------------------------------------------------------ gateway subscriptions
+    def set_subscriptions(self, gateway: str, devices: Iterable[str], *, partition: str = "0/1") -> None:
+        """Record that ``gateway``'s session now holds exactly the telemetry subscriptions of
+        ``devices`` (``"*"``: the wildcard, all devices) — the gateway calls it after its SUBACKs
+        and after unsubscribing."""
+        wanted = set(devices)
+        t = self.subscriptions
+        with self.engine.begin() as conn:
+            have = set(conn.execute(sa.select(t.c.device_id).where(t.c.gateway == gateway)).scalars())
+            gone = have - wanted
+            if gone:
+                for chunk in _chunks(sorted(gone), 500):
+                    conn.execute(sa.delete(t).where(t.c.gateway == gateway, t.c.device_id.in_(chunk)))
+            new = wanted - have
+            if new:
+                now = _now()
+                conn.execute(sa.insert(t), [{"gateway": gateway, "device_id": d, "partition": partition, "at": now}
+                                            for d in sorted(new)])
+
+    def subscriptions_of(self, gateway: str | None = None) -> dict[str, set[str]]:
+        """``{gateway: {device ids or "*"}}`` of active gateway users (all, or one)."""
+        t, d = self.subscriptions, self.devices
+        q = (sa.select(t.c.gateway, t.c.device_id).join(d, d.c.device_id == t.c.gateway)
+             .where(d.c.status == "active", d.c.type == "gateway"))
+        if gateway is not None:
+            q = q.where(t.c.gateway == gateway)
+        out: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for g, dev in conn.execute(q):
+                out.setdefault(g, set()).add(dev)
+        return out
+
+    def coverage(self) -> dict[str, set[str]] | None:
+        """``{device_id: {gateways whose session holds its telemetry topic}}`` (a wildcard gateway
+        covers every device: key ``"*"``), or ``None`` while no gateway has ever subscribed (a new
+        deployment: nothing to wait for yet)."""
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(sa.func.count()).select_from(self.subscriptions)).scalar() == 0:
+                return None
+        out: dict[str, set[str]] = {}
+        for g, devices in self.subscriptions_of().items():
+            for dev in devices:
+                out.setdefault(dev, set()).add(g)
+        return out
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _chunks(items: list, n: int):
+    for k in range(0, len(items), n):
+        yield items[k:k + n]
 
 
 def _replace(dev: Device, **changes) -> Device:
