@@ -434,7 +434,7 @@ def test_a_device_is_enabled_only_once_a_gateway_subscribes_to_it(env, tmp_path)
         pw = env["reg"].provision(new, type="electricity_meter", node_id="F01", collector="C-F01",
                                   quantities={"register": "kWh"})
         with BrokerAdmin("127.0.0.1", env["port"], username="platform-admin", password=creds["platform-admin"]) as admin:
-            apply = dict(admin=admin, pid=broker.proc.pid, root=ROOT, port=env["port"], user=env["user"])
+            apply = {"admin": admin, "pid": broker.proc.pid, "root": ROOT, "port": env["port"], "user": env["user"]}
             changes = apply_broker_config(env["reg"], files.conf.parent, **apply)
             assert "client M7 created" in changes and "client M7 disabled" in changes
             early = Probe("127.0.0.1", env["port"], new, pw)
@@ -503,3 +503,36 @@ def test_changing_the_number_of_gateways_keeps_every_device_covered(env, tmp_pat
     assert _stored(env["lake_root"]) == (600, 600)
     c = Lake(env["lake_root"]).sql("SELECT meter_id, sum(value) AS s FROM consumption GROUP BY ALL ORDER BY 1")
     assert c["s"].tolist() == pytest.approx([2.5 * 199] * 3)
+
+
+def test_subscriptions_kept_until_another_gateway_covers_them(tmp_path):
+    """The decision alone (no broker): gateway 0 of 2 holds the wildcard and two devices of the
+    other partition from an earlier life; it drops a topic only when another active gateway's
+    session covers it, and the wildcard only when every device it does not own is covered."""
+    from workbench.devices.gateway import owner
+
+    reg = DeviceRegistry(f"sqlite:///{tmp_path / 'r.db'}", prefix=PREFIX)
+    ids = [f"D{i}" for i in range(12)]
+    reg.provision_many([{"device_id": d, "type": "electricity_meter", "quantities": {"register": "kWh"}}
+                        for d in ids])
+    reg.ensure_platform_users({"gw-a": "gateway", "gw-b": "gateway"})
+    mine = {d for d in ids if owner(d, 2) == 0}
+    theirs = sorted(set(ids) - mine)
+    gw = Gateway("127.0.0.1", 1, Lake(tmp_path / "lake"), reg, username="gw-a", password="x", client_id="gw-a",
+                 root=ROOT, partition=(0, 2), rollup_every=None)
+    calls = []
+    gw._request = lambda unsub, devices: (calls.append((unsub, list(devices))), list(devices))[1]
+    gw._refresh()
+    gw._held = {"*", theirs[0], theirs[1]}
+    gw._sync_subscriptions()
+    assert gw._held == mine | {"*", theirs[0], theirs[1]}                 # nobody else covers anything
+    reg.set_subscriptions("gw-b", {theirs[0]}, partition="1/2")
+    gw._sync_subscriptions()
+    assert calls[-1] == (True, [theirs[0]])                               # covered elsewhere: dropped
+    assert gw._held == mine | {"*", theirs[1]}
+    reg.set_subscriptions("gw-b", set(theirs), partition="1/2")
+    gw._sync_subscriptions()
+    assert gw._held == mine and reg.subscriptions_of()["gw-a"] == mine
+    reg.set_status("gw-b", "isolated")                                    # an inactive gateway covers nothing
+    assert reg.subscriptions_of() == {"gw-a": mine}
+    reg.dispose()

@@ -207,9 +207,9 @@ def write_broker_config(registry: DeviceRegistry, out_dir, *, root: str = "wb", 
     ``max_inflight_bytes`` bound unacknowledged QoS 1 messages per client (a gateway that
     acknowledges after storing a batch needs a window at least its batch size; the bytes bound a
     gateway's memory); ``max_queued_messages`` is what a persistent session that is disconnected
-    or falling behind may queue before mosquitto silently DROPS messages — with every gateway
-    receiving every message, a gateway may be away for ``max_queued_messages`` ÷ the fleet's
-    message rate (2,000,000 ÷ 5,200 msg/s ≈ 6.4 min at the benchmark's load);
+    or falling behind may queue before mosquitto silently DROPS messages — a gateway may be away
+    for ``max_queued_messages`` ÷ its partition's message rate (2,000,000 ÷ 5,200 msg/s ≈ 6.4 min
+    for one gateway at the benchmark's load);
     ``max_packet_size`` — a client sending a larger packet is disconnected and the message never
     acknowledged; ``autosave_interval`` seconds between saves of the in-memory state — or, with
     ``autosave_on_changes``, messages and subscription changes between saves (a broker crash

@@ -452,7 +452,7 @@ class Gateway:
                 droppable = sorted(extra)
             elif "*" in extra:
                 devices = {d.device_id for d in self._devices.values() if not d.is_platform and d.status != "retired"}
-                droppable = sorted(extra - {"*"} & others) + (["*"] if devices - wanted <= others else [])
+                droppable = sorted((extra - {"*"}) & others) + (["*"] if devices - wanted <= others else [])
             else:
                 droppable = sorted(extra & others)
             if len(droppable) < len(extra):
@@ -460,7 +460,7 @@ class Gateway:
                          "subscribe", self.client_id, len(extra) - len(droppable))
             held -= set(self._request(True, droppable))
         self._held = held
-        self.registry.set_subscriptions(self.username, held, partition="%d/%d" % self.partition)
+        self.registry.set_subscriptions(self.username, held, partition=f"{self.partition[0]}/{self.partition[1]}")
         self.stats.subscriptions = len(held)
         if not self._need_sync.is_set():
             self._connected.set()
@@ -691,7 +691,7 @@ class Gateway:
             self._refresh()
             if self._need_sync.is_set() and self.client.is_connected():
                 self._sync_subscriptions()
-        except Exception:  # noqa: BLE001 - the stream goes on with what is known; next round again
+        except Exception:  # the stream goes on with what is known; next round again
             log.exception("gateway %s: following the device registry failed", self.client_id)
 
     def _maybe_rollup(self) -> None:
