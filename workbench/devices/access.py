@@ -188,8 +188,8 @@ class BrokerAdmin:
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self._refused = None
-        c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{username}-{uuid.uuid4().hex[:6]}",
-                                      protocol=mqtt.MQTTv5)
+        # the broker uses the user name as the client id: one admin connection at a time
+        c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)
         c.username_pw_set(username, password)
         if tls is not None:
             tls.apply(c)

@@ -284,8 +284,10 @@ class Gateway:
     :class:`~workbench.lake.Lake` (its meter registry should hold the devices that are meters).
     ``username``/``password``: the gateway's own broker credentials (a platform user with the
     ``gateway`` role).  ``client_id``: its persistent session's id (the broker sets it to the user
-    name anyway).  ``partition`` ``(k, n)``: store the devices of partition ``k`` of ``n`` (see
-    :func:`owner`); every gateway of a deployment uses the same ``n``.  ``tls``: a
+    name anyway).  ``partition`` ``(k, n)``: subscribe to and store the devices of partition ``k``
+    of ``n`` (see :func:`owner` and the module doc); every gateway of a deployment uses the same
+    ``n``.  ``registry_refresh``: seconds between looks at the registry (new devices, statuses).
+    ``tls``: a
     :class:`~workbench.devices.pki.ClientTLS` to connect over TLS — with a client certificate
     (``CN`` = the gateway's user, for the broker's certificate listener) no password is needed.
     """
@@ -441,9 +443,7 @@ class Gateway:
         wanted = self._wanted()
         # after a (re)connect everything wanted is subscribed again: cheap, and right even if the
         # broker lost the session
-        added = self._request(False, sorted(wanted))
-        if len(added) < len(wanted):
-            self._need_sync.set()              # retried at the next refresh
+        added = self._request(False, sorted(wanted))      # what is missing is tried at the next refresh
         held = (self._held | set(added))
         extra = held - wanted
         if extra:
@@ -462,7 +462,7 @@ class Gateway:
         self._held = held
         self.registry.set_subscriptions(self.username, held, partition=f"{self.partition[0]}/{self.partition[1]}")
         self.stats.subscriptions = len(held)
-        if not self._need_sync.is_set():
+        if len(added) == len(wanted):
             self._connected.set()
             log.info("gateway %s subscribed to %s (partition %d/%d, %d topics)", self.client_id,
                      self.topic if held == {"*"} else f"{len(held)} devices' telemetry", *self.partition, len(held))
@@ -481,8 +481,8 @@ class Gateway:
                 {k for k, d in self._devices.items() if d.status != "retired"}:
             self._need_sync.set()              # devices came or went: subscriptions follow
         self._devices = devices
-        if self._held - self._wanted():
-            self._need_sync.set()              # topics kept for another partition: covered yet?
+        if self._held ^ self._wanted():
+            self._need_sync.set()              # topics missing, or kept for another partition: covered yet?
         # the identifier middleware carries each device's identifier into the curated readings
         self._sources = SourceRegistry.from_mapping(
             {("meter", d.device_id): d.identifier for d in self._devices.values() if d.identifier})
