@@ -82,7 +82,7 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def setup(work: Path, n: int, port: int):
+def setup(work: Path, n: int, port: int, autosave_on_changes: int = 0):
     from workbench.devices import DeviceRegistry
     from workbench.devices.broker import DEFAULT_PLATFORM_USERS, write_broker_config
     from workbench.devices.registry import write_credentials
@@ -95,7 +95,9 @@ def setup(work: Path, n: int, port: int):
                                  "quantities": {"register": "kWh"}} for d in ids])
     users = {**DEFAULT_PLATFORM_USERS, **{f"platform-gateway-{k}": "gateway" for k in range(2, 9)}}
     files = write_broker_config(reg, work / "broker", port=port, platform_users=users,
-                                user="root" if os.geteuid() == 0 else None, log_types=("error", "warning", "notice"))
+                                user="root" if os.geteuid() == 0 else None, log_types=("error", "warning", "notice"),
+                                **({"autosave_on_changes": True, "autosave_interval": autosave_on_changes}
+                                   if autosave_on_changes else {}))
     creds.update(files.new_credentials)
     write_credentials(work / "credentials.json", creds)
     lake = Lake(work / "lake")
@@ -115,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--batch-interval", type=float, default=0.25)
     ap.add_argument("--drain", type=float, default=120.0)
+    ap.add_argument("--autosave-on-changes", type=int, default=0, metavar="N",
+                    help="the broker saves its state every N changes (default: every second)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 devices × 10 msg/s for 5 s")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -129,7 +133,7 @@ def main(argv=None) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     try:
         t0 = time.perf_counter()
-        reg_url, files, creds = setup(work, args.devices, port)
+        reg_url, files, creds = setup(work, args.devices, port, args.autosave_on_changes)
         print(f"setup: {args.devices} devices registered, broker config and lake meters in "
               f"{time.perf_counter() - t0:.1f} s ({work})", flush=True)
         broker = subprocess.Popen([exe, "-c", str(files.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -376,7 +376,8 @@ def run(work, *, seconds: float = 20.0, faults: tuple[str, ...] = ("gateway-kill
                 continue
             kind = rnd.choice(faults)
             k = rnd.randrange(gateways)
-            t = round(time.monotonic() - t_start, 2)
+            began = time.monotonic()
+            t = round(began - t_start, 2)
             if kind == "gateway-kill":
                 dep.kill_gateway(k)
                 time.sleep(rnd.uniform(0, 1.5))
@@ -399,7 +400,7 @@ def run(work, *, seconds: float = 20.0, faults: tuple[str, ...] = ("gateway-kill
             report.faults.append((t, kind, detail))
             say(f"{t:7.2f} s  {kind:<15} {detail:<18} published {pub.published:,}, acked {pub.n_acked:,}")
             step = seconds / (n_faults + 1) if n_faults else rnd.uniform(*interval)
-            next_at = time.monotonic() + step
+            next_at = max(began + step, time.monotonic() + 0.2)     # gaps from fault to fault
         pub.stop()
         t_drain = time.monotonic()
         if not pub.wait_acked(drain):
