@@ -197,8 +197,10 @@ from .cli_devices_manage import monitor as _monitor  # noqa: E402,F401  (registe
 main.add_command(devices_group)
 
 from .cli_gateway import gateway_command  # noqa: E402
+from .cli_registry import registry_group  # noqa: E402
 
 main.add_command(gateway_command)
+main.add_command(registry_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
