@@ -79,8 +79,9 @@ LAKE_TABLES = {
 }
 
 
-def write_lake_catalog(path, lake_root) -> Path:
-    """Write an Intake 2 catalog of a lake; ``lake_root`` relative to the catalog's folder.
+def write_lake_catalog(path, lake_root, *, enterprise: str | None = None) -> Path:
+    """Write an Intake 2 catalog of a lake; ``lake_root`` relative to the catalog's folder;
+    ``enterprise``: the catalog reads that enterprise's lake only (its entries carry the id).
 
     Each entry calls :func:`workbench.lake.read_table`, so it reads the live files of both tiers and
     takes retrieval filters at read time: ``cat["consumption"].read(node="F01", start="2025-03-01")``.
@@ -89,10 +90,14 @@ def write_lake_catalog(path, lake_root) -> Path:
 
     path = Path(path)
     root = "{CATALOG_DIR}/" + str(lake_root).strip("/")
-    cat = intake.entry.Catalog(metadata={"title": "Carbon Efficiency Workbench lake 数据湖", "root": root})
+    meta = {"title": "Carbon Efficiency Workbench lake 数据湖", "root": root}
+    if enterprise:
+        meta["enterprise_id"] = enterprise
+    cat = intake.entry.Catalog(metadata=meta)
     for name, desc in LAKE_TABLES.items():
         cat[name] = intake.readers.convert.GenericFunc(
             func=read_table, root=root, table=name, output_instance="pandas:DataFrame",
+            **({"enterprise": enterprise} if enterprise else {}),
             metadata={"description": desc, "filters": ["node", "identifier", "start", "end", "source",
                                                         "category", "meter", "columns"]})
     path.parent.mkdir(parents=True, exist_ok=True)

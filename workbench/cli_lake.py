@@ -12,6 +12,20 @@ import click
 DEFAULT_LAKE = os.environ.get("WORKBENCH_LAKE", "data/lake")
 _lake_option = click.option("--lake", "lake_root", default=DEFAULT_LAKE, show_default=True,
                             help="Lake root (folder or fsspec URL); env WORKBENCH_LAKE.")
+_enterprise_option = click.option("--enterprise", "enterprise", default=None, envvar="WORKBENCH_ENTERPRISE",
+                                  help="The enterprise's lake in the root (its enterprise_id; env "
+                                       "WORKBENCH_ENTERPRISE); none: the root's own.")
+
+
+def _lake(root, enterprise):
+    """The lake of ``enterprise`` at ``root`` (a clear error for a malformed id)."""
+    from .lake import Lake
+    from .registry.codes import CodeError
+
+    try:
+        return Lake(root, enterprise=enterprise)
+    except CodeError as exc:
+        _fail(f"--enterprise: {exc}")
 
 
 def _sender(sender):
@@ -36,6 +50,7 @@ def lake_group():
 @lake_group.command("ingest")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_lake_option
+@_enterprise_option
 @click.option("--kind", type=click.Choice(["readings", "activity"]), default="activity", show_default=True)
 @click.option("--source", default=None, help="Sending system name (default: the connector's).")
 @click.option("--sender", default=None, help="Who sends it (default: user:$USER).")
@@ -46,15 +61,14 @@ def lake_group():
               help="Attach identifiers and quarantine rows of unregistered sources: the identifier "
                    "node (http(s)://…) or its store (sqlite:///…, postgresql://…). Needs --prefix.")
 @click.option("--prefix", default=None, help="Enterprise identifier prefix, e.g. 88.123.4567.")
-def lake_ingest(file, lake_root, kind, source, sender, mapping, meters, identifiers_at, prefix):
+def lake_ingest(file, lake_root, enterprise, kind, source, sender, mapping, meters, identifiers_at, prefix):
     """Ingest one file (CSV, XLSX, PDF) through raw → preparation → curated."""
-    from .lake import Lake
     from .mapping import Mapping
     from .readings import read_meters
 
     from connectors import files as file_connector
 
-    lake = Lake(lake_root)
+    lake = _lake(lake_root, enterprise)
     if meters:
         lake.register_meters(read_meters(meters))
     registry = None
@@ -88,40 +102,38 @@ def _source_registry(where: str, prefix: str, lake):
 
 @lake_group.command("compact")
 @_lake_option
+@_enterprise_option
 @click.option("--before", default=None, help="Move hot days before this date (default: today).")
-def lake_compact(lake_root, before):
+def lake_compact(lake_root, enterprise, before):
     """Compact the hot tier into the cold tier (crash-safe)."""
-    from .lake import Lake
-
-    rep = Lake(lake_root).compact(before=before)
+    rep = _lake(lake_root, enterprise).compact(before=before)
     click.echo(json.dumps(rep))
 
 
 @lake_group.command("rollup")
 @_lake_option
+@_enterprise_option
 @click.option("--older-than", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="Merge hot files created at least this many seconds ago.")
 @click.option("--min-files", type=click.IntRange(min=2), default=20, show_default=True,
               help="Only days (per table) with at least this many such files.")
-def lake_rollup(lake_root, older_than, min_files):
+def lake_rollup(lake_root, enterprise, older_than, min_files):
     """Merge today's many small hot files (one per ingested batch) into one per table and day."""
-    from .lake import Lake
-
-    click.echo(json.dumps(Lake(lake_root).rollup(older_than_s=older_than, min_files=min_files)))
+    click.echo(json.dumps(_lake(lake_root, enterprise).rollup(older_than_s=older_than, min_files=min_files)))
 
 
 @lake_group.command("sql")
 @click.argument("query")
 @_lake_option
+@_enterprise_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def lake_sql(query, lake_root, fmt):
-    """Run SQL over the lake's views (readings, consumption, activity, invoices, quarantine, batches, meters)."""
+def lake_sql(query, lake_root, enterprise, fmt):
+    """Run SQL over the lake's views (readings, consumption, activity, invoices, quarantine, batches, meters)
+    of one enterprise."""
     import duckdb
 
-    from .lake import Lake
-
     try:
-        df = Lake(lake_root).sql(query)
+        df = _lake(lake_root, enterprise).sql(query)
     except duckdb.Error as exc:
         _fail(str(exc).splitlines()[0])
     if fmt == "csv":
@@ -135,11 +147,10 @@ def lake_sql(query, lake_root, fmt):
 
 @lake_group.command("batches")
 @_lake_option
-def lake_batches(lake_root):
+@_enterprise_option
+def lake_batches(lake_root, enterprise):
     """List the raw batches with their status and row counts."""
-    from .lake import Lake
-
-    b = Lake(lake_root).batches()
+    b = _lake(lake_root, enterprise).batches()
     cols = ["batch_id", "source", "connector", "kind", "sender", "status", "rows_in", "rows_curated",
             "rows_quarantined", "rows_duplicate", "received_at"]
     click.echo(b[cols].to_string(index=False) if len(b) else "no batches")
@@ -153,18 +164,17 @@ def import_group():
 @import_group.command("manual")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_lake_option
+@_enterprise_option
 @click.option("--sender", default=None)
-def import_manual(file, lake_root, sender):
+def import_manual(file, lake_root, enterprise, sender):
     """Import a manually kept CSV/XLSX of activity records (validated like every other source)."""
-    from .lake import Lake
-
     from connectors import manual
 
     try:
         result = manual.read_manual_file(file)
     except ValueError as exc:
         _fail(str(exc))
-    rep = Lake(lake_root).ingest(result, sender=_sender(sender))
+    rep = _lake(lake_root, enterprise).ingest(result, sender=_sender(sender))
     _print_report(rep)
     if rep.rows_quarantined:
         click.echo(f"{rep.rows_quarantined} record(s) quarantined — see `workbench lake sql "
@@ -174,11 +184,13 @@ def import_manual(file, lake_root, sender):
 @lake_group.command("load-demo")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_lake_option
-def lake_load_demo(data_dir, lake_root):
+@_enterprise_option
+def lake_load_demo(data_dir, lake_root, enterprise):
     """Load a generated demo enterprise into the lake (meters, boundary, rules, readings, ledger)."""
     from .demo_lake import load_demo
 
-    out = load_demo(data_dir, lake_root, sender=_sender(None))
+    _lake(lake_root, enterprise)            # a malformed --enterprise: one clear error
+    out = load_demo(data_dir, lake_root, sender=_sender(None), enterprise=enterprise)
     for name, rep in out.items():
         click.echo(f"{name}: {rep['status']}, {rep['rows_curated']:,} curated, "
                    f"{rep['rows_quarantined']:,} quarantined, {rep['rows_duplicate']:,} duplicates")
@@ -191,17 +203,17 @@ def quality_group():
 
 @quality_group.command("report")
 @_lake_option
+@_enterprise_option
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Rule file (default: the lake's configured rules, else the demo rules).")
 @click.option("--period", default=None, help="YYYY, YYYY-MM, YYYY-MM-DD or A..B (default: all data).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-def quality_report_cmd(lake_root, rules, period, out):
+def quality_report_cmd(lake_root, enterprise, rules, period, out):
     """Evaluate the quality rules and write the HTML report (scores, failed rules with examples, plots)."""
-    from .lake import Lake
     from .quality import RuleError
     from .reports.quality import quality_report
 
-    lake = Lake(lake_root)
+    lake = _lake(lake_root, enterprise)
     if "readings" not in lake.tables():
         _fail(f"the lake at {lake_root} holds no readings yet")
     try:

@@ -12,12 +12,13 @@ from .readings import read_meters
 __all__ = ["load_demo"]
 
 
-def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None) -> dict:
-    """Register meters and boundary, set the quality rules, ingest readings and the activity ledger."""
+def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, enterprise: str | None = None) -> dict:
+    """Register meters and boundary, set the quality rules, ingest readings and the activity ledger
+    (into ``enterprise``'s lake in the root when given)."""
     from connectors import activity_file, parquet
 
     data_dir = Path(data_dir)
-    lake = Lake(lake_root)
+    lake = Lake(lake_root, enterprise=enterprise)
     meters = read_meters(data_dir / "meters.csv")
     lake.register_meters(meters)
     lake.register_boundary(pd.read_csv(data_dir / "boundary.csv", dtype=str, keep_default_na=False))

@@ -17,6 +17,14 @@
 * **one writer at a time** — every ingest holds :meth:`Lake.ingest_lock` (an inter-process file
   lock) from its look-ups to its commit; :meth:`Lake.rollup` merges a day's small hot files while
   writers go on.
+* **many enterprises** — one lake root holds every enterprise: enterprise ``X``'s raw zone,
+  curated zone, quarantine, meters, boundary, watermarks and manifest live under
+  ``<root>/enterprises/X/`` (``Lake(root, enterprise="X")`` or ``lake.for_enterprise("X")``), and
+  every curated row carries ``enterprise_id``.  An enterprise's lake object sees only its own
+  manifest, so its reads cannot return another enterprise's rows (isolation by construction, not
+  by a filter someone may forget); ``retrieve``, ``connect``, ``sql`` and ``ingest`` take
+  ``enterprise=`` and go to that enterprise's lake.  A root used without an enterprise (lakes
+  made before enterprises existed, single-enterprise use) keeps its data at the top level.
 
 Crash safety: readers never list directories — the SQLite manifest (``files``) says which files are
 live.  Writers create files first and register them in one transaction; compaction registers the
@@ -43,7 +51,10 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-__all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "read_table"]
+__all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "ENTERPRISES_DIR", "read_table"]
+
+#: where a lake root keeps its enterprises' lakes
+ENTERPRISES_DIR = "enterprises"
 
 CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results", "telemetry")
 _SCHEMA = """
@@ -109,11 +120,17 @@ class Lake:
     """A lake rooted at ``root`` (a local folder or any fsspec URL).
 
     ``metadata`` is the SQLite file of the manifest; by default ``<root>/lake.db`` for a local
-    root, else a file under ``~/.cache/workbench``.
+    root, else a file under ``~/.cache/workbench``.  ``enterprise``: the enterprise's lake in that
+    root (see the module doc); ``None``: the root's own (unnamed) enterprise.
     """
 
-    def __init__(self, root, *, metadata: str | os.PathLike | None = None):
-        self.url = str(root)
+    def __init__(self, root, *, metadata: str | os.PathLike | None = None, enterprise: str | None = None):
+        from .registry.codes import check_enterprise_id
+
+        self.base_url = str(root)
+        self.enterprise = check_enterprise_id(enterprise) if enterprise else None
+        self.url = self.base_url if self.enterprise is None else \
+            f"{self.base_url.rstrip('/')}/{ENTERPRISES_DIR}/{self.enterprise}"
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.fs.makedirs(self.root, exist_ok=True)
@@ -133,6 +150,28 @@ class Lake:
             db.executescript(_SCHEMA)
             if "finished_at" not in {r[1] for r in db.execute("PRAGMA table_info(batches)")}:
                 db.execute("ALTER TABLE batches ADD COLUMN finished_at TEXT")   # lakes made before it
+
+    # ------------------------------------------------------------------ enterprises
+    def for_enterprise(self, enterprise: str | None) -> Lake:
+        """The lake of ``enterprise`` in this root (this lake itself when it is that one)."""
+        from .registry.codes import check_enterprise_id
+
+        eid = check_enterprise_id(enterprise) if enterprise else None
+        if eid == self.enterprise:
+            return self
+        cache = self.__dict__.setdefault("_enterprise_lakes", {})
+        if eid not in cache:
+            cache[eid] = Lake(self.base_url, enterprise=eid)
+        return cache[eid]
+
+    def enterprises(self) -> list[str]:
+        """The named enterprises this root holds a lake of."""
+        fs, base = fsspec.core.url_to_fs(self.base_url)
+        folder = f"{base.rstrip('/')}/{ENTERPRISES_DIR}"
+        if not fs.exists(folder):
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)
+                      if fs.isdir(p))
 
     # ------------------------------------------------------------------ metadata
     @contextlib.contextmanager
@@ -257,10 +296,17 @@ class Lake:
 
     def retrieve(self, table: str = "consumption", *, node: str | None = None, identifier: str | None = None,
                  start=None, end=None, source: str | None = None, category: str | None = None,
-                 meter: str | None = None, columns=None, con=None) -> pd.DataFrame:
+                 meter: str | None = None, columns=None, con=None, enterprise: str | None = None) -> pd.DataFrame:
         """Rows of a curated table filtered by boundary node (and everything below it), identifier,
         time range [start, end), sending system (``source``), accounting source (``category``) and
-        meter (for ``telemetry``: the device) (seed §8.3)."""
+        meter (for ``telemetry``: the device) (seed §8.3).  ``enterprise``: read that
+        enterprise's lake (only its rows)."""
+        if enterprise is not None and enterprise != self.enterprise:
+            if con is not None:
+                raise LakeError("retrieve: a connection belongs to one enterprise's lake; pass enterprise or con")
+            return self.for_enterprise(enterprise).retrieve(
+                table, node=node, identifier=identifier, start=start, end=end, source=source, category=category,
+                meter=meter, columns=columns)
         own = con is None
         con = con or self.connect(tables=[table])
         try:
@@ -413,6 +459,9 @@ class Lake:
         # one dictionary entry, not a string per row
         tbl = tbl.append_column("batch_id", pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(len(df), dtype=np.int32)), pa.array([batch_id], pa.string())))
+        if self.enterprise is not None and "enterprise_id" not in tbl.column_names:
+            tbl = tbl.append_column("enterprise_id", pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(df), dtype=np.int32)), pa.array([self.enterprise], pa.string())))
         day = pd.to_datetime(df[date_column]).to_numpy().astype("datetime64[D]")
         d0 = day.min()
         offset = (day - d0).astype(np.int64)
@@ -526,6 +575,8 @@ class Lake:
                 lambda r: json.dumps(r.to_dict(), ensure_ascii=False), axis=1).to_numpy(),
             "quarantined_at": _now(),
         })
+        if self.enterprise is not None:
+            q["enterprise_id"] = self.enterprise
         path = self._path("quarantine", f"{batch_id}.parquet")
         self._write_parquet(q, path)
         row = (path, "quarantine", "hot", batch_id[:8], len(q), batch_id, None, 1, _now(), None)
@@ -558,14 +609,18 @@ class Lake:
         return path if self.local else f"{self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol}://{path}"
 
     def connect(self, con: duckdb.DuckDBPyConnection | None = None, *, tables=None, registries: bool = True,
-                between=None) -> duckdb.DuckDBPyConnection:
+                between=None, enterprise: str | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the lake's tables as views (live files of both tiers).
 
         ``tables`` limits the views to those named; ``registries=False`` leaves out the
         ``batches`` and ``meters`` views; ``between=(lo, hi)`` (timestamps) takes only the files
         whose day (hot tier) or month (cold tier) partition overlaps that span — the ingest path's
-        look-ups stay fast however many hot files the lake holds.
+        look-ups stay fast however many hot files the lake holds.  ``enterprise``: the views of
+        that enterprise's lake.
         """
+        if enterprise is not None and enterprise != self.enterprise:
+            return self.for_enterprise(enterprise).connect(con, tables=tables, registries=registries,
+                                                           between=between)
         con = con or duckdb.connect()
         if not self.local:
             con.register_filesystem(self.fs)
@@ -602,8 +657,9 @@ class Lake:
             con.execute("CREATE OR REPLACE VIEW meters AS SELECT * FROM meters_df")
         return con
 
-    def sql(self, query: str, params=None) -> pd.DataFrame:
-        con = self.connect()
+    def sql(self, query: str, params=None, *, enterprise: str | None = None) -> pd.DataFrame:
+        """A query over :meth:`connect`'s views (of ``enterprise``'s lake when given)."""
+        con = self.connect(enterprise=enterprise)
         try:
             return con.execute(query, params or []).df()
         finally:
@@ -741,12 +797,18 @@ class Lake:
         return n
 
     # ------------------------------------------------------------------ ingest
-    def ingest(self, result, *, sender: str, mapping=None, previous=None, identifiers=None) -> IngestReport:
+    def ingest(self, result, *, sender: str, mapping=None, previous=None, identifiers=None,
+               enterprise: str | None = None) -> IngestReport:
         """The one write path: raw zone → mapping → identifiers → preparation → curated zone (+ quarantine).
 
         ``identifiers``: a :class:`workbench.identifiers.middleware.SourceRegistry`; records whose
-        source is not registered are quarantined with the reason (see :func:`workbench.ingest.ingest`)."""
+        source is not registered are quarantined with the reason (see :func:`workbench.ingest.ingest`).
+        ``enterprise``: into that enterprise's lake."""
         from . import ingest as _ingest
+
+        if enterprise is not None and enterprise != self.enterprise:
+            return self.for_enterprise(enterprise).ingest(result, sender=sender, mapping=mapping,
+                                                          identifiers=identifiers)
 
         return _ingest.ingest(self, result, sender=sender, mapping=mapping, identifiers=identifiers)
 
@@ -797,9 +859,10 @@ def _chunks(items: list, n: int):
         yield items[k:k + n]
 
 
-def read_table(root, table: str, metadata=None, **filters) -> pd.DataFrame:
-    """A curated table of the lake at ``root``, filtered (:meth:`Lake.retrieve`) — the catalog's reader."""
-    return Lake(root, metadata=metadata).retrieve(table, **filters)
+def read_table(root, table: str, metadata=None, enterprise: str | None = None, **filters) -> pd.DataFrame:
+    """A curated table of ``enterprise``'s lake at ``root``, filtered (:meth:`Lake.retrieve`) — the
+    catalog's reader."""
+    return Lake(root, metadata=metadata, enterprise=enterprise or None).retrieve(table, **filters)
 
 
 def _serialise(df: pd.DataFrame) -> bytes:
