@@ -63,10 +63,10 @@ def lake_group():
 @click.option("--prefix", default=None, help="Enterprise identifier prefix, e.g. 88.123.4567.")
 def lake_ingest(file, lake_root, enterprise, kind, source, sender, mapping, meters, identifiers_at, prefix):
     """Ingest one file (CSV, XLSX, PDF) through raw → preparation → curated."""
+    from connectors import files as file_connector
+
     from .mapping import Mapping
     from .readings import read_meters
-
-    from connectors import files as file_connector
 
     lake = _lake(lake_root, enterprise)
     if meters:
