@@ -536,3 +536,39 @@ def test_subscriptions_kept_until_another_gateway_covers_them(tmp_path):
     reg.set_status("gw-b", "isolated")                                    # an inactive gateway covers nothing
     assert reg.subscriptions_of() == {"gw-a": mine}
     reg.dispose()
+
+
+def test_each_enterprises_devices_go_to_its_own_lake(tmp_path):
+    """Two enterprises, each with its meter M1, behind one broker and one gateway: the devices
+    (ids A-M1, B-M1) carry their enterprise and meter links; every message lands in its
+    enterprise's lake under the meter id; a message of an unknown device is quarantined in the
+    root's own lake."""
+    reg = DeviceRegistry(f"sqlite:///{tmp_path / 'r.db'}", prefix=PREFIX)
+    for e, dev, prefix in (("ent-a", "A-M1", "88.123.4567"), ("ent-b", "B-M1", "88.123.4568")):
+        reg.provision(dev, type="electricity_meter", node_id="F01", quantities={"register": "kWh"},
+                      enterprise_id=e, meter_id="M1", prefix=prefix)      # each enterprise its own prefix
+        assert (reg.get(dev).enterprise_id, reg.get(dev).meter_id) == (e, "M1")
+    root = Lake(tmp_path / "lake")
+    for e in ("ent-a", "ent-b"):
+        root.for_enterprise(e).register_meters(pd.DataFrame({"meter_id": ["M1"], "node_id": "F01", "unit": "kWh",
+                                                              "item": "electricity", "register": "cumulative"}))
+    gw = Gateway("127.0.0.1", 1, root, reg, username="gw", password="x", root=ROOT, rollup_every=None)
+    t0 = START_MS
+    batch = [(k + 1, 1, f"{ROOT}/{dev}/telemetry",
+              json.dumps({"ts": t0 + k * STEP_MS, "values": {"register": base + 5.0 * k}}).encode(), time.time(), 0)
+             for dev, base in (("A-M1", 100.0), ("B-M1", 9000.0)) for k in range(4)]
+    batch.append((99, 1, f"{ROOT}/GHOST/telemetry", b'{"ts": 1, "values": {}}', time.time(), 0))
+    rep = gw.process(batch)
+    assert rep["rows_curated"] == 8 and rep["rows_quarantined"] == 1
+    assert sorted(r["enterprise"] for r in rep["reports"]) == ["", "ent-a", "ent-b"]
+    for e, base in (("ent-a", 100.0), ("ent-b", 9000.0)):
+        r = root.retrieve("readings", enterprise=e)
+        assert r["meter_id"].unique().tolist() == ["M1"] and sorted(r["value"]) == [base + 5.0 * k for k in range(4)]
+        c = root.retrieve("consumption", enterprise=e)
+        assert c["value"].sum() == pytest.approx(15.0)                  # 3 intervals of 5 kWh, own register
+        assert set(r["identifier"]) == {reg.get({"ent-a": "A-M1", "ent-b": "B-M1"}[e]).identifier}
+    q = root.sql("SELECT reason FROM quarantine")
+    assert len(q) == 1 and "unknown device 'GHOST'" in q["reason"][0]
+    raw_a = root.for_enterprise("ent-a").read_raw(root.for_enterprise("ent-a").batches()["batch_id"][0])
+    assert b"A-M1" in raw_a and b"B-M1" not in raw_a                       # each raw zone keeps its own
+    reg.dispose()

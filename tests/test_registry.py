@@ -107,7 +107,10 @@ def test_the_demo_enterprise_imports_once_and_reads_back(store, cement):
     assert old["meter_id"] in in_service[day_before] and new["meter_id"] not in in_service[day_before]
     assert old["meter_id"] not in in_service[old["removed"]] and new["meter_id"] in in_service[old["removed"]]
     audit_rows = len(store.audit_log("demo-cement"))
-    assert audit_rows == 1 + n_nodes + n_meters
+    n_products = len(ent.get("products", []))
+    assert audit_rows == 1 + n_nodes + n_meters + n_products                # one row per created record
+    assert store.table("products", "demo-cement")["product"].tolist() == sorted(p["product"] for p in
+                                                                               ent.get("products", []))
     again = import_enterprise(store, cement, who="test")                 # the same files: nothing changes
     assert again.enterprise == "unchanged" and again.tables["meters"] == {
         "created": 0, "updated": 0, "deleted": 0, "kept": 0, "unchanged": n_meters}

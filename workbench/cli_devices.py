@@ -63,8 +63,12 @@ def devices_group():
 @click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=Path(DEFAULT_CREDENTIALS),
               show_default=True, help="Write the new {device: password} mapping here (JSON, mode 0600; merged "
                                       "into an existing file) — the passwords are shown nowhere else.")
+@click.option("--enterprise", "enterprise_id", default="",
+              help="Whose meters (enterprise_id): the gateway stores their data in that enterprise's lake.")
+@click.option("--device-prefix", default="", help="Put before every device id (device ids are one namespace "
+                                                  "across the broker's enterprises), e.g. S-.")
 @_who_option
-def register_demo(db, prefix, meters, boundary, credentials, who):
+def register_demo(db, prefix, meters, boundary, credentials, enterprise_id, device_prefix, who):
     """One device per demo meter plus one collector per facility, with fresh passwords."""
     from workbench.boundary import Boundary, BoundaryError
     from workbench.devices import DeviceError, write_credentials
@@ -72,7 +76,8 @@ def register_demo(db, prefix, meters, boundary, credentials, who):
     reg = _registry(db, prefix)
     try:
         b = Boundary.read_csv(boundary) if boundary else None
-        creds = reg.register_demo(meters, prefix, b, who=_who(who))
+        creds = reg.register_demo(meters, prefix, b, who=_who(who), enterprise_id=enterprise_id,
+                                  device_prefix=device_prefix)
     except (DeviceError, BoundaryError) as exc:
         _fail(str(exc))
     write_credentials(credentials, creds, merge=True)

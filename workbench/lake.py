@@ -267,7 +267,8 @@ class Lake:
         if cache[2] is None:
             from .prepare import normalize_meters
 
-            cache[2] = normalize_meters(cache[1])
+            # no meters yet (a lake that only quarantines): an empty register with the columns
+            cache[2] = normalize_meters(cache[1] if len(cache[1]) else pd.DataFrame({"meter_id": pd.Series([], dtype=str)}))
         return cache[2].copy()
 
     def register_boundary(self, boundary: pd.DataFrame) -> int:

@@ -262,6 +262,14 @@ def _factor(unit: str, registered: str) -> float:
     return conversion_factor(unit, registered)
 
 
+def _combined(reports: list[dict]) -> dict:
+    """Totals of a batch's ingest reports (one per enterprise), the reports in ``reports``."""
+    out = {k: sum(r[k] for r in reports) for k in ("rows_in", "rows_curated", "rows_duplicate", "rows_quarantined")}
+    failed = [r for r in reports if r["status"] == "failed"]
+    return {**out, "status": "failed" if failed else "stored", "batch_id": reports[0]["batch_id"] if reports else "",
+            "reports": reports}
+
+
 @dataclass
 class GatewayStats:
     received: int = 0
@@ -334,7 +342,7 @@ class Gateway:
         self._devices: dict = {}
         self._sources = None
         self._devices_at = 0.0
-        self._lake_quantity: dict[str, str] = {}
+        self._lake_quantity: dict[tuple[str, str], str] = {}     # (enterprise, meter) → quantity
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
         c.username_pw_set(username, password)
@@ -483,15 +491,21 @@ class Gateway:
         self._devices = devices
         if self._held ^ self._wanted():
             self._need_sync.set()              # topics missing, or kept for another partition: covered yet?
-        # the identifier middleware carries each device's identifier into the curated readings
-        self._sources = SourceRegistry.from_mapping(
-            {("meter", d.device_id): d.identifier for d in self._devices.values() if d.identifier})
-        meters = self.lake.meters()
-        if len(meters):
-            from workbench.prepare import normalize_meters
+        # per enterprise (the device's link; "": the lake root's own): the identifier middleware
+        # carries each meter's identifier into the curated readings, and the enterprise lake's
+        # meters say which quantity a device's register is
+        from workbench.prepare import normalize_meters
 
-            meters = normalize_meters(meters)
-            self._lake_quantity = dict(zip(meters["meter_id"], meters["quantity"]))
+        sources, quantity = {}, {}
+        for e in sorted({d.enterprise_id for d in devices.values()}):
+            sources[e] = SourceRegistry.from_mapping(
+                {("meter", d.meter_id): d.identifier for d in devices.values()
+                 if d.enterprise_id == e and d.identifier and d.meter_id})
+            meters = self.lake.for_enterprise(e or None).meters()
+            if len(meters):
+                meters = normalize_meters(meters)
+                quantity.update({(e, m): q for m, q in zip(meters["meter_id"], meters["quantity"])})
+        self._sources, self._lake_quantity = sources, quantity
         self._devices_at = now
 
     def _device(self, device_id: str):
@@ -520,14 +534,23 @@ class Gateway:
         readings under the meter's quantity name; every other quantity — and everything of a
         device that is not a lake meter — goes to the telemetry table as measured.  ``None``:
         all of the device's quantities are readings."""
-        lake_q = self._lake_quantity.get(dev.device_id)
+        lake_q = self._lake_quantity.get((dev.enterprise_id, dev.meter_id)) if dev.meter_id else None
         if lake_q and len(dev.quantities) == 1:
             return {next(iter(dev.quantities)): lake_q}, None
         register = next((q for q in ("register", "consumption") if q in dev.quantities), None) if lake_q else None
         return ({register: lake_q} if register else {}), (lake_q if register else "")
 
+    def _enterprise_of(self, topic: str) -> str:
+        """The enterprise a message belongs to (its device's link; "" for the root's own lake,
+        also for an unknown device, whose message is quarantined there)."""
+        prefix = f"{self.root}/"
+        device_id = topic[len(prefix):-len("/telemetry")] if topic.startswith(prefix) else ""
+        dev = self._devices.get(device_id)
+        return dev.enterprise_id if dev is not None else ""
+
     def _message_rows(self, topic: str, payload: bytes, doc, now_ms: int, n: int) -> tuple[list, list]:
-        """(reading rows, telemetry rows) of one message; :class:`TelemetryError` if it cannot be stored."""
+        """(reading rows, telemetry rows) of one message; :class:`TelemetryError` if it cannot be
+        stored.  Reading rows are keyed by the device's ``meter_id`` link (telemetry by the device)."""
         if doc is _UNDECODED:
             doc = decode_payload(payload)
         prefix = f"{self.root}/"
@@ -540,11 +563,11 @@ class Gateway:
         names, register = self._routes(dev)
         got = parse_telemetry(dev, doc, now_ms=now_ms, quantity_names=names, decoded=True)
         if register is None:
-            return got, []
+            return [(dev.meter_id, *r[1:]) for r in got], []
         rows, telemetry = [], []
         for r in got:
             if r[3] == register:
-                rows.append(r)
+                rows.append((dev.meter_id, *r[1:]))
             else:
                 telemetry.append(r + (dev.node_id, n))
         return rows, telemetry
@@ -581,25 +604,32 @@ class Gateway:
         return ConnectorResult(data, meta, kind="readings", raw=raw,
                                raw_name=f"mqtt-{self.client_id}-{first:.6f}.jsonl")
 
-    def _ingest(self, result) -> dict:
-        report = self.lake.ingest(result, sender=self.sender, identifiers=self._sources)
+    def _ingest(self, result, enterprise: str) -> dict:
+        report = self.lake.ingest(result, sender=self.sender, identifiers=self._sources.get(enterprise),
+                                  enterprise=enterprise or None)
         if report.status == "failed":
             raise RuntimeError(f"ingest failed: {report.message}")
         self.stats.readings += report.rows_curated
         self.stats.duplicates += report.rows_duplicate
         self.stats.quarantined += report.rows_quarantined
-        return report.to_dict()
+        return {**report.to_dict(), "enterprise": enterprise}
 
     def process(self, batch: list, *, refresh: bool = True) -> dict:
-        """Validate and store one batch; returns the ingest report as a dict.  A message that
-        cannot be stored is quarantined with its reason; raises if storing failed (then nothing is
-        acknowledged).  ``refresh``: follow the registry first."""
+        """Validate and store one batch — each enterprise's messages into its own lake; returns
+        the totals (``rows_curated``, ``rows_duplicate``, ``rows_quarantined``, ``status``) with
+        the ingest report of each enterprise in ``reports``.  A message that cannot be stored is
+        quarantined with its reason; raises if storing failed (then nothing is acknowledged).
+        ``refresh``: follow the registry first."""
         if refresh:
             self._refresh()
         now_ms = int(time.time() * 1000)
-        rows, telemetry, rejected = [], [], []
+        groups: dict[str, tuple[list, list, list, list]] = {}    # enterprise → items, rows, telemetry, rejected
         loads = orjson.loads
-        for n, (_mid, _qos, topic, payload, _arrived, _gen) in enumerate(batch):
+        for item in batch:
+            _mid, _qos, topic, payload, _arrived, _gen = item
+            items, rows, telemetry, rejected = groups.setdefault(self._enterprise_of(topic), ([], [], [], []))
+            n = len(items)                       # the message's line in its enterprise's raw file
+            items.append(item)
             try:
                 try:                            # each payload decoded on its own: no borrowed brackets
                     doc = loads(payload) if len(payload) <= MAX_PAYLOAD_BYTES else _UNDECODED
@@ -612,12 +642,17 @@ class Gateway:
                 reason = str(exc) if isinstance(exc, TelemetryError) else self._unreadable(topic, exc)
                 rejected.append({"row": n, "column": "payload", "reason": f"{topic}: {reason}"[:MAX_REASON_CHARS],
                                  "payload": payload[:4000].decode("utf-8", "replace")})
-        report = self._ingest(self._result(batch, rows, telemetry, rejected))
-        oldest = min(itertools.chain((r[2] for r in rows), (r[2] for r in telemetry)), default=None)
+        reports = [self._ingest(self._result(items, rows, telemetry, rejected), e)
+                   for e, (items, rows, telemetry, rejected) in sorted(groups.items())]
+        oldest = min(itertools.chain.from_iterable(
+            itertools.chain((r[2] for r in g[1]), (r[2] for r in g[2])) for g in groups.values()), default=None)
         self.stats.max_latency_ms = time.time() * 1000 - oldest if oldest is not None else 0.0
-        return report
+        return _combined(reports)
 
     def _store(self, batch: list, *, again: bool = True) -> list[dict]:
+        return [r for summary in self._store_summaries(batch, again=again) for r in summary["reports"]]
+
+    def _store_summaries(self, batch: list, *, again: bool = True) -> list[dict]:
         """Store ``batch`` (once more after a short pause if it fails: a passing fault is not a
         message's); if it still fails, split it in halves until the message that makes it fail is
         alone, and quarantine that message with the failure as its reason.  Raises only if the
@@ -629,11 +664,12 @@ class Gateway:
                 log.warning("gateway %s: storing %d messages failed (%s: %s); trying once more", self.client_id,
                             len(batch), type(exc).__name__, exc)
                 time.sleep(0.2)
-                return self._store(batch, again=False)
+                return self._store_summaries(batch, again=False)
             if len(batch) > 1:
                 half = len(batch) // 2
-                return self._store(batch[:half], again=False) + self._store(batch[half:], again=False)
-            return [self._quarantine_unstorable(batch[0], exc)]
+                return self._store_summaries(batch[:half], again=False) + \
+                    self._store_summaries(batch[half:], again=False)
+            return [_combined([self._quarantine_unstorable(batch[0], exc)])]
 
     def _quarantine_unstorable(self, item, exc: Exception) -> dict:
         _mid, _qos, topic, payload, _arrived, _gen = item
@@ -641,7 +677,8 @@ class Gateway:
                   type(exc).__name__, exc)
         reason = f"{topic}: storing failed: {type(exc).__name__}: {exc}"[:MAX_REASON_CHARS]
         report = self._ingest(self._result([item], [], [], [
-            {"row": 0, "column": "payload", "reason": reason, "payload": payload[:4000].decode("utf-8", "replace")}]))
+            {"row": 0, "column": "payload", "reason": reason, "payload": payload[:4000].decode("utf-8", "replace")}]),
+            self._enterprise_of(topic))
         self.stats.unstorable += 1
         return report
 

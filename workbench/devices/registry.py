@@ -83,7 +83,11 @@ DEVICE_SCHEME_TEMPLATE = "device.{device_id}"
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _QUANTITY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_FIELDS = ("identifier", "type", "node_id", "collector", "quantities", "firmware")
+_FIELDS = ("identifier", "type", "node_id", "collector", "quantities", "firmware", "enterprise_id", "meter_id")
+#: device types that measure a meter's register: at provisioning their ``meter_id`` link defaults to
+#: the device id, stored as data (the gateway reads the link, it never derives it)
+_METER_TYPES = ("electricity_meter", "gas_meter", "water_meter", "steam_meter", "heat_meter", "belt_scale",
+                "flow_meter")
 
 
 # --------------------------------------------------------------------------- errors
@@ -267,6 +271,8 @@ class Device:
     credential_version: int = 0
     created: _dt.datetime | None = None
     updated: _dt.datetime | None = None
+    enterprise_id: str = ""         # whose device (workbench.registry); "": the lake root's own
+    meter_id: str = ""              # the lake meter whose register it reports; "": none
 
     @property
     def is_platform(self) -> bool:
@@ -321,6 +327,8 @@ class DeviceRegistry:
             sa.Column("credential_version", sa.Integer, nullable=False),
             sa.Column("created", sa.DateTime, nullable=False),
             sa.Column("updated", sa.DateTime, nullable=False),
+            sa.Column("enterprise_id", sa.String(64), nullable=False, server_default=""),
+            sa.Column("meter_id", sa.String(128), nullable=False, server_default=""),
         )
         self.audit = sa.Table(
             "audit", md,
@@ -343,6 +351,15 @@ class DeviceRegistry:
             sa.Column("at", sa.DateTime, nullable=False),
         )
         md.create_all(self.engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Registries made before the enterprise and meter links get the columns (empty)."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("devices")}
+        with self.engine.begin() as conn:
+            for col, size in (("enterprise_id", 64), ("meter_id", 128)):
+                if col not in have:
+                    conn.execute(sa.text(f"ALTER TABLE devices ADD COLUMN {col} VARCHAR({size}) NOT NULL DEFAULT ''"))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -353,7 +370,8 @@ class DeviceRegistry:
                       firmware=r["firmware"], config=dict(r["config"] or {}),
                       config_version=r["config_version"], status=r["status"],
                       password_hash=r["password_hash"], credential_version=r["credential_version"],
-                      created=r["created"], updated=r["updated"])
+                      created=r["created"], updated=r["updated"], enterprise_id=r["enterprise_id"] or "",
+                      meter_id=r["meter_id"] or "")
 
     def _load(self, conn, device_id: str, *, lock: bool = False) -> Device | None:
         q = sa.select(self.devices).where(self.devices.c.device_id == device_id)
@@ -383,9 +401,17 @@ class DeviceRegistry:
                 "quantities": dev.quantities, "firmware": dev.firmware, "config": dev.config,
                 "config_version": dev.config_version, "status": dev.status,
                 "password_hash": dev.password_hash, "credential_version": dev.credential_version,
-                "created": dev.created, "updated": dev.updated}
+                "created": dev.created, "updated": dev.updated, "enterprise_id": dev.enterprise_id,
+                "meter_id": dev.meter_id}
 
-    def _default_identifier(self, device_id: str, type: str, prefix: str | None, boundary) -> str:
+    def _default_identifier(self, device_id: str, type: str, prefix: str | None, boundary,
+                            meter_id: str | None = None) -> str:
+        """The identifier of the meter node (the boundary's, or the ``meter.{id}`` scheme of the
+        meter the device reports), or of the device (``device.{id}``) for other kinds."""
+        node = meter_id or device_id
+        return self._scheme_identifier(device_id, node, type, prefix, boundary)
+
+    def _scheme_identifier(self, device_id: str, node: str, type: str, prefix: str | None, boundary) -> str:
         from workbench.identifiers.model import (
             DEFAULT_SCHEMES,
             Identifier,
@@ -393,9 +419,9 @@ class DeviceRegistry:
             SuffixScheme,
         )
 
-        if boundary is not None and device_id in boundary.nodes.index:
-            cell = boundary.nodes.at[device_id, "identifier"]
-            if cell and boundary.nodes.at[device_id, "level"] == "meter":
+        if boundary is not None and node in boundary.nodes.index:
+            cell = boundary.nodes.at[node, "identifier"]
+            if cell and boundary.nodes.at[node, "level"] == "meter":
                 return cell                                  # what records_from_boundary uses
         prefix = prefix or self.prefix
         if not prefix:
@@ -406,7 +432,7 @@ class DeviceRegistry:
         if type in PLATFORM_ROLES or type == "collector" or type == "other":
             suffix = SuffixScheme("device", DEVICE_SCHEME_TEMPLATE).make(device_id=device_id)
         else:
-            suffix = DEFAULT_SCHEMES["meter"].make(meter_id=device_id)
+            suffix = DEFAULT_SCHEMES["meter"].make(meter_id=node)
         try:
             return str(Identifier(prefix, suffix))
         except IdentifierError as exc:
@@ -415,7 +441,7 @@ class DeviceRegistry:
     def _build(self, conn, device_id: str, *, type: str, node_id: str = "", identifier: str | None = None,
                prefix: str | None = None, collector: str = "", quantities=None, firmware: str = "",
                config=None, status: str = "active", boundary=None, pending: Mapping[str, Device] | None = None,
-               now: _dt.datetime) -> tuple[Device, str]:
+               enterprise_id: str = "", meter_id: str | None = None, now: _dt.datetime) -> tuple[Device, str]:
         from workbench.identifiers.model import IdentifierError, parse_identifier
 
         validate_device_id(device_id)
@@ -427,20 +453,30 @@ class DeviceRegistry:
         node_id = node_id or ""
         if boundary is not None and node_id and node_id not in boundary.nodes.index:
             raise DeviceError(f"device {device_id!r}: node {node_id!r} is not in the boundary")
+        if meter_id is None:
+            meter_id = device_id if type in _METER_TYPES else ""
         if identifier is None:
-            identifier = self._default_identifier(device_id, type, prefix, boundary)
+            identifier = self._default_identifier(device_id, type, prefix, boundary, meter_id)
         elif identifier:
             try:
                 identifier = str(parse_identifier(identifier))
             except IdentifierError as exc:
                 raise DeviceError(f"device {device_id!r}: {exc}") from None
         self._check_collector(conn, device_id, collector or "", pending)
+        if enterprise_id:
+            from workbench.registry.codes import CodeError, check_enterprise_id
+
+            try:
+                enterprise_id = check_enterprise_id(enterprise_id)
+            except CodeError as exc:
+                raise DeviceError(f"device {device_id!r}: {exc}") from None
         password = generate_password()
         dev = Device(device_id=device_id, type=type, identifier=identifier or "", node_id=node_id,
                      collector=collector or "", quantities=_check_quantities(device_id, quantities),
                      firmware=str(firmware or ""), config=_check_json(device_id, config), config_version=1,
                      status=status, password_hash=mosquitto_hash(password, iterations=self.iterations),
-                     credential_version=1, created=now, updated=now)
+                     credential_version=1, created=now, updated=now, enterprise_id=enterprise_id or "",
+                     meter_id=str(meter_id or ""))
         return dev, password
 
     def _check_collector(self, conn, device_id: str, collector: str, pending=None) -> None:
@@ -487,16 +523,20 @@ class DeviceRegistry:
     def provision(self, device_id: str, *, type: str, node_id: str = "", identifier: str | None = None,
                   prefix: str | None = None, collector: str = "", quantities: Mapping[str, str] | None = None,
                   firmware: str = "", config: Mapping | None = None, status: str = "active",
-                  boundary=None, who: str = "system") -> str:
+                  boundary=None, enterprise_id: str = "", meter_id: str | None = None, who: str = "system") -> str:
         """Register a device with a fresh random password; returns the password — the only time it
         is available (only its Mosquitto hash is stored).  Raises :class:`DeviceExists` if the
         device id or identifier is taken, :class:`DeviceError` for invalid fields.
 
         ``boundary`` (a :class:`workbench.boundary.Boundary`), when given, checks ``node_id`` and
-        supplies the identifier of the meter node named ``device_id``, if there is one."""
+        supplies the identifier of the meter node named ``device_id``, if there is one.
+        ``enterprise_id``: whose device (its data goes to that enterprise's lake); ``meter_id``:
+        the lake meter whose register it reports (default: the device id for meter types, none
+        for other devices) — both stored as explicit links."""
         return self.provision_many([{"device_id": device_id, "type": type, "node_id": node_id, "identifier": identifier,
                                          "prefix": prefix, "collector": collector, "quantities": quantities,
-                                         "firmware": firmware, "config": config, "status": status}],
+                                         "firmware": firmware, "config": config, "status": status,
+                                         "enterprise_id": enterprise_id, "meter_id": meter_id}],
                                    boundary=boundary, who=who)[device_id]
 
     def provision_many(self, specs: Iterable[Mapping], *, boundary=None, who: str = "system") -> dict[str, str]:
@@ -521,7 +561,7 @@ class DeviceRegistry:
         return out
 
     def register_demo(self, meters, prefix: str | None = None, boundary=None, *, who: str = "system",
-                      firmware: str = "demo-1.0") -> dict[str, str]:
+                      firmware: str = "demo-1.0", enterprise_id: str = "", device_prefix: str = "") -> dict[str, str]:
         """One device per demo meter plus one collector per facility (seed §7.3), in one transaction.
 
         ``meters`` is ``meters.csv`` (path or DataFrame, see ``docs/architecture.md``).  Each meter
@@ -532,7 +572,9 @@ class DeviceRegistry:
         "item"}``.  It reports through collector ``C-<facility>`` (facility = the node's first
         segment, or ``boundary.facility_of``; ``C-ENT`` for enterprise-level meters).  Meters with
         a ``removed`` date are registered ``retired`` (no broker access) and get no entry in the
-        returned ``{device_id: password}`` mapping.
+        returned ``{device_id: password}`` mapping.  ``enterprise_id``: whose meters they are;
+        ``device_prefix``: put before every device id (device ids are one namespace across the
+        broker's enterprises; each device keeps its meter id as its ``meter_id`` link).
         """
         import pandas as pd
 
@@ -549,8 +591,9 @@ class DeviceRegistry:
             facility = {n: n.split(".")[0] for n in m["node_id"]}
         specs = []
         for fac in sorted(set(facility.values())):
-            specs.append({"device_id": f"C-{fac}", "type": "collector", "node_id": fac, "prefix": prefix,
-                          "firmware": firmware, "config": {"poll_interval_s": 60}})
+            specs.append({"device_id": f"{device_prefix}C-{fac}", "type": "collector", "node_id": fac,
+                          "prefix": prefix, "firmware": firmware, "config": {"poll_interval_s": 60},
+                          "enterprise_id": enterprise_id})
         retired = set()
         for r in m.to_dict("records"):
             unit = str(r["unit"])
@@ -563,12 +606,13 @@ class DeviceRegistry:
             if roll not in ("", None) and not (isinstance(roll, float) and math.isnan(roll)):
                 config["rollover"] = float(roll)
             status = "retired" if str(r.get("removed", "")).strip() else "active"
+            device_id = f"{device_prefix}{r['meter_id']}"
             if status == "retired":
-                retired.add(r["meter_id"])
-            specs.append({"device_id": str(r["meter_id"]), "type": type_, "node_id": str(r["node_id"]),
-                          "prefix": prefix, "collector": f"C-{facility[r['node_id']]}",
+                retired.add(device_id)
+            specs.append({"device_id": device_id, "type": type_, "node_id": str(r["node_id"]),
+                          "prefix": prefix, "collector": f"{device_prefix}C-{facility[r['node_id']]}",
                           "quantities": {quantity: unit}, "firmware": firmware, "config": config,
-                          "status": status})
+                          "status": status, "enterprise_id": enterprise_id, "meter_id": str(r["meter_id"])})
         creds = self.provision_many(specs, boundary=boundary, who=who)
         return {k: v for k, v in creds.items() if k not in retired}
 
@@ -660,6 +704,13 @@ class DeviceRegistry:
                     self._check_collector(conn, device_id, v or "")
                 elif k == "node_id" and boundary is not None and v and v not in boundary.nodes.index:
                     raise DeviceError(f"device {device_id!r}: node {v!r} is not in the boundary")
+                elif k == "enterprise_id" and v:
+                    from workbench.registry.codes import CodeError, check_enterprise_id
+
+                    try:
+                        v = check_enterprise_id(v)
+                    except CodeError as exc:
+                        raise DeviceError(f"device {device_id!r}: {exc}") from None
                 new[k] = "" if v is None else v
             if all(getattr(before, k) == v for k, v in new.items()):
                 return before
