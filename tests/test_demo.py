@@ -104,6 +104,12 @@ def test_enterprise_json(demo):
     assert e["timezone"] == "Asia/Shanghai"
     assert e["period_start"] == "2025-01-01" and e["period_end"] == "2025-12-31"
     assert e["generator"]["seed"] == 20251
+    # issue 11: a short id, the sector, and the product columns of monthly.csv
+    assert e["enterprise_id"] == "demo-cement" and e["sector"] == "cement"
+    assert e["products"] == [
+        {"product": "clinker", "column": "clinker_t", "unit": "t", "name_zh": "熟料", "name_en": "clinker"},
+        {"product": "cement", "column": "cement_t", "unit": "t", "name_zh": "水泥", "name_en": "cement"}]
+    assert [p["column"] for p in e["products"]] == list(_csv(out, "monthly.csv").columns[2:-1])
     for k in ("legal_representative", "contact_person", "contact_phone", "contact_email", "address",
               "industry_name_en"):
         assert e[k]
@@ -444,3 +450,275 @@ def test_meters_n(demo, demo60):
 
 def test_labelled_anomalies_are_in_the_readings_60(demo60):
     _check_anomalies_in_readings(demo60[0])
+
+
+# --------------------------------------------------------------------------- the other demo enterprises (issue 11)
+#: enterprise_id → (identifier prefix, sector, GB/T 4754 code, GB/T 2260 county in the USCC, kinds planted)
+PLANTS = {
+    "demo-steel": ("88.123.4568", "steel", "C3130", "330503", set(ANOMALY_KINDS)),
+    "demo-textile": ("88.123.4569", "textile", "C1713", "330502", set(ANOMALY_KINDS) - {"meter_replacement"}),
+}
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def _plant_dir(demo, eid: str) -> Path:
+    return demo[0] / "enterprises" / eid
+
+
+def _uscc_valid(code: str) -> bool:
+    """GB 32100-2015: 18 characters; check = (31 − Σ value × 3^i mod 31) mod 31 over the first 17."""
+    if len(code) != 18 or any(c not in USCC_ALPHABET for c in code):
+        return False
+    s = sum(USCC_ALPHABET.index(c) * pow(3, i, 31) for i, c in enumerate(code[:17]))
+    return USCC_ALPHABET[(31 - s % 31) % 31] == code[17]
+
+
+def _org_check(body: str) -> str:
+    """GB 11714 check character of an 8-character organisation-code body."""
+    s = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body, [3, 7, 9, 10, 5, 8, 4, 2]))
+    c = 11 - s % 11
+    return {10: "X", 11: "0"}.get(c, str(c))
+
+
+def _dirty_months(out: Path, meter_ids) -> set[str]:
+    """Months in which one of ``meter_ids`` carries an anomaly label (genuine rollovers do not count)."""
+    a = _anomalies(out)
+    a = a[a.meter_id.isin(set(meter_ids)) & (a.kind != "rollover")]
+    return set(a.ts_start.dt.strftime("%Y-%m")) | set(a.ts_end.dt.strftime("%Y-%m"))
+
+
+def _interval_monthly(r: pd.DataFrame, ids) -> pd.Series:
+    s = r[r.meter_id.isin(set(ids))].drop_duplicates(["meter_id", "ts"])
+    return s.groupby(s.ts.dt.strftime("%Y-%m")).value.sum()
+
+
+def _register_monthly(r: pd.DataFrame, meters: pd.DataFrame, ids) -> pd.Series:
+    total = None
+    for mid in ids:
+        m = _cumulative_monthly(r[r.meter_id == mid], float(meters.set_index("meter_id").at[mid, "rollover"]))
+        total = m if total is None else total.add(m, fill_value=0)
+    return total
+
+
+def test_cement_uscc_check_character(demo):
+    e = json.loads((demo[0] / "enterprise.json").read_text(encoding="utf-8"))
+    assert _uscc_valid(e["unified_social_credit_code"])
+
+
+@pytest.mark.parametrize("eid", PLANTS)
+def test_plant_files_and_enterprise_json(demo, eid):
+    out, res = _plant_dir(demo, eid), demo[1]["enterprises"][eid]
+    for name in CSV_FILES + ("readings.parquet", "enterprise.json", "README.md"):
+        assert (out / name).is_file(), name
+    c = res["counts"]
+    assert c["meters"] == len(_csv(out, "meters.csv")) and c["anomalies"] == len(_csv(out, "anomalies.csv"))
+    assert c["readings"] == pq.ParquetFile(out / "readings.parquet").metadata.num_rows
+    assert c["activity"] == len(_csv(out, "activity.csv")) and c["monthly"] == len(_csv(out, "monthly.csv"))
+    prefix, sector, code, county, _ = PLANTS[eid]
+    e = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
+    assert e["enterprise_id"] == eid and e["sector"] == sector and e["industry_code"] == code
+    assert e["identifier_prefix"] == prefix and e["region"] == "CN-ZJ" and e["timezone"] == "Asia/Shanghai"
+    assert e["period_start"] == "2025-01-01" and e["period_end"] == "2025-12-31" and e["generator"]["seed"] == 20251
+    uscc = e["unified_social_credit_code"]
+    assert uscc[:2] == "91" and uscc[2:8] == county and _uscc_valid(uscc)
+    assert uscc[16] == _org_check(uscc[8:16])
+    assert e["reporting_standard"] == "GB/T 32150" and e["sector_standard"].startswith("GB/T 32151.")
+    # products name the product columns of monthly.csv; each row fills only its own column
+    mo = _csv(out, "monthly.csv")
+    cols = [p["column"] for p in e["products"]]
+    assert list(mo.columns) == ["period", "node_id", *cols, "value_added_10k_cny"]
+    for p in e["products"]:
+        assert set(p) == {"product", "column", "unit", "name_zh", "name_en"} and p["unit"] == "t"
+        filled = mo[mo[p["column"]] != ""]
+        assert len(filled) == 12 and filled.node_id.nunique() == 1 and (filled[p["column"]].astype(float) > 0).all()
+    assert (mo.loc[mo.node_id == "ENT", "value_added_10k_cny"].astype(float) > 0).all()
+    assert (mo.loc[mo.node_id != "ENT", "value_added_10k_cny"] == "").all()
+    assert "异常" in (out / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("eid", PLANTS)
+def test_plant_boundary_and_meters(demo, eid):
+    out = _plant_dir(demo, eid)
+    prefix = PLANTS[eid][0]
+    b, m = _csv(out, "boundary.csv"), _csv(out, "meters.csv")
+    level = dict(zip(b.node_id, b.level))
+    assert b.node_id.is_unique and list(b.loc[b.parent_id == "", "node_id"]) == ["ENT"]
+    for _, row in b[b.parent_id != ""].iterrows():
+        assert row.parent_id in level, row.node_id
+        if row.level != "meter":
+            assert LEVELS.index(row.level) == LEVELS.index(level[row.parent_id]) + 1, row.node_id
+    assert set(b.classification) - {""} <= CLASSES and "main_production" in set(b.classification)
+    assert (b.identifier == prefix + "/" + np.where(b.level == "meter", "meter.", "node.") + b.node_id).all()
+    # the meter register
+    assert m.meter_id.is_unique and m.serial.is_unique
+    assert set(m.register) == {"interval", "cumulative"}
+    assert ((m.rollover == "") == (m.register == "interval")).all()
+    assert set(m.node_id) <= set(level) and (b.loc[b.level == "meter", "parent_id"].to_numpy() == m.node_id.to_numpy()).all()
+    main = m[m.is_main == "true"]
+    assert (main.node_id == "ENT").all() and (main.register == "cumulative").all()
+    assert not main.duplicated(["source", "item"]).any()
+    assert {"purchased_electricity", "combustion"} <= set(main.source)
+    gas = m[m.item == "natural_gas"]
+    assert (gas.unit == "Nm3").all() and (gas.source == "combustion").all() and set(gas.register) == {"interval", "cumulative"}
+    assert (m.loc[m.item == "grid", "source"] == "purchased_electricity").all()
+    if eid == "demo-textile":  # purchased steam: a billing heat totaliser and interval sub-meters, in GJ
+        steam = m[m.source == "purchased_heat"]
+        assert (steam.item == "heat").all() and (steam.unit == "GJ").all()
+        assert list(steam.loc[steam.is_main == "true", "register"]) == ["cumulative"]
+        assert (steam.loc[steam.is_main == "false", "register"] == "interval").all() and len(steam) >= 4
+    else:  # the reheating furnace's gas meter is replaced
+        new = m[m.replaces != ""]
+        assert len(new) == 1 and new.iloc[0].node_id == "F02.W01.P01"
+        old = m.set_index("meter_id").loc[new.iloc[0].replaces]
+        assert old.removed == new.iloc[0].installed and old["item"] == "natural_gas"
+
+
+@pytest.mark.parametrize("eid", PLANTS)
+def test_plant_anomalies_are_in_the_readings(demo, eid):
+    out = _plant_dir(demo, eid)
+    assert set(_anomalies(out).kind) == PLANTS[eid][4]
+    _check_anomalies_in_readings(out)
+
+
+def test_steel_main_meter_register_arithmetic(demo):
+    """Σ consumption of a cumulative register = last − first + (rollovers × capacity) = Σ monthly bills."""
+    out = _plant_dir(demo, "demo-steel")
+    r, m, act, a = _readings(out), _csv(out, "meters.csv"), _csv(out, "activity.csv"), _anomalies(out)
+    main = m[(m.is_main == "true") & (m.item == "grid")].iloc[0]
+    assert main.unit == "MWh" and main.rollover == "999999"
+    g = r[r.meter_id == main.meter_id].sort_values("ts")
+    n_roll = int(((a.meter_id == main.meter_id) & (a.kind == "rollover")).sum())
+    assert n_roll >= 1 and set(a.loc[a.meter_id == main.meter_id, "kind"]) == {"rollover", "gap", "duplicate"}
+    assert int((np.diff(g.drop_duplicates("ts").value.to_numpy()) < 0).sum()) == n_roll
+    through = g.value.iloc[-1] + n_roll * 999_999 - g.value.iloc[0]
+    led = act[act.record_id.str.endswith("-ELEC")].quantity.astype(float)
+    assert len(led) == 12 and (act.loc[led.index, "unit"] == "MWh").all()
+    assert abs(through - led.sum()) < 0.02  # registers at 0.01 MWh, bills at 0.001 MWh
+    # month by month too (a gap inside a month moves nothing to another month)
+    monthly = _cumulative_monthly(g, 999_999)
+    bills = act.loc[led.index].set_index("period").quantity.astype(float)
+    assert np.allclose(monthly[bills.index], bills, atol=0.011)
+    assert 250_000 < led.sum() < 450_000  # ≈ 620 kWh per t of ≈ 0.58 Mt of billets
+
+
+def test_steel_gas_ledger_equals_gate_meter_and_sub_meters_within_losses(demo):
+    out = _plant_dir(demo, "demo-steel")
+    r, m, act = _readings(out), _csv(out, "meters.csv"), _csv(out, "activity.csv")
+    gas = m[m.item == "natural_gas"]
+    gate = _register_monthly(r, m, gas.loc[gas.is_main == "true", "meter_id"])
+    sub_cum = gas[(gas.is_main == "false") & (gas.register == "cumulative")]
+    sub = _register_monthly(r, m, sub_cum.meter_id).add(
+        _interval_monthly(r, gas.loc[gas.register == "interval", "meter_id"]), fill_value=0)
+    led = act[act.item == "natural_gas"].assign(q=lambda d: d.quantity.astype(float) * 1e4)
+    assert (led.unit == "10^4 Nm3").all() and set(led.node_id) == set(gas.loc[gas.is_main == "false", "node_id"])
+    total = led.groupby("period").q.sum()
+    # the invoice is the gate meter (3 records rounded to 0.1 Nm3, registers to 0.01 Nm3)
+    assert np.allclose(total, gate[total.index], atol=0.3)
+    # the sub-meters read 0.4–0.9 % less (metering difference), wherever no sub-meter anomaly intervenes
+    clean = [p for p in total.index if p not in _dirty_months(out, gas.loc[gas.is_main == "false", "meter_id"])]
+    assert len(clean) >= 6
+    loss = gate[clean] / sub[clean] - 1
+    assert ((loss > 0.003) & (loss < 0.010)).all(), loss
+    # the invoice is allocated by sub-meter: every consumer gets its meter × the same factor
+    rf_ids = gas.loc[gas.node_id == "F02.W01.P01", "meter_id"]
+    rf = _register_monthly(r, m, rf_ids)
+    led_rf = led[led.node_id == "F02.W01.P01"].set_index("period").q
+    assert np.allclose(led_rf[clean] / rf[clean], 1 + loss, rtol=2e-3)
+    assert 30 < led_rf.sum() / _csv(out, "monthly.csv").rolled_bar_t.replace("", np.nan).astype(float).sum() < 40
+
+
+def test_textile_steam_ledger_equals_billing_meter_and_sub_meters_within_losses(demo):
+    out = _plant_dir(demo, "demo-textile")
+    r, m, act = _readings(out), _csv(out, "meters.csv"), _csv(out, "activity.csv")
+    steam = m[m.source == "purchased_heat"]
+    main = _register_monthly(r, m, steam.loc[steam.is_main == "true", "meter_id"])
+    led = act[act.source == "purchased_heat"].set_index("period")
+    assert (led.node_id == "ENT").all() and (led.unit == "GJ").all() and (led["item"] == "heat").all()
+    assert np.allclose(led.quantity.astype(float), main[led.index], atol=0.02)
+    subs = steam.loc[steam.is_main == "false", "meter_id"]
+    sub = _interval_monthly(r, subs)
+    clean = [p for p in led.index if p not in _dirty_months(out, subs)]
+    assert len(clean) >= 8
+    loss = main[clean] / sub[clean] - 1
+    assert ((loss > 0.015) & (loss < 0.045)).all(), loss  # 2–4 % network losses ± meter noise
+    fabric = _csv(out, "monthly.csv").dyed_fabric_t.replace("", np.nan).dropna().astype(float)
+    assert 21 <= led.quantity.astype(float).sum() / fabric.sum() <= 26.5  # GJ per t of fabric
+
+
+@pytest.mark.parametrize("eid", PLANTS)
+def test_plant_electricity_sub_meters_balance_main(demo, eid):
+    out = _plant_dir(demo, eid)
+    r, m = _readings(out), _csv(out, "meters.csv")
+    elec = m[m.item == "grid"]
+    main = elec[elec.is_main == "true"].iloc[0]
+    mainm = _register_monthly(r, m, [main.meter_id]) * (1000 if main.unit == "MWh" else 1)
+    sub = _interval_monthly(r, elec.loc[elec.is_main == "false", "meter_id"])
+    clean = [p for p in mainm.index if p not in _dirty_months(out, elec.meter_id)]
+    assert len(clean) >= 5
+    loss = 1 - sub[clean] / mainm[clean]
+    assert ((loss > 0.005) & (loss < 0.035)).all(), loss
+
+
+def test_steel_eaf_heats_follow_the_tariff(demo):
+    out = _plant_dir(demo, "demo-steel")
+    r, m, mo = _readings(out), _csv(out, "meters.csv"), _csv(out, "monthly.csv")
+    eaf_ids = m.loc[m.node_id == "F01.W01.P01", "meter_id"]
+    trafo = r[r.meter_id == eaf_ids.iloc[0]].drop_duplicates("ts")
+    h = trafo.ts.dt.hour
+    sharp = h.isin([9, 10, 15, 16])
+    assert trafo.value[sharp].mean() < 0.02 * trafo.value[~sharp].mean()  # no heats in the sharp-peak hours
+    on = trafo.value[~sharp & (trafo.value > 0.2 * trafo.value.max())]
+    assert on.std() / on.mean() > 0.1  # heat cycles, not a flat load
+    billets = mo.billet_t.replace("", np.nan).dropna().astype(float)
+    kwh_t = _interval_monthly(r, eaf_ids).sum() / billets.sum()
+    assert 375 <= kwh_t <= 415, kwh_t  # 370–395 kWh/t liquid steel ÷ caster yield 97.5–98.5 % + auxiliaries
+    rolled = mo.rolled_bar_t.replace("", np.nan).dropna().astype(float)
+    assert (rolled.to_numpy() / billets.to_numpy()).min() > 0.965 and (rolled.to_numpy() / billets.to_numpy()).max() < 0.978
+
+
+def test_plants_inventory_from_their_catalogs(demo):
+    from workbench.catalog import open_catalog, write_demo_catalog
+    from workbench.inventory import compute_inventory
+
+    for eid in PLANTS:
+        out = _plant_dir(demo, eid)
+        ent = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
+        inv = compute_inventory(open_catalog(write_demo_catalog(out / "catalog.yaml", enterprise=ent)),
+                                "2025-01", "2025-12")
+        act = _csv(out, "activity.csv")
+        # by hand: Zhejiang's 2023 grid factor 0.4974 tCO2/MWh (latest ≤ 2025), heat 0.11 tCO2/GJ
+        mwh = act.loc[act["item"] == "grid", "quantity"].astype(float).sum()
+        assert inv.summary["by_source"]["purchased_electricity"] == pytest.approx(mwh * 0.4974, rel=1e-9)
+        gj = act.loc[act.source == "purchased_heat", "quantity"].astype(float).sum()
+        assert inv.summary["by_source"]["purchased_heat"] == pytest.approx(gj * 0.11, rel=1e-9)
+        assert inv.summary["by_source"]["process"] > 0
+        assert (inv.meter_check.difference_pct.abs() < 0.05).all(), inv.meter_check
+
+
+def test_plants_are_deterministic_and_independent_of_the_cement_meters(demo, demo60, tmp_path):
+    for eid in PLANTS:
+        a, b = _plant_dir(demo, eid), _plant_dir(demo60, eid)
+        for name in CSV_FILES + ("enterprise.json", "README.md"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), (eid, name)
+        assert pq.read_table(a / "readings.parquet").equals(pq.read_table(b / "readings.parquet"))
+    res = generate(tmp_path / "t", plants=("textile",), seed=7)
+    assert not (tmp_path / "t" / "readings.parquet").exists() and list(res["enterprises"]) == ["demo-textile"]
+    other = tmp_path / "t" / "enterprises" / "demo-textile"
+    assert (other / "activity.csv").read_bytes() != (_plant_dir(demo, "demo-textile") / "activity.csv").read_bytes()
+    with pytest.raises(ValueError, match="unknown demo plant"):
+        generate(tmp_path / "x", plants=("paper",))
+
+
+def test_cli_generate_writes_a_catalog_per_enterprise(tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.catalog import open_catalog
+    from workbench.cli import main
+
+    res = CliRunner().invoke(main, ["demo", "generate", "--out", str(tmp_path), "--only", "steel"])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "enterprises" / "demo-steel"
+    assert "demo-steel" in res.output and not (tmp_path / "catalog.yaml").exists()
+    cat = open_catalog(folder / "catalog.yaml")
+    assert cat.metadata["enterprise"]["enterprise_id"] == "demo-steel"
+    assert len(cat["readings"].read()) > 100_000 and (folder / "factors.parquet").is_file()

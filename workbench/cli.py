@@ -70,35 +70,65 @@ def calc(file, year, region, gwp, value_added, as_json):
 # ------------------------------------------------------------------------------------ demo
 @main.group()
 def demo():
-    """The demo enterprise (a cement plant) for trying the workbench."""
+    """The demo enterprises (cement, steel, dyeing plants) and a demo regional population."""
 
 
 @demo.command("generate")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--meters", type=int, default=None, help="Total number of meters (default: the demo's ~40).")
+@click.option("--meters", type=int, default=None, help="Total number of meters of the cement plant (default: its ~40).")
 @click.option("--years", type=int, default=1, show_default=True, help="Years of 15-minute data.")
 @click.option("--seed", type=int, default=20251, show_default=True)
 @click.option("--start", default="2025-01-01", show_default=True, help="First day of the data.")
-def demo_generate(out, meters, years, seed, start):
-    """Write a deterministic demo enterprise (tables + Intake catalog) into OUT."""
+@click.option("--only", "only", multiple=True, type=click.Choice(["cement", "steel", "textile"]),
+              help="Write only these plants (repeatable; default: all three).")
+def demo_generate(out, meters, years, seed, start, only):
+    """Write deterministic demo enterprises (tables + Intake catalogs) into OUT.
+
+    The cement plant goes to OUT itself, the steel and dyeing plants to OUT/enterprises/demo-steel
+    and OUT/enterprises/demo-textile, each with the same file set and its own catalog.yaml."""
     from .catalog import write_demo_catalog, write_factor_snapshot
-    from .demo import generate
+    from .demo import enterprise_dir, generate
 
     if years < 1:
         _fail("--years must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
     try:
-        info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True)
+        info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True,
+                        plants=only or None)
     except ValueError as exc:  # e.g. fewer meters than the plant needs, a start that is not a 1st
         _fail(str(exc))
-    write_factor_snapshot(out)
-    ent = json.loads((out / "enterprise.json").read_text(encoding="utf-8"))
-    cat = write_demo_catalog(out / "catalog.yaml", enterprise=ent)
-    click.echo(f"demo enterprise written to {out}")
-    for k, v in (info or {}).items():
-        if not isinstance(v, (dict, list)):
-            click.echo(f"  {k}: {v}")
-    click.echo(f"  catalog: {cat}")
+    for plant in only or ("cement", "steel", "textile"):
+        folder = enterprise_dir(out, plant)
+        write_factor_snapshot(folder)
+        ent = json.loads((folder / "enterprise.json").read_text(encoding="utf-8"))
+        cat = write_demo_catalog(folder / "catalog.yaml", enterprise=ent)
+        click.echo(f"demo enterprise {ent['enterprise_id']} written to {folder}")
+        res = info if plant == "cement" else info["enterprises"][ent["enterprise_id"]]
+        for k, v in res.items():
+            if not isinstance(v, (dict, list)) and k != "out":
+                click.echo(f"  {k}: {v}")
+        click.echo(f"  catalog: {cat}")
+
+
+@demo.command("region")
+@click.option("--enterprises", "n", type=int, default=200, show_default=True, help="Number of enterprises.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--seed", type=int, default=20251, show_default=True)
+@click.option("--province", default="CN-ZJ", show_default=True, help="ISO 3166-2 code of the province.")
+@click.option("--year", type=int, default=2025, show_default=True, help="Year of the monthly data.")
+def demo_region(n, out, seed, province, year):
+    """Write a deterministic population of N enterprises across the sectors and counties of a province:
+    monthly energy by carrier, output by product and value added (tidy CSV + Parquet, README)."""
+    from .demo_region import generate_region
+
+    try:
+        info = generate_region(out, enterprises=n, seed=seed, province=province, year=year)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"demo region ({province}, {n} enterprises, {year}) written to {out}")
+    for k, v in info["counts"].items():
+        click.echo(f"  {k}: {v} rows")
+    click.echo(f"  seconds: {info['seconds']}")
 
 
 @demo.command("latest-period")
