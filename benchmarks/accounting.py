@@ -296,7 +296,7 @@ def ensure_data(data: Path, meters: int, years: int, seed: int, console) -> int:
         console.print(f"demo data: generating {meters} meters × {years} year(s), seed {seed} → [bold]{data}[/]")
         for f in ("enterprise.json", "README.md"):  # mark incomplete while writing
             (data / f).unlink(missing_ok=True)
-        info = generate(data, meters=meters, years=years, seed=seed, progress=True)
+        info = generate(data, meters=meters, years=years, seed=seed, progress=True, plants=("cement",))
         console.print(f"demo data: generated in {info['seconds']:.1f} s")
     return pq.ParquetFile(data / "readings.parquet").metadata.num_rows
 

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     con = Console()
     if not (args.data / "readings.parquet").exists():
         with con.status("generating the demo…"):
-            generate(args.data)
+            generate(args.data, plants=("cement",))
     if not (args.lake / "lake.db").exists():
         with con.status("loading the demo into the lake…"):
             load_demo(args.data, args.lake)
