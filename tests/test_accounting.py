@@ -35,6 +35,7 @@ from workbench.accounting import (
 )
 from workbench.accounting.combustion import (
     activity_energy,
+    combustion_emissions,
     emission_factor_from_carbon_content,
     fuel_combustion,
 )
@@ -595,3 +596,125 @@ class TestEfficiencyFunctions:
     def test_carbon_intensity(self):
         assert float(carbon_intensity(800, 1000)) == pytest.approx(0.8, rel=REL)
         assert np.isnan(carbon_intensity(800, 0))
+
+
+# =========================================================================== the engine calls the formulas
+# Each source once: the hand computation from the standard's formula, the clause-level formula
+# function (the documented one) and the engine's ledger must give the same number.
+FORMULA_CASES = {
+    # FC × NCV × CC × OF × 44/12: 100 t raw coal, NCV 20.908 GJ/t, CC 26.37 tC/TJ, OF 94 %
+    "combustion": (dict(source="combustion", item="raw_coal", quantity=100, unit="t", period="2025-03"),
+                   100 * 20.908 * 26.37e-3 * 0.94 * 44 / 12,
+                   lambda: fuel_combustion(Qu(100, "t"), Qu(20.908, "GJ/t"), Qu(26.37, "tC/TJ"), Qu(94, "%"))),
+    # M × P × EF: 150,000 t limestone, 93 % CaCO3, 0.4397 tCO2/t
+    "process": (dict(source="process", item="limestone", quantity=150_000, unit="t", period="2025-06", purity=0.93),
+                150_000 * 0.93 * 0.4397,
+                lambda: carbonate_decomposition(Qu(150_000, "t"), Qu(0.4397, "tCO2/t"), 0.93)),
+    # AD × EF_grid: 9,850,000 kWh = 9850 MWh × 0.5306 (national 2023, the latest ≤ 2025)
+    "purchased_electricity": (dict(source="purchased_electricity", item="grid", quantity=9_850_000, unit="kWh",
+                                   period="2025-06"),
+                              9850 * 0.5306,
+                              lambda: electricity_emissions(Qu(9_850_000, "kWh"), Qu(0.5306, "tCO2/MWh"))),
+    # AD × EF_heat: 1200 GJ × 0.11 tCO2/GJ
+    "purchased_heat": (dict(source="purchased_heat", item="heat", quantity=1200, unit="GJ", period="2025-06"),
+                       1200 * 0.11,
+                       lambda: heat_emissions(Qu(1200, "GJ"), Qu(0.11, "tCO2/GJ"))),
+    # subtracted: −(30 MWh × 0.5306)
+    "exported_electricity": (dict(source="exported_electricity", item="grid", quantity=3, unit="万kWh", period="2025-06"),
+                             -(30 * 0.5306),
+                             lambda: -electricity_emissions(Qu(3, "万kWh"), Qu(0.5306, "tCO2/MWh"))),
+    # subtracted: −(8500 GJ × 0.11)
+    "exported_heat": (dict(source="exported_heat", item="heat", quantity=8500, unit="GJ", period="2025-06"),
+                      -(8500 * 0.11),
+                      lambda: -heat_emissions(Qu(8500, "GJ"), Qu(0.11, "tCO2/GJ"))),
+}
+
+
+class TestEngineCallsTheFormulas:
+    @pytest.mark.parametrize("source", list(FORMULA_CASES))
+    def test_hand_formula_function_and_engine_agree(self, source):
+        record, hand, formula = FORMULA_CASES[source]
+        assert formula().to("tCO2").magnitude == pytest.approx(hand, rel=REL)
+        assert one(record).tco2e == pytest.approx(hand, rel=REL)
+
+    def test_every_source_has_a_case(self):
+        assert set(FORMULA_CASES) == set(SOURCES)
+
+    def test_gas_hand_formula_function_and_engine_agree(self):
+        hand = 0.003 * 23500  # m × GWP, SF6 AR5
+        assert co2_equivalent(Qu(3, "kg"), Qu(23500, "tCO2e/t")).magnitude == pytest.approx(hand, rel=REL)
+        assert one(dict(source="process", item="sf6", quantity=3, unit="kg", period="2025-06")).tco2e == pytest.approx(hand, rel=REL)
+
+    # (module, function, record, what the engine's result must become when the function's result doubles)
+    SPIES = [
+        ("combustion", "activity_energy",
+         dict(source="combustion", item="raw_coal", quantity=100, unit="t", period="2025-03"),
+         2 * 100 * 20.908 * 26.37e-3 * 0.94 * 44 / 12),
+        ("combustion", "emission_factor_from_carbon_content",
+         dict(source="combustion", item="natural_gas", quantity=10, unit="万Nm3", period="2025-03"),
+         2 * 10 * 389.31 * 15.3e-3 * 0.99 * 44 / 12),
+        ("combustion", "combustion_emissions",
+         dict(source="combustion", item="diesel", quantity=5, unit="t", period="2025-03", emission_factor=3.1, ef_unit="tCO2/t"),
+         2 * 5 * 3.1),
+        ("process", "carbonate_decomposition",
+         dict(source="process", item="limestone", quantity=1000, unit="t", period="2025-06", purity=0.9),
+         2 * 1000 * 0.9 * 0.4397),
+        ("indirect", "electricity_emissions",
+         dict(source="purchased_electricity", item="grid", quantity=500, unit="MWh", period="2025-01"),
+         2 * 500 * 0.5306),
+        ("indirect", "heat_emissions",
+         dict(source="exported_heat", item="heat", quantity=100, unit="GJ", period="2025-02"),
+         -2 * 100 * 0.11),
+        ("gases", "co2_equivalent",
+         dict(source="process", item="sf6", quantity=0.001, unit="t", period="2025-02"),
+         2 * 0.001 * 23500),
+    ]
+
+    @pytest.mark.parametrize("module,name,record,doubled", SPIES, ids=[s[1] for s in SPIES])
+    def test_engine_result_is_the_formula_functions(self, monkeypatch, module, name, record, doubled):
+        """Double what the formula function returns: the ledger must double with it."""
+        import importlib
+
+        mod = importlib.import_module(f"workbench.accounting.{module}")
+        original = getattr(mod, name)
+        calls = []
+
+        def spy(*args):
+            calls.append(args)
+            return original(*args) * 2
+
+        monkeypatch.setattr(mod, name, spy)
+        r = one(record)
+        assert calls, f"the engine did not call {module}.{name}"
+        assert all(isinstance(a, pint.Quantity) for a in calls[0])
+        assert r.tco2e == pytest.approx(doubled, rel=REL)
+
+    def test_formulas_are_called_once_per_unit_group_on_whole_columns(self, monkeypatch):
+        import workbench.accounting.indirect as indirect
+
+        original = indirect.electricity_emissions
+        calls = []
+
+        def spy(ad, ef):
+            calls.append((str(ad.units), len(ad.magnitude)))
+            return original(ad, ef)
+
+        monkeypatch.setattr(indirect, "electricity_emissions", spy)
+        rows = ([dict(source="purchased_electricity", item="grid", quantity=100 + i, unit="MWh", period="2025-01")
+                 for i in range(30)]
+                + [dict(source="purchased_electricity", item="grid", quantity=1000 * i, unit="kWh", period="2025-01")
+                   for i in range(20)])
+        led = acc(rows)
+        assert sorted(calls) == [("kilowatt_hour", 20), ("megawatt_hour", 30)]
+        expected = [(100 + i) * 0.5306 for i in range(30)] + [i * 0.5306 for i in range(20)]
+        np.testing.assert_allclose(led["tco2e"], expected, rtol=1e-12)
+
+    def test_fuel_formulas_take_pint_arrays(self):
+        """The vectorised call the engine makes: arrays of FC, NCV, CC and OF."""
+        fc = Qu(np.array([100.0, 12_000.0]), "t")
+        ncv = Qu(np.array([20.908, 22.35]), "GJ/t")
+        ad = activity_energy(fc, ncv)
+        ef = emission_factor_from_carbon_content(Qu(np.array([26.37, 26.37]), "tC/TJ"), Qu(np.array([94.0, 94.0]), "percent"))
+        e = combustion_emissions(ad, ef)
+        np.testing.assert_allclose(e.to("tCO2").magnitude,
+                                   np.array([100 * 20.908, 12_000 * 22.35]) * 26.37e-3 * 0.94 * 44 / 12, rtol=1e-12)

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .accounting.total import SOURCES
 from .factors import FactorLibrary, UnknownItemError, default_library
+from .regimes import get_regime
+from .regimes.gbt32150 import SOURCE_ALIASES as _GBT32150_ALIASES
+from .regimes.gbt32150 import SOURCE_CATEGORIES as _GBT32150_CATEGORIES
 from .units import UnitError, converts, parse_unit
 
 __all__ = [
@@ -60,24 +62,11 @@ HEADER_ALIASES = {
     "value_added": ["增加值", "工业增加值", "增加值(万元)", "增加值（万元）"],
 }
 
-SOURCE_ALIASES = {
-    "combustion": ["燃料燃烧", "燃料燃烧排放", "化石燃料燃烧", "燃烧", "fuel_combustion"],
-    "process": ["过程排放", "工业生产过程", "工业生产过程排放", "过程", "process_emission"],
-    "purchased_electricity": ["购入电力", "购入电力排放", "外购电力", "净购入电力", "electricity"],
-    "purchased_heat": ["购入热力", "购入热力排放", "外购热力", "heat"],
-    "exported_electricity": ["输出电力", "输出电力排放", "外供电力"],
-    "exported_heat": ["输出热力", "输出热力排放", "外供热力"],
-}
-
+#: GB/T 32150's source names and the item categories each source accepts — the regime's
+#: (:mod:`workbench.regimes.gbt32150`); :func:`normalize_activity` takes them from its ``regime``.
+SOURCE_ALIASES = _GBT32150_ALIASES
 #: item category accepted for each source
-SOURCE_CATEGORIES = {
-    "combustion": {"fuel"},
-    "process": {"carbonate", "gas"},
-    "purchased_electricity": {"electricity"},
-    "purchased_heat": {"heat"},
-    "exported_electricity": {"electricity"},
-    "exported_heat": {"heat"},
-}
+SOURCE_CATEGORIES = _GBT32150_CATEGORIES
 #: units an item of each category may be measured in (by dimension)
 CATEGORY_UNITS = {
     "fuel": ("t", "Nm3", "GJ"),
@@ -101,10 +90,18 @@ _HEADER_MAP = {_key(c): c for c in COLUMNS}
 for _canon, _names in HEADER_ALIASES.items():
     for _n in _names:
         _HEADER_MAP[_key(_n)] = _canon
-_SOURCE_MAP = {_key(s): s for s in SOURCES}
-for _canon, _names in SOURCE_ALIASES.items():
-    for _n in _names:
-        _SOURCE_MAP[_key(_n)] = _canon
+
+
+def _source_map(regime) -> dict:
+    """Source names as written (key, zh and en names, aliases) → the regime's source key."""
+    out = {}
+    for s in regime.sources:
+        for name in (s.key, *s.aliases):
+            out.setdefault(_key(name), s.key)
+    return out
+
+
+_SOURCE_MAP = _source_map(get_regime())
 
 
 @dataclass(frozen=True)
@@ -244,14 +241,18 @@ def _period(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
-                       library: FactorLibrary | None = None, first_row: int = 2) -> pd.DataFrame:
+                       library: FactorLibrary | None = None, first_row: int = 2, *, regime=None) -> pd.DataFrame:
     """Map headers, source and item names to canonical codes and check every field.
 
     ``first_row`` is the spreadsheet row of ``df``'s first record (header on row 1 → 2).
+    ``regime`` (default GB/T 32150, :mod:`workbench.regimes`) says which sources exist, the names
+    they may be written as, and which item categories each accepts.
     Returns a frame with all of :data:`COLUMNS` plus ``row`` (the spreadsheet row) and
     ``origin``; raises :class:`ActivityDataError` listing every problem found.
     """
     lib = library or default_library()
+    reg = get_regime(regime)
+    source_map = _SOURCE_MAP if reg is get_regime() else _source_map(reg)
     # -- headers
     header: dict[str, str] = {}
     rename = {}
@@ -294,10 +295,12 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
 
     # -- source
     src_text = df["source"].astype(str).str.strip()
-    out["source"] = src_text.map({t: _SOURCE_MAP.get(_key(t)) for t in pd.unique(src_text)})
+    out["source"] = src_text.map({t: source_map.get(_key(t)) for t in pd.unique(src_text)})
     bad = out["source"].isna()
+    named = "/".join(s.aliases[0] for s in reg.sources if s.aliases)
     for i in rows_of(bad):
-        chk.add(i, "source", f"unknown source '{src_text[i]}' (one of {', '.join(SOURCES)}, or 燃料燃烧/过程排放/购入电力/购入热力/输出电力/输出热力)")
+        chk.add(i, "source", f"unknown source '{src_text[i]}' (one of {', '.join(reg.source_keys)}"
+                             + (f", or {named})" if named else ")"))
     # -- item
     item_text = df["item"].astype(str).str.strip()
     codes = {}
@@ -312,7 +315,7 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
     cats = dict(zip(lib.items["item"], lib.items["category"]))
     out["category"] = out["item"].map(cats)
     ok = out["source"].notna() & out["item"].notna()
-    pair_ok = {(src, cat): cat in SOURCE_CATEGORIES[src]
+    pair_ok = {(src, cat): cat in reg.source(src).categories
                for src, cat in set(zip(out.loc[ok, "source"], out.loc[ok, "category"]))}
     fits = pd.Series([pair_ok.get(k, True) for k in zip(out["source"], out["category"])], index=out.index)
     for i in rows_of(ok & ~fits):

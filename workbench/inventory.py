@@ -1,23 +1,31 @@
 """The periodic greenhouse-gas inventory (温室气体清单) of an enterprise, from a catalog.
 
 Reads boundary, activity ledger, production/value added, meters and readings through an Intake
-catalog, accounts the activity records (GB/T 32150), builds the cube, and cross-checks the
+catalog, accounts the activity records under the enterprise's regime (``reporting_standard`` of
+its metadata; default GB/T 32150, :mod:`workbench.regimes`), builds the cube, and cross-checks the
 ledger against the meters (a verifier's first question).
+
+Products (the denominators of product intensities) are the enterprise's ``products`` (in
+``enterprise.json``: ``[{"product": "clinker", "column": "clinker_t", "unit": "t", "name_zh": "熟料",
+"name_en": "clinker"}, …]``), else those the regime defines for the enterprise's ``sector``, else
+for its GB/T 4754 ``industry_code`` (C3011 → cement).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .accounting import SOURCES, account, carbon_intensity, summarize, to_cube
+from .accounting import account, carbon_intensity, summarize, to_cube
 from .activity import normalize_activity
 from .allocation import allocate_by_submeters
 from .boundary import Boundary
 from .factors import default_library
 from .readings import activity_from_meters, meter_consumption
+from .regimes import Product, Regime, RegimeError, default_regime, get_regime
 from .units import convert
 
 __all__ = ["Inventory", "compute_inventory", "months"]
@@ -48,18 +56,21 @@ class Inventory:
     efficiency: pd.DataFrame
     meter_check: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+    regime: Regime = field(default_factory=default_regime)
+    products: tuple = ()
 
     @property
     def total_tco2e(self) -> float:
         return self.summary["total_tco2e"]
 
     def by_source(self) -> pd.DataFrame:
-        from .accounting import SOURCE_NAMES_EN, SOURCE_NAMES_ZH
+        """Emissions by the regime's sources, in its order, with their names (signed)."""
+        src = self.regime.sources
         return pd.DataFrame({
-            "source": list(SOURCES),
-            "name_zh": [SOURCE_NAMES_ZH[s] for s in SOURCES],
-            "name_en": [SOURCE_NAMES_EN[s] for s in SOURCES],
-            "tco2e": [self.summary["by_source"][s] for s in SOURCES],
+            "source": [s.key for s in src],
+            "name_zh": [s.name_zh for s in src],
+            "name_en": [s.name_en for s in src],
+            "tco2e": [self.summary["by_source"][s.key] for s in src],
         })
 
     def by_facility(self) -> pd.DataFrame:
@@ -86,6 +97,7 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     lib = default_library(gwp.upper())
     wanted = months(period_start, period_end)
     info = dict(cat.metadata.get("enterprise") or {})
+    regime = get_regime(info.get("reporting_standard"))
     boundary = Boundary(cat["boundary"].read())
     ent = enterprise or boundary.enterprise
     if ent not in boundary.nodes.index:
@@ -103,46 +115,93 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     sel = sel.assign(_row=sel.index.to_numpy() + 2)  # the row in the ledger file, kept through allocation
     if allocate and metered is not None:
         sel = allocate_by_submeters(sel, metered, enterprise=ent)
-    activity = normalize_activity(sel.drop(columns="_row"), origin="activity", library=lib)
+    activity = normalize_activity(sel.drop(columns="_row"), origin="activity", library=lib, regime=regime)
     activity["row"] = sel["_row"].to_numpy()
-    ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary)
+    ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary, regime=regime)
     monthly = cat["monthly"].read()
     monthly["period"] = monthly["period"].astype(str)
     monthly = monthly[monthly["period"].isin(wanted)]
     va = monthly.dropna(subset=["value_added_10k_cny"]).rename(columns={"value_added_10k_cny": "value_added"})
-    out_rows = []
-    for col, product in (("clinker_t", "clinker"), ("cement_t", "cement")):
-        if col in monthly:
-            o = monthly.dropna(subset=[col])
-            out_rows.append(pd.DataFrame({"period": o["period"], "node_id": o["node_id"],
-                                          "product": product, "quantity": o[col]}))
-    output = pd.concat(out_rows, ignore_index=True) if out_rows else None
+    products, product_notes = enterprise_products(info, regime)
+    output, missing = _product_output(monthly, products)
+    if missing and info.get("products"):
+        product_notes.append("products without an output column in the production table: "
+                             + ", ".join(f"{p.product} ('{p.column}')" for p in missing))
     names = {n: boundary.name(n, "zh") for n in boundary.nodes.index}
     cube = to_cube(ledger, value_added=va[["period", "node_id", "value_added"]], output=output,
-                   enterprise=ent, facility_names=names)
-    summary = summarize(ledger)
+                   enterprise=ent, facility_names=names, regime=regime)
+    summary = summarize(ledger, regime)
     eff = pd.DataFrame({
         "period": cube["period"].values,
         "tco2e": cube["enterprise_tco2e"].values,
         "value_added": cube["enterprise_value_added"].values if "enterprise_value_added" in cube else np.nan,
         "carbon_efficiency": cube["enterprise_carbon_efficiency"].values if "enterprise_carbon_efficiency" in cube else np.nan,
     })
-    for product in ("clinker", "cement"):
-        if f"output_{product}" in cube:
-            # per t of product: whole-enterprise emissions ÷ output (cement includes its clinker)
-            out_t = cube[f"output_{product}"].sum("facility", min_count=1).values
-            eff[f"output_{product}_t"] = out_t
-            eff[f"enterprise_tco2e_per_t_{product}"] = carbon_intensity(cube["enterprise_tco2e"].values, out_t)
+    for p in products:
+        if f"output_{p.product}" in cube:
+            # per unit of product: whole-enterprise emissions ÷ output (the product's note says what
+            # the output includes, e.g. cement includes its clinker: the intensities are not additive)
+            out = cube[f"output_{p.product}"].sum("facility", min_count=1).values
+            u = _unit_tag(p.unit)
+            eff[f"output_{p.product}_{u}"] = out
+            eff[f"enterprise_tco2e_per_{u}_{p.product}"] = carbon_intensity(cube["enterprise_tco2e"].values, out)
     total_va = float(np.nansum(eff["value_added"])) if eff["value_added"].notna().all() else np.nan
     summary["value_added"] = total_va
     summary["carbon_efficiency"] = summary["total_tco2e"] / total_va if total_va and total_va > 0 else np.nan
     factors = _factors_used(ledger, lib)
-    notes = sorted({n for n in ledger["notes"] if n})
+    notes = sorted({n for n in ledger["notes"] if n}) + product_notes
     inv = Inventory(info, wanted[0], wanted[-1], boundary, activity, ledger, cube, summary, factors, eff,
-                    notes=notes)
+                    notes=notes, regime=regime, products=tuple(products))
     if meter_check and metered is not None:
         inv.meter_check = _meter_check(consumption, metered, ledger)
     return inv
+
+
+def enterprise_products(info: dict, regime: Regime) -> tuple[list[Product], list[str]]:
+    """The enterprise's products and notes on where they came from.
+
+    ``info["products"]`` (enterprise.json) when given; else the products the regime defines for
+    ``info["sector"]``, else for the GB/T 4754 ``industry_code``, else for the ``sector_standard``;
+    else none (an inventory without product intensities, with a note saying so).
+    """
+    given = info.get("products")
+    if given:
+        if not isinstance(given, list):
+            raise ValueError(f"enterprise 'products' must be a list of objects, not {type(given).__name__}")
+        try:
+            products = [Product.from_mapping(p) for p in given]
+        except RegimeError as exc:
+            raise ValueError(f"enterprise 'products': {exc}") from None
+        codes = [p.product for p in products]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"enterprise 'products': a product appears twice in {codes}")
+        return products, []
+    sector = regime.sector_for(info.get("sector"), info.get("industry_code"), info.get("sector_standard"))
+    if sector is None:
+        note = (f"no product intensities: the enterprise lists no 'products' and {regime.name} defines no "
+                f"sector for it (sector {info.get('sector') or '–'}, industry {info.get('industry_code') or '–'}; "
+                f"sectors: {', '.join(regime.sectors) or 'none'})")
+        return [], [note]
+    return list(sector.products), []
+
+
+def _product_output(monthly: pd.DataFrame, products) -> tuple[pd.DataFrame | None, list]:
+    """Output rows (period, node_id, product, quantity, unit) from the production table's product
+    columns; also the products whose column is absent."""
+    rows, missing = [], []
+    for p in products:
+        if p.column not in monthly:
+            missing.append(p)
+            continue
+        o = monthly.dropna(subset=[p.column])
+        rows.append(pd.DataFrame({"period": o["period"], "node_id": o["node_id"], "product": p.product,
+                                  "quantity": pd.to_numeric(o[p.column]), "unit": p.unit}))
+    return (pd.concat(rows, ignore_index=True) if rows else None), missing
+
+
+def _unit_tag(unit: str) -> str:
+    """A unit as a column-name part: ``t`` → ``t``, ``10^4 m`` → ``10_4_m``."""
+    return "_".join(filter(None, re.split(r"\W+", unit))) or "unit"
 
 
 def _factors_used(ledger: pd.DataFrame, lib) -> pd.DataFrame:

@@ -7,9 +7,10 @@ total_tco2e (period, facility)         Σ over sources
 value_added (period, facility)         万元, where known (NaN elsewhere)
 carbon_efficiency (period, facility)   tCO2e/万元 where value added is known
 enterprise_* (period)                  the same for the whole enterprise
-output_<product>, intensity_<product>  output (t) and tCO2e/t where output is known
+output_<product>, intensity_<product>  output (in the product's unit) and tCO2e per unit where known
 
-Roll-ups of the cube equal sums of the ledger (tested).
+The source axis is the regime's sources (:mod:`workbench.regimes`; the ledger's ``standard``
+attribute names it, default GB/T 32150).  Roll-ups of the cube equal sums of the ledger (tested).
 """
 from __future__ import annotations
 
@@ -17,21 +18,29 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..regimes import Regime, get_regime
 from .efficiency import carbon_efficiency, carbon_intensity
-from .total import SOURCES
+from .engine import AccountingError
 
 __all__ = ["to_cube", "cube_to_frame"]
 
 
 def to_cube(ledger: pd.DataFrame, *, value_added: pd.DataFrame | None = None,
             output: pd.DataFrame | None = None, enterprise: str | None = None,
-            facility_names: dict | None = None) -> xr.Dataset:
+            facility_names: dict | None = None, regime: Regime | str | None = None) -> xr.Dataset:
     """Build the cube.
 
     ``value_added``: columns ``period, node_id, value_added`` (万元); a row on the enterprise node
     (``enterprise``) gives the enterprise figure.  ``output``: columns ``period, node_id, product,
-    quantity`` (t).  Rows for facilities absent from the ledger are ignored.
+    quantity`` and optionally ``unit`` (default t).  Rows for facilities absent from the ledger are
+    ignored.  ``regime`` (default: the ledger's ``standard`` attribute, else GB/T 32150) gives the
+    source axis; a ledger source the regime does not define is an error, never dropped.
     """
+    reg = get_regime(regime if regime is not None else ledger.attrs.get("standard"))
+    sources = reg.source_keys
+    stray = sorted(set(ledger["source"].unique()) - set(sources))
+    if stray:
+        raise AccountingError(f"ledger sources {stray} are not sources of {reg.name} (pass the ledger's regime)")
     periods = sorted(ledger["period"].unique())
     # facilities with emissions, plus those where only output or value added is known
     extra = set()
@@ -40,12 +49,12 @@ def to_cube(ledger: pd.DataFrame, *, value_added: pd.DataFrame | None = None,
             extra |= set(frame.loc[frame["period"].isin(periods), "node_id"]) - {enterprise}
     facilities = sorted(set(ledger["facility"].unique()) | extra)
     g = ledger.groupby(["period", "facility", "source"], observed=True)["tco2e"].sum()
-    full = pd.MultiIndex.from_product([periods, facilities, list(SOURCES)],
+    full = pd.MultiIndex.from_product([periods, facilities, list(sources)],
                                       names=["period", "facility", "source"])
-    arr = g.reindex(full, fill_value=0.0).to_numpy().reshape(len(periods), len(facilities), len(SOURCES))
+    arr = g.reindex(full, fill_value=0.0).to_numpy().reshape(len(periods), len(facilities), len(sources))
     ds = xr.Dataset(
         {"tco2e": (("period", "facility", "source"), arr)},
-        coords={"period": periods, "facility": facilities, "source": list(SOURCES)},
+        coords={"period": periods, "facility": facilities, "source": list(sources)},
     )
     ds["tco2e"].attrs.update(units="tCO2e", long_name="emissions (signed: exported negative)")
     ds["total_tco2e"] = ds["tco2e"].sum("source")
@@ -77,16 +86,18 @@ def to_cube(ledger: pd.DataFrame, *, value_added: pd.DataFrame | None = None,
         ds["enterprise_carbon_efficiency"].attrs.update(units="tCO2e/万元")
     if output is not None and len(output):
         out = output.groupby(["product", "period", "node_id"])["quantity"].sum()
+        units = (output.groupby("product")["unit"].first().to_dict() if "unit" in output else {})
         for product in sorted(output["product"].unique()):
+            unit = units.get(product) or "t"
             q = np.full((len(periods), len(facilities)), np.nan)
             for (prod, p, node), v in out.items():
                 if prod == product and p in periods and node in facilities:
                     q[periods.index(p), facilities.index(node)] = v
             ds[f"output_{product}"] = (("period", "facility"), q)
-            ds[f"output_{product}"].attrs.update(units="t")
+            ds[f"output_{product}"].attrs.update(units=unit)
             ds[f"intensity_{product}"] = (("period", "facility"),
                                           carbon_intensity(ds["total_tco2e"].values, q))
-            ds[f"intensity_{product}"].attrs.update(units=f"tCO2e/t {product}")
+            ds[f"intensity_{product}"].attrs.update(units=f"tCO2e/{unit} {product}")
     ds.attrs.update({k: str(v) for k, v in ledger.attrs.items()})
     return ds
 

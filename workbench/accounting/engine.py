@@ -1,8 +1,22 @@
 """The accounting engine: activity records × factors → the emission ledger.
 
-Vectorised: rows are grouped by source and unit, factors are looked up once per distinct
-(item, year, region, facility), and the formulas of :mod:`.combustion`, :mod:`.process`,
-:mod:`.indirect` and :mod:`.gases` are applied to whole columns as pint quantities.
+Vectorised: rows are grouped by item category and by the units of their quantity and factors;
+factors are looked up once per distinct (item, year, region, facility); and for each group the
+engine calls the clause-level formula function of the record's item category on whole columns,
+as pint quantities (pint converts the units)::
+
+    fuel        AD = FC × NCV          combustion.activity_energy
+                EF = CC × OF × 44/12   combustion.emission_factor_from_carbon_content
+                E  = AD × EF           combustion.combustion_emissions (also FC × EF with a site EF)
+    carbonate   E  = M × P × EF        process.carbonate_decomposition
+    electricity E  = AD × EF_grid      indirect.electricity_emissions
+    heat        E  = AD × EF_heat      indirect.heat_emissions
+    gas         E  = m × GWP           gases.co2_equivalent
+
+The formulas are looked up on their modules at call time, so the documented function is the one
+that computes.  What is *not* here is the regime (:mod:`workbench.regimes`): which sources exist,
+which item categories each accepts, how each enters the total (its sign) and the edition of the
+standard by reporting year come from the regime passed as ``regime`` (default GB/T 32150).
 
 The ledger has one row per activity record, carrying every factor value and id it used, so that
 each tCO2e can be traced to its activity record and to the published (or site-measured) factor.
@@ -13,12 +27,12 @@ import datetime as _dt
 
 import numpy as np
 import pandas as pd
+import pint
 
 from ..factors import FactorLibrary, default_library
-from ..units import Q_, UnitMismatchError, conversion_factor, converts
-from .combustion import emission_factor_from_carbon_content
-from .gases import co2_equivalent
-from .total import SIGN, SOURCES, edition_for_year
+from ..regimes import Regime, get_regime
+from ..units import Q_, converts, parse_unit
+from . import combustion, gases, indirect, process
 
 __all__ = ["account", "LEDGER_COLUMNS", "AccountingError"]
 
@@ -46,8 +60,9 @@ def _year_of(period: pd.Series, default: int | None) -> pd.Series:
 
 def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, year: int | None = None,
             region: str | None = None, gwp: str | None = None, boundary=None,
-            factor_sets: dict | None = None, enterprise: str = "enterprise") -> pd.DataFrame:
-    """Account the emissions of activity records (GB/T 32150).
+            factor_sets: dict | None = None, enterprise: str = "enterprise",
+            regime: Regime | str | None = None) -> pd.DataFrame:
+    """Account the emissions of activity records under a regime (default GB/T 32150).
 
     Parameters
     ----------
@@ -62,22 +77,27 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
         Maps each record's node to its facility and 分项 class.
     factor_sets : dict, optional
         Factor-set choice by (category, kind), e.g. ``{("fuel", "ncv"): ["NDRC-circulating-UNVERIFIED"]}``.
+    regime : Regime or str, optional
+        The accounting regime (:func:`workbench.regimes.get_regime`): its sources and their signs,
+        the edition by year, and the GWP set used when neither ``gwp`` nor ``library`` sets one.
 
     Returns
     -------
-    DataFrame with :data:`LEDGER_COLUMNS`; ``tco2e`` is signed (exported sources negative).
-    ``attrs`` records the library version, GWP set and time of calculation.
+    DataFrame with :data:`LEDGER_COLUMNS`; ``tco2e`` is signed by the regime (GB/T 32150: exported
+    sources negative).  ``attrs`` records the regime (``standard``), the library version, GWP set
+    and time of calculation.
     """
     from ..activity import normalize_activity
 
-    lib = library or default_library()
+    reg = get_regime(regime)
+    lib = library or default_library(reg.default_gwp)
     if gwp:
         lib = lib.with_gwp(gwp)
     if factor_sets:
         lib = FactorLibrary(lib.table, gwp_set=lib.gwp_set, factor_sets=factor_sets,
                             items=lib.items, regions=lib.regions)
     if "origin" not in activity.columns or "row" not in activity.columns:
-        activity = normalize_activity(activity, library=lib)
+        activity = normalize_activity(activity, library=lib, regime=reg)
     df = activity.reset_index(drop=True).copy()
     n = len(df)
     region_default = lib.region_code(region)
@@ -125,8 +145,8 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
         keys = (sub["item"].astype(str) + "|" + sub["year"].astype(str) + "|" + sub["region"].astype(str)
                 + "|" + node).to_numpy()
         for key in pd.unique(keys[~have]):
-            item, yr, reg, node = key.split("|")
-            f = lib.lookup(item, kind, year=int(yr), region=reg, facility=node or None)
+            item, yr, rg, node = key.split("|")
+            f = lib.lookup(item, kind, year=int(yr), region=rg, facility=node or None)
             m = (keys == key) & ~have
             vals[m], units[m], ids[m] = f.value, f.unit, f.factor_id
             notes[m] = "; ".join(x for x in (f.selection, "" if f.verified else "UNVERIFIED default") if x)
@@ -137,43 +157,66 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
             if note and note not in txt["notes"][i]:
                 txt["notes"][i] = (txt["notes"][i] + "; " + note) if txt["notes"][i] else note
 
-    def pairs_convert(rows, values, units_a, units_b, target, what):
-        """values × (unit_a · unit_b) → target, grouped by unit pair; clear error on mismatch."""
+    def where(i) -> str:
+        return f"{df.at[i, 'origin']}, row {df.at[i, 'row']}"
+
+    def by_units(rows, formula, args, target, what, first_arg=("unit", "quantity")):
+        """``formula(*quantities)`` in ``target``, called once per group of rows whose arguments share
+        their units.  ``args``: (magnitudes, units) per argument, units one per row or one for all.
+        A first argument whose unit does not fit the second's (``what``) is an
+        :class:`AccountingError`; ``first_arg`` is (column, name) of the first argument for the message."""
         out = np.empty(len(rows))
-        pair = np.array([f"{a}\x00{b}" for a, b in zip(units_a, units_b)], dtype=object)
-        for p in pd.unique(pair):
-            a, b = p.split("\x00")
-            m = pair == p
+        if not len(rows):
+            return out
+        # one integer key per combination of the arguments' units (pd.factorize, not strings)
+        key = np.zeros(len(rows), dtype=np.int64)
+        for _, u in args:
+            if not isinstance(u, str):
+                codes, uniq = pd.factorize(np.asarray(u, dtype=object))
+                key = key * len(uniq) + codes
+        for k in pd.unique(key):
+            m = key == k
+            first = int(np.argmax(m))
+            units = [u if isinstance(u, str) else u[first] for _, u in args]
             try:
-                k = conversion_factor(f"({a})*({b})", target)
-            except UnitMismatchError:
-                i = rows[np.argmax(m)]
+                q = formula(*(Q_(np.asarray(v, dtype="float64")[m], parse_unit(u)) for (v, _), u in zip(args, units)))
+                out[m] = q.to(target).magnitude
+            except pint.DimensionalityError:
                 raise AccountingError(
-                    f"{df.at[i, 'origin']}, row {df.at[i, 'row']}, column 'unit': quantity unit '{a}' "
-                    f"does not fit {what} unit '{b}' (their product is not {target})") from None
-            out[m] = values[m] * k
+                    f"{where(rows[first])}, column '{first_arg[0]}': {first_arg[1]} unit '{units[0]}' does not "
+                    f"fit {what} unit '{units[1]}' (their product is not {target})") from None
         return out
 
-    src = df["source"].to_numpy()
-    cat = df["item"].map(dict(zip(lib.items["item"], lib.items["category"]))).to_numpy()
+    def to_unit(values, units, target):
+        """Magnitudes in ``target``, converted by pint once per distinct unit."""
+        out = np.empty(len(values))
+        for u in pd.unique(units):
+            m = units == u
+            out[m] = Q_(values[m], parse_unit(u)).to(target).magnitude
+        return out
+
+    src = df["source"].to_numpy(dtype=object)
+    cat = df["item"].map(dict(zip(lib.items["item"], lib.items["category"]))).to_numpy(dtype=object)
     qty = df["quantity"].to_numpy(dtype="float64").copy()
     unit = df["unit"].to_numpy(dtype=object)
+    _check_against_regime(df, src, cat, reg, where)
 
-    # --- fuel combustion: FC × NCV × CC × OF × 44/12 (or FC × EF with a site EF)
-    comb = np.flatnonzero(src == "combustion")
+    # --- fuel: AD = FC × NCV, EF = CC × OF × 44/12, E = AD × EF (or FC × EF with a site EF)
+    comb = np.flatnonzero(cat == "fuel")
     if len(comb):
         ef_over = df.loc[comb, "emission_factor"].notna().to_numpy()
-        is_energy = np.array([_is_energy(u) for u in unit[comb]])
+        is_energy_unit = {u: converts(u, "GJ") for u in pd.unique(unit[comb])}
+        is_energy = np.array([is_energy_unit[u] for u in unit[comb]], dtype=bool)
         # rows whose quantity is already heat need no NCV
         need_ncv = comb[~is_energy]
         energy = np.full(len(comb), np.nan)
-        energy[is_energy] = qty[comb[is_energy]] * np.array([conversion_factor(u, "GJ") for u in unit[comb[is_energy]]])
+        energy[is_energy] = to_unit(qty[comb[is_energy]], unit[comb[is_energy]], "GJ")
         if len(need_ncv):
             v, u, ids, notes = factor_column(need_ncv, "ncv", "ncv", "ncv_unit")
             res["ncv"][need_ncv], txt["ncv_unit"][need_ncv], txt["ncv_factor_id"][need_ncv] = v, u, ids
             set_notes(need_ncv, notes)
-            # AD = FC × NCV (GJ); pint converts the FC unit against the NCV unit
-            energy[~is_energy] = pairs_convert(need_ncv, qty[need_ncv] * v, unit[need_ncv], u, "GJ", "NCV")
+            energy[~is_energy] = by_units(need_ncv, combustion.activity_energy,
+                                          [(qty[need_ncv], unit[need_ncv]), (v, u)], "GJ", "NCV")
         res["activity_gj"][comb] = energy
         cc_rows = comb[~ef_over]
         if len(cc_rows):
@@ -182,57 +225,72 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
             ou = np.where(ou == "fraction", "dimensionless", ou)
             res["carbon_content"][cc_rows], txt["carbon_content_unit"][cc_rows] = cv, cu
             txt["carbon_content_factor_id"][cc_rows] = cids
-            of_frac = np.array([conversion_factor(x, "dimensionless") for x in ou]) * ov
-            res["oxidation_rate"][cc_rows], txt["oxidation_rate_factor_id"][cc_rows] = of_frac, oids
+            res["oxidation_rate"][cc_rows] = to_unit(ov, ou, "dimensionless")
+            txt["oxidation_rate_factor_id"][cc_rows] = oids
             set_notes(cc_rows, cn)
             set_notes(cc_rows, on)
-            cc = np.array([conversion_factor(x, "tC/GJ") for x in cu]) * cv
-            ef = emission_factor_from_carbon_content(Q_(cc, "tC/GJ"), Q_(of_frac, "dimensionless"))
-            e_gj = energy[~ef_over]
-            res["emission_factor"][cc_rows], txt["ef_unit"][cc_rows] = ef.magnitude, "tCO2/GJ"
-            res["emission_t"][cc_rows] = (Q_(e_gj, "GJ") * ef).to("tCO2").magnitude
+            ef = by_units(cc_rows, combustion.emission_factor_from_carbon_content,
+                          [(cv, cu), (ov, ou)], "tCO2/GJ", "oxidation rate",
+                          first_arg=("carbon_content_unit", "carbon content"))
+            res["emission_factor"][cc_rows], txt["ef_unit"][cc_rows] = ef, "tCO2/GJ"
+            res["emission_t"][cc_rows] = by_units(
+                cc_rows, combustion.combustion_emissions,
+                [(energy[~ef_over], "GJ"), (ef, "tCO2/GJ")], "tCO2", "emission factor")
             txt["method"][cc_rows] = "FC×NCV×CC×OF×44/12"
         ef_rows = comb[ef_over]
         if len(ef_rows):
             ev, eu, eids, en = factor_column(ef_rows, "emission_factor", "emission_factor", "ef_unit")
             res["emission_factor"][ef_rows], txt["ef_unit"][ef_rows], txt["emission_factor_id"][ef_rows] = ev, eu, eids
             set_notes(ef_rows, en)
-            per_energy = np.array([_is_per_energy(x) for x in eu])
+            per_energy_unit = {x: converts(x, "tCO2/GJ") for x in pd.unique(eu)}
+            per_energy = np.array([per_energy_unit[x] for x in eu], dtype=bool)
             base = np.where(per_energy, energy[ef_over], qty[ef_rows])
             base_unit = np.where(per_energy, "GJ", unit[ef_rows])
-            res["emission_t"][ef_rows] = pairs_convert(ef_rows, base * ev, base_unit, eu, "tCO2", "emission factor")
+            res["emission_t"][ef_rows] = by_units(ef_rows, combustion.combustion_emissions,
+                                                  [(base, base_unit), (ev, eu)], "tCO2", "emission factor")
             txt["method"][ef_rows] = np.where(per_energy, "FC×NCV×EF", "FC×EF")
 
-    # --- emission-factor method: process carbonates, electricity, heat
-    efm = np.flatnonzero(np.isin(src, SOURCES) & (src != "combustion") & (cat != "gas"))
+    # --- emission-factor method: carbonates M × P × EF, electricity and heat AD × EF
+    efm = np.flatnonzero(np.isin(cat, ("carbonate", "electricity", "heat")))
     if len(efm):
         ev, eu, eids, en = factor_column(efm, "emission_factor", "emission_factor", "ef_unit")
         res["emission_factor"][efm], txt["ef_unit"][efm], txt["emission_factor_id"][efm] = ev, eu, eids
         set_notes(efm, en)
-        p = np.where(np.isnan(purity[efm]), 1.0, purity[efm])
         is_carb = cat[efm] == "carbonate"
+        given = ~np.isnan(purity[efm])
+        p = np.where(given, purity[efm], 1.0)
         purity[efm] = np.where(is_carb, p, np.nan)
-        res["emission_t"][efm] = pairs_convert(efm, qty[efm] * p * ev, unit[efm], eu, "tCO2", "emission factor")
+        em = np.empty(len(efm))
+        for category, formula, args in (
+            ("carbonate", process.carbonate_decomposition, 3),
+            ("electricity", indirect.electricity_emissions, 2),
+            ("heat", indirect.heat_emissions, 2),
+        ):
+            sel = cat[efm] == category
+            if sel.any():
+                rows = efm[sel]
+                cols = [(qty[rows], unit[rows]), (ev[sel], eu[sel]), (p[sel], "dimensionless")][:args]
+                em[sel] = by_units(rows, formula, cols, "tCO2", "emission factor")
+        res["emission_t"][efm] = em
         txt["method"][efm] = np.where(is_carb, "M×P×EF", "AD×EF")
-        for i in efm[is_carb & np.isnan(df.loc[efm, "purity"].to_numpy(dtype="float64", na_value=np.nan))]:
-            set_notes([i], ["purity not given: 100 % carbonate assumed"])
+        set_notes(efm[is_carb & ~given], ["purity not given: 100 % carbonate assumed"] * int((is_carb & ~given).sum()))
 
-    # --- GWP: CO2 rows weigh 1; non-CO2 gases emitted directly weigh their GWP
+    # --- GWP: CO2 rows weigh 1; non-CO2 gases emitted directly weigh their GWP: E = m × GWP
     gas_rows = np.flatnonzero(cat == "gas")
+    co2e = res["emission_t"].copy()
     if len(gas_rows):
         gv, gu, gids, gn = factor_column(gas_rows, "gwp")
-        mass = np.array([conversion_factor(u, "t") for u in unit[gas_rows]]) * qty[gas_rows]
-        res["emission_t"][gas_rows] = mass
+        res["emission_t"][gas_rows] = to_unit(qty[gas_rows], unit[gas_rows], "t")
         res["gwp"][gas_rows], txt["gwp_factor_id"][gas_rows] = gv, gids
         set_notes(gas_rows, gn)
         txt["method"][gas_rows] = "m×GWP"
-    co2e = res["emission_t"].copy()
-    if len(gas_rows):
-        co2e[gas_rows] = co2_equivalent(Q_(res["emission_t"][gas_rows], "t"),
-                                        Q_(res["gwp"][gas_rows], "tCO2e/t")).magnitude
+        co2e[gas_rows] = by_units(gas_rows, gases.co2_equivalent,
+                                  [(qty[gas_rows], unit[gas_rows]), (gv, gu)], "tCO2e", "GWP")
     non_gas = np.flatnonzero(cat != "gas")
     res["gwp"][non_gas] = 1.0
-    sign = np.array([SIGN[s] for s in src], dtype="int8") if n else np.zeros(0, dtype="int8")
+    sign = df["source"].map(reg.signs).to_numpy(dtype="int8") if n else np.zeros(0, dtype="int8")
+    years = df["year"].astype("int64") if n else df["year"]
+    edition = years.map({y: reg.edition(int(y)) for y in pd.unique(years)}) if n else []
 
     ledger = pd.DataFrame({
         "record_id": df["record_id"], "origin": df["origin"], "row": df["row"],
@@ -249,7 +307,7 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
         "emission_factor_id": txt["emission_factor_id"],
         "purity": purity, "gwp": res["gwp"], "gwp_factor_id": txt["gwp_factor_id"],
         "emission_t": res["emission_t"], "sign": sign, "tco2e": co2e * sign,
-        "method": txt["method"], "edition": [edition_for_year(int(y)) for y in df["year"]],
+        "method": txt["method"], "edition": edition,
         "notes": txt["notes"],
     })
     id_cols = ["ncv_factor_id", "carbon_content_factor_id", "oxidation_rate_factor_id",
@@ -263,15 +321,24 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
         "factor_library_version": lib.version,
         "gwp_set": lib.gwp_set,
         "calculated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "standard": "GB/T 32150",
+        "standard": reg.name,
     })
     return ledger
 
 
-def _is_energy(unit: str) -> bool:
-    return converts(unit, "GJ")
+def _check_against_regime(df: pd.DataFrame, src: np.ndarray, cat: np.ndarray, reg: Regime, where) -> None:
+    """Every record's source is one of the regime's, and accepts the record's item category.
 
-
-def _is_per_energy(unit: str) -> bool:
-    return converts(unit, "tCO2/GJ")
-
+    (:func:`workbench.activity.normalize_activity` checks the same for records it normalises;
+    this catches records normalised under another regime.)"""
+    known = set(reg.source_keys)
+    for s in pd.unique(src):
+        if s not in known:
+            i = int(np.flatnonzero(src == s)[0])
+            raise AccountingError(f"{where(i)}, column 'source': '{s}' is not a source of {reg.name} "
+                                  f"(one of {', '.join(reg.source_keys)})")
+    for s, c in set(zip(src, cat)):
+        if isinstance(c, str) and c not in reg.source(s).categories:
+            i = int(np.flatnonzero((src == s) & (cat == c))[0])
+            raise AccountingError(f"{where(i)}, column 'item': a {c} item cannot be reported under "
+                                  f"source '{s}' of {reg.name}")

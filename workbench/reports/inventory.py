@@ -1,8 +1,13 @@
-"""Inventory report: plots, HTML (GB/T 32150 report structure), XLSX and Parquet outputs.
+"""Inventory report: plots, HTML (the regime's report structure), XLSX and Parquet outputs.
 
-Sections follow the reporting format of GB/T 32150 / the NDRC guidelines:
-1 报告主体基本信息 · 2 温室气体排放量 · 3 活动水平数据及来源 · 4 排放因子数据及来源 ·
-5 碳效 (carbon efficiency) · 6 其他希望说明的情况.
+The sections, their titles, the source names, the label of the total and the standing notes are
+the inventory's regime's (:mod:`workbench.regimes`); for GB/T 32150 (the NDRC reporting format)::
+
+    1 报告主体基本信息 · 2 温室气体排放量 · 3 活动水平数据及来源 · 4 排放因子数据及来源 ·
+    5 碳效 (carbon efficiency, the workbench's own, seed §3.6) · 6 其他希望说明的情况
+
+The workbench adds its carbon-efficiency section (:data:`WORKBENCH_SECTIONS`) before the regime's
+"other" section, or at the end.
 """
 from __future__ import annotations
 
@@ -18,12 +23,34 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure  # the object API: no GUI backend, safe in servers and kernels
 
-from ..accounting import SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES
 from ..boundary import CLASSIFICATION_NAMES_ZH
+from ..regimes import ReportSection, default_regime
 
-__all__ = ["figures", "write_outputs", "render_html"]
+__all__ = ["figures", "write_outputs", "render_html", "report_sections", "WORKBENCH_SECTIONS"]
 
-_COLORS = dict(zip(SOURCES, ["#b5562c", "#8c6d31", "#3a6ea5", "#c98f2c", "#5b9f62", "#7fb7a8"]))
+#: colours of the sources, in the regime's order (more sources than colours: the palette repeats)
+_PALETTE = ["#b5562c", "#8c6d31", "#3a6ea5", "#c98f2c", "#5b9f62", "#7fb7a8", "#6b4c9a", "#999999"]
+
+#: sections the workbench adds to every regime's report (carbon efficiency, seed §3.6)
+WORKBENCH_SECTIONS = (ReportSection("efficiency", "碳效", "Carbon efficiency", "seed §3.6 (碳效)"),)
+
+
+def _regime(inv):
+    return getattr(inv, "regime", None) or default_regime()
+
+
+def _colors(regime) -> dict:
+    return {s.key: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(regime.sources)}
+
+
+def report_sections(regime) -> list[tuple[int, ReportSection]]:
+    """(number, section) of the report: the regime's sections, with :data:`WORKBENCH_SECTIONS`
+    placed before its "other" section (or last), numbered from 1."""
+    secs = list(regime.report_sections)
+    extra = [w for w in WORKBENCH_SECTIONS if w.content not in {s.content for s in secs}]
+    at = next((i for i, s in enumerate(secs) if s.content == "other"), len(secs))
+    secs[at:at] = extra
+    return list(enumerate(secs, start=1))
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,13 +78,15 @@ def _label(en: str, zh: str) -> str:
     return f"{en} {zh}" if _cjk_font() else en
 
 
-def _stacked_by_source(draw, positions, table: pd.DataFrame, base: str) -> None:
+def _stacked_by_source(draw, positions, table: pd.DataFrame, base: str, regime) -> None:
     """Bars stacked by source; exported (negative) parts stack below zero."""
     pos = np.zeros(len(table))
     neg = np.zeros(len(table))
-    for s in SOURCES:
+    colors = _colors(regime)
+    for src in regime.sources:
+        s = src.key
         v = table[s].to_numpy()
-        draw(positions, v, color=_COLORS[s], label=SOURCE_NAMES_EN[s], **{base: np.where(v >= 0, pos, neg)})
+        draw(positions, v, color=colors[s], label=src.name_en, **{base: np.where(v >= 0, pos, neg)})
         pos += np.where(v >= 0, v, 0)
         neg += np.where(v < 0, v, 0)
 
@@ -69,11 +98,13 @@ def figures(inv) -> dict:
         matplotlib.rcParams["font.sans-serif"] = [font, "DejaVu Sans"]
         matplotlib.rcParams["axes.unicode_minus"] = False
     figs = {}
+    regime = _regime(inv)
+    colors = _colors(regime)
     bs = inv.by_source()
     fig = Figure(figsize=(8, 3.6))
     ax = fig.subplots()
-    labels = [_label(SOURCE_NAMES_EN[s], SOURCE_NAMES_ZH[s]) for s in bs["source"]]
-    ax.barh(labels, bs["tco2e"], color=[_COLORS[s] for s in bs["source"]])
+    labels = [_label(en, zh) for en, zh in zip(bs["name_en"], bs["name_zh"])]
+    ax.barh(labels, bs["tco2e"], color=[colors[s] for s in bs["source"]])
     ax.axvline(0, color="black", lw=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("tCO2e")
@@ -87,7 +118,7 @@ def figures(inv) -> dict:
     fig = Figure(figsize=(8, 3.8))
     ax = fig.subplots()
     names = [f"{f} {inv.boundary.name(f, 'en') if f in inv.boundary.nodes.index else f}" for f in bf.index]
-    _stacked_by_source(ax.barh, names, bf, "left")
+    _stacked_by_source(ax.barh, names, bf, "left", regime)
     ax.axvline(0, color="black", lw=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("tCO2e")
@@ -100,7 +131,7 @@ def figures(inv) -> dict:
     fig = Figure(figsize=(8, 3.6))
     ax = fig.subplots()
     x = np.arange(len(mo.index))
-    _stacked_by_source(ax.bar, x, mo, "bottom")
+    _stacked_by_source(ax.bar, x, mo, "bottom", regime)
     ax.plot(x, mo.sum(axis=1).to_numpy(), color="black", marker="o", lw=1.2, label="Total")
     ax.set_xticks(x, mo.index, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("tCO2e")
@@ -150,12 +181,14 @@ def render_html(inv, images: dict | None = None) -> str:
                       autoescape=select_autoescape(["html"]))
     env.filters["num"] = _fmt
     images = images if images is not None else {k: _png(f) for k, f in figures(inv).items()}
+    regime = _regime(inv)
     led = inv.ledger
     by_fac = inv.by_facility()
     by_class = led.groupby("classification")["tco2e"].sum()
     return env.get_template("inventory.html.j2").render(
-        inv=inv, ent=inv.enterprise, images=images, sources=SOURCES,
-        names_zh=SOURCE_NAMES_ZH, names_en=SOURCE_NAMES_EN, by_source=inv.by_source(),
+        inv=inv, ent=inv.enterprise, images=images, sources=regime.source_keys, regime=regime,
+        sections=report_sections(regime),
+        names_zh=regime.source_names("zh"), names_en=regime.source_names("en"), by_source=inv.by_source(),
         by_facility=by_fac, by_class=[(CLASSIFICATION_NAMES_ZH.get(k, "企业级 enterprise level"), k or "–", v) for k, v in by_class.items()],
         activity=led, factors=inv.factors_used, efficiency=inv.efficiency, meter_check=inv.meter_check,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), attrs=led.attrs,
