@@ -30,7 +30,7 @@ import pandas as pd
 
 __all__ = ["ConnectorResult", "Connector", "ConnectorError", "KINDS", "available", "load"]
 
-KINDS = ("readings", "activity", "invoice")
+KINDS = ("readings", "activity", "invoice", "production")
 ENTRY_POINT_GROUP = "workbench.connectors"
 
 

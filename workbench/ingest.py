@@ -97,6 +97,8 @@ def _ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) 
                              pending=pending)
         elif result.kind == "invoice":
             _ingest_invoices(lake, data, batch_id, report, quarantined, pending=pending)
+        elif result.kind == "production":
+            _ingest_production(lake, data, batch_id, report, quarantined, pending=pending)
         if quarantined:
             q = pd.concat(quarantined, ignore_index=True)
             report.rows_quarantined = lake.quarantine(q, batch_id=batch_id, table=result.kind, pending=pending)
@@ -539,3 +541,67 @@ def _ingest_invoices(lake, data, batch_id, report, quarantined, *, pending=None)
     if len(ok):
         ok["date"] = pd.to_datetime(ok["date"])
         report.rows_curated = lake.write_table("invoices", ok, batch_id=batch_id, date_column="date", pending=pending)
+
+
+# ------------------------------------------------------------------------------ production
+_PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+def _ingest_production(lake, data, batch_id, report, quarantined, *, pending=None):
+    """Monthly output and value added (:mod:`connectors.production`'s long rows): each row
+    checked — period YYYY-MM, a node (of the lake's boundary when one is registered), a finite
+    quantity ≥ 0, a unit pint knows (value added in money) — bad rows quarantined with the
+    reason.  A later batch with the same period, node, measure and product supersedes the
+    earlier value when read (the lake keeps both)."""
+    from .units import UnitError, parse_unit, ureg
+
+    d = data.reset_index(drop=True)
+    n = len(d)
+    why = np.full(n, None, dtype=object)
+    col = np.full(n, "", dtype=object)
+
+    def flag(mask, column, reason):
+        mask = np.asarray(mask) & pd.isna(why)
+        why[mask], col[mask] = reason, column
+
+    period = d["period"].astype(str).str.strip()
+    flag(~period.str.match(_PERIOD).to_numpy(), "period", "period must be YYYY-MM")
+    node = d["node_id"].astype(str).str.strip()
+    flag((node == "").to_numpy(), "node_id", "node_id is empty")
+    boundary = lake.boundary()
+    if len(boundary):
+        flag(~node.isin(set(boundary["node_id"])).to_numpy(), "node_id", "node_id is not in the lake's boundary")
+    measure = d["measure"].astype(str)
+    flag(~measure.isin(["value_added", "output"]).to_numpy(), "measure", "measure must be value_added or output")
+    q = pd.to_numeric(d["quantity"], errors="coerce").to_numpy(dtype="float64")
+    flag(~np.isfinite(q), "quantity", "not a finite number")
+    flag(np.isfinite(q) & (q < 0), "quantity", "negative")
+    units = d["unit"].astype(str)
+    for u in pd.unique(units):
+        at = (units == u).to_numpy()
+        try:
+            unit = parse_unit(u)
+        except UnitError as exc:
+            flag(at, "unit", f"unit: {exc}")
+            continue
+        money = ureg.Quantity(1, unit).check("[currency]")
+        flag(at & (measure == "value_added").to_numpy() & (not money), "unit", f"value added in {u}, not money")
+    bad = ~pd.isna(why)
+    if bad.any():
+        b = d[bad]
+        quarantined.append(pd.DataFrame({
+            "row": pd.to_numeric(b.get("row", pd.Series(np.arange(n))[bad]), errors="coerce").to_numpy(),
+            "column": col[bad], "reason": why[bad],
+            "payload": [json.dumps({k: str(v) for k, v in r.items()}, ensure_ascii=False)
+                        for r in b.to_dict("records")]}))
+    ok = ~bad
+    if not ok.any():
+        return
+    out = pd.DataFrame({"period": period[ok].to_numpy(), "node_id": node[ok].to_numpy(),
+                        "measure": measure[ok].to_numpy(), "product": d.loc[ok, "product"].astype(str).to_numpy(),
+                        "quantity": q[ok], "unit": units[ok].to_numpy(), "quality_flag": "ok"})
+    if "row" in d:
+        out["row"] = pd.to_numeric(d.loc[ok, "row"], errors="coerce").to_numpy()
+    out["period_date"] = pd.to_datetime(out["period"] + "-01")
+    report.rows_curated = lake.write_table("production", out, batch_id=batch_id, date_column="period_date",
+                                           pending=pending)

@@ -56,7 +56,7 @@ __all__ = ["Lake", "IngestReport", "LakeError", "CURATED_TABLES", "ENTERPRISES_D
 #: where a lake root keeps its enterprises' lakes
 ENTERPRISES_DIR = "enterprises"
 
-CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results", "telemetry")
+CURATED_TABLES = ("readings", "consumption", "activity", "invoices", "quality_results", "telemetry", "production")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY, source TEXT, connector TEXT, origin TEXT, kind TEXT,
