@@ -34,9 +34,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+LAKE     ?= data/lake
+REGISTRY ?= data/registry.db
+
+# the whole path: demo files → master data → the lake (ordinary ingest) → the inventory from the lake
 demo: install
 	$(BIN)/workbench demo generate --out $(DEMO)
-	$(BIN)/workbench report inventory --catalog catalogs/demo.yaml \
+	$(BIN)/workbench demo load $(DEMO) --lake $(LAKE) --registry $(REGISTRY)
+	$(BIN)/workbench report inventory --enterprise demo-cement --lake $(LAKE) --registry $(REGISTRY) \
 	    --period $$($(BIN)/workbench demo latest-period $(DEMO))
 
 test: install

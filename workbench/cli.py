@@ -131,6 +131,36 @@ def demo_region(n, out, seed, province, year):
     click.echo(f"  seconds: {info['seconds']}")
 
 
+@demo.command("load")
+@click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--lake", "lake_root", default=None, help="Lake root (default $WORKBENCH_LAKE or data/lake).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master data (SQLAlchemy URL or SQLite file; default $WORKBENCH_REGISTRY or data/registry.db).")
+def demo_load(data_dir, lake_root, registry_url):
+    """Import every demo enterprise's master data and load its files into its own lake through the
+    ordinary ingest path."""
+    import os
+
+    from .demo_lake import load_demo_enterprises
+    from .registry import MasterData, RegistryError, default_url
+
+    url = registry_url or default_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).resolve()}"
+    store = MasterData(url)
+    try:
+        out = load_demo_enterprises(data_dir, lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"), store,
+                                    progress=click.echo)
+    except RegistryError as exc:
+        _fail(str(exc))
+    finally:
+        store.dispose()
+    for eid, reports in out.items():
+        for name, rep in reports.items():
+            click.echo(f"  {eid} {name}: {rep['status']}, {rep['rows_curated']:,} curated, "
+                       f"{rep['rows_quarantined']:,} quarantined, {rep['rows_duplicate']:,} duplicates")
+
+
 @demo.command("latest-period")
 @click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def demo_latest_period(data_dir):
@@ -150,20 +180,45 @@ def report():
 @report.command("inventory")
 @click.option("--period", required=True, help="Last month of the inventory, YYYY-MM.")
 @click.option("--start", "period_start", default=None, help="First month (default: same as --period).")
+@click.option("--enterprise", "enterprise_id", default=None, envvar="WORKBENCH_ENTERPRISE",
+              help="The enterprise (enterprise_id): the inventory is made from its lake.")
+@click.option("--lake", "lake_root", default=None,
+              help="Lake root (default $WORKBENCH_LAKE or data/lake when --enterprise is given).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master data (SQLAlchemy URL or SQLite file) for the enterprise's record and boundary "
+                   "(default: what its lake holds).")
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Intake catalog (default: catalogs/demo.yaml).")
+              help="Intake catalog of files instead of a lake (the quick path; default catalogs/demo.yaml "
+                   "when neither --enterprise nor --lake is given).")
 @click.option("--out", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: output/inventory-PERIOD).")
-@click.option("--enterprise", default=None, help="Enterprise node id (default: the boundary's root).")
+              help="Output folder (default: output/inventory-[ENTERPRISE-]PERIOD).")
+@click.option("--enterprise-node", default=None, help="Enterprise node id of a catalog's boundary (default: its root).")
 @click.option("--gwp", default="AR5", show_default=True)
-def report_inventory(period, period_start, catalog, output_dir, enterprise, gwp):
-    """Run notebooks/inventory.ipynb for a period and write notebook, HTML, Parquet and XLSX."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the inventory's figures as one JSON object (no notebook, no files).")
+def report_inventory(period, period_start, enterprise_id, lake_root, registry_url, catalog, output_dir,
+                     enterprise_node, gwp, as_json):
+    """The GHG inventory of a period: from an enterprise's lake (--enterprise/--lake) or a catalog;
+    runs notebooks/inventory.ipynb and writes notebook, HTML, Parquet and XLSX, or prints JSON."""
+    import os
+
     from .reports.run import run_inventory_notebook
 
+    from_lake = catalog is None and (enterprise_id or lake_root)
+    lake_root = lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake")
+    if registry_url and "://" not in registry_url:
+        registry_url = f"sqlite:///{Path(registry_url).resolve()}"
     try:
+        if as_json:
+            click.echo(json.dumps(_inventory_json(period_start or period, period, enterprise_id, lake_root,
+                                                  registry_url, catalog, enterprise_node, gwp, from_lake),
+                                  ensure_ascii=False, default=_jsonable))
+            return
         paths = run_inventory_notebook(period_end=period, period_start=period_start or period,
-                                       catalog=catalog, output_dir=output_dir, enterprise=enterprise,
-                                       gwp=gwp, progress=True)
+                                       catalog=None if from_lake else catalog, output_dir=output_dir,
+                                       enterprise=enterprise_node, gwp=gwp, progress=True,
+                                       lake=lake_root if from_lake else None, enterprise_id=enterprise_id,
+                                       registry=registry_url)
     except _bad_input_errors() as exc:
         _fail(str(exc))
     except (ValueError, FileNotFoundError) as exc:
@@ -171,6 +226,50 @@ def report_inventory(period, period_start, catalog, output_dir, enterprise, gwp)
     click.echo("inventory written:")
     for k, v in paths.items():
         click.echo(f"  {k:9s} {v}")
+
+
+def _jsonable(v):
+    import math
+
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return str(v)
+
+
+def _inventory_json(period_start, period_end, enterprise_id, lake_root, registry_url, catalog, enterprise_node,
+                    gwp, from_lake) -> dict:
+    """The figures of ``workbench report inventory --json``."""
+    import math
+
+    from .inventory import compute_inventory, compute_inventory_from_lake
+
+    if from_lake:
+        from .lake import Lake
+        from .registry import MasterData
+
+        inv = compute_inventory_from_lake(Lake(lake_root), enterprise_id, period_start, period_end,
+                                          registry=MasterData(registry_url) if registry_url else None, gwp=gwp)
+    else:
+        from .catalog import open_catalog
+        from .reports.run import project_root
+
+        cat = open_catalog(catalog or project_root() / "catalogs" / "demo.yaml")
+        inv = compute_inventory(cat, period_start, period_end, enterprise=enterprise_node, gwp=gwp)
+
+    def num(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    s = inv.summary
+    bases = inv.ledger["basis"].value_counts().to_dict() if "basis" in inv.ledger else {}
+    return {"enterprise": enterprise_id or inv.enterprise.get("enterprise_id") or "",
+            "name_zh": inv.enterprise.get("name_zh", ""), "name_en": inv.enterprise.get("name_en", ""),
+            "period_start": inv.period_start, "period_end": inv.period_end, "standard": inv.regime.name,
+            "total_tco2e": num(s["total_tco2e"]),
+            "by_source": {k: num(v) for k, v in s["by_source"].items()},
+            "by_facility": {k: num(v) for k, v in s["by_facility"].items()},
+            "value_added": num(s.get("value_added")), "value_added_unit": "万元",
+            "carbon_efficiency": num(s.get("carbon_efficiency")), "carbon_efficiency_unit": "tCO2e/万元",
+            "ledger_rows": len(inv.ledger), "basis": bases, "notes": inv.notes}
 
 
 # ------------------------------------------------------------------------------------ factors

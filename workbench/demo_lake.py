@@ -10,7 +10,7 @@ from .lake import Lake
 from .quality import demo_rules_path
 from .readings import read_meters
 
-__all__ = ["load_demo"]
+__all__ = ["demo_enterprise_dirs", "load_demo", "load_demo_enterprises"]
 
 
 def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, enterprise: str | None = None) -> dict:
@@ -23,6 +23,8 @@ def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, e
     meters = read_meters(data_dir / "meters.csv")
     lake.register_meters(meters)
     lake.register_boundary(pd.read_csv(data_dir / "boundary.csv", dtype=str, keep_default_na=False))
+    if (data_dir / "enterprise.json").exists():
+        lake.register_enterprise(json.loads((data_dir / "enterprise.json").read_text(encoding="utf-8")))
     lake.set_quality_rules(rules or demo_rules_path())
     reports = {
         "readings": lake.ingest(parquet.read(data_dir / "readings.parquet", meters=meters, source="demo-meters"),
@@ -35,3 +37,27 @@ def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, e
         reports["production"] = lake.ingest(production.read(data_dir / "monthly.csv", products=info.get("products"),
                                                             source="demo-monthly-report"), sender=sender)
     return {k: v.to_dict() for k, v in reports.items()}
+
+
+def demo_enterprise_dirs(demo_dir) -> list[Path]:
+    """The enterprise folders of a generated demo: the top folder (the cement plant) and those
+    under ``enterprises/`` — each with its ``enterprise.json``."""
+    demo_dir = Path(demo_dir)
+    dirs = [demo_dir] + sorted(p for p in (demo_dir / "enterprises").glob("*") if p.is_dir())
+    return [d for d in dirs if (d / "enterprise.json").exists()]
+
+
+def load_demo_enterprises(demo_dir, lake_root, registry, *, sender: str = "demo-loader",
+                          who: str = "demo-loader", progress=None) -> dict:
+    """The whole demo through the platform: each enterprise's master data into ``registry`` (a
+    :class:`workbench.registry.MasterData`), then its files into its own lake through the ordinary
+    ingest path (:func:`load_demo`).  Returns ``{enterprise_id: {table: report}}``."""
+    from .registry import import_enterprise
+
+    out = {}
+    for folder in demo_enterprise_dirs(demo_dir):
+        rep = import_enterprise(registry, folder, who=who)
+        if progress:
+            progress(f"{rep.enterprise_id}: master data {rep.enterprise}; loading its files into the lake …")
+        out[rep.enterprise_id] = load_demo(folder, lake_root, sender=sender, enterprise=rep.enterprise_id)
+    return out

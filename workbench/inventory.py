@@ -28,7 +28,7 @@ from .readings import activity_from_meters, meter_consumption
 from .regimes import Product, Regime, RegimeError, default_regime, get_regime
 from .units import convert
 
-__all__ = ["Inventory", "compute_inventory", "months"]
+__all__ = ["Inventory", "compute_inventory", "compute_inventory_from_lake", "months"]
 
 
 def months(period_start: str, period_end: str) -> list[str]:
@@ -127,9 +127,19 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     if missing and info.get("products"):
         product_notes.append("products without an output column in the production table: "
                              + ", ".join(f"{p.product} ('{p.column}')" for p in missing))
+    inv = _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger,
+                    va[["period", "node_id", "value_added"]], output, products, product_notes)
+    if meter_check and metered is not None:
+        inv.meter_check = _meter_check(consumption, metered, ledger)
+    return inv
+
+
+def _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger, value_added, output, products,
+              notes) -> Inventory:
+    """Cube, summary, carbon efficiency, product intensities and factors of an accounted ledger."""
     names = {n: boundary.name(n, "zh") for n in boundary.nodes.index}
-    cube = to_cube(ledger, value_added=va[["period", "node_id", "value_added"]], output=output,
-                   enterprise=ent, facility_names=names, regime=regime)
+    cube = to_cube(ledger, value_added=value_added, output=output, enterprise=ent, facility_names=names,
+                   regime=regime)
     summary = summarize(ledger, regime)
     eff = pd.DataFrame({
         "period": cube["period"].values,
@@ -149,12 +159,89 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
     summary["value_added"] = total_va
     summary["carbon_efficiency"] = summary["total_tco2e"] / total_va if total_va and total_va > 0 else np.nan
     factors = _factors_used(ledger, lib)
-    notes = sorted({n for n in ledger["notes"] if n}) + product_notes
-    inv = Inventory(info, wanted[0], wanted[-1], boundary, activity, ledger, cube, summary, factors, eff,
-                    notes=notes, regime=regime, products=tuple(products))
-    if meter_check and metered is not None:
-        inv.meter_check = _meter_check(consumption, metered, ledger)
+    all_notes = sorted({n for n in ledger["notes"] if n}) + list(notes)
+    return Inventory(info, wanted[0], wanted[-1], boundary, activity, ledger, cube, summary, factors, eff,
+                     notes=all_notes, regime=regime, products=tuple(products))
+
+
+def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str, period_end: str, *,
+                                registry=None, gwp: str = "AR5", region: str | None = None,
+                                allocate: bool = True) -> Inventory:
+    """Inventory of the months ``period_start``..``period_end`` of ``enterprise`` from its lake —
+    filled only through the ordinary ingest paths.
+
+    The enterprise's record and boundary come from the master data (``registry``, a
+    :class:`workbench.registry.MasterData`) when given, else from what the lake holds
+    (:meth:`workbench.lake.Lake.enterprise_info`, the registered boundary).  The activity data are
+    the lake's ledger records, bills and metered consumption, one of them the datum per period,
+    source and item (:mod:`workbench.activity_sources`); value added and outputs come from the lake's
+    ``production`` table (a later batch supersedes an earlier one for the same period, node,
+    measure and product).  Every ledger row names its basis, its lake batch and the SHA-256 of the
+    raw file (``basis``, ``lake_batch``, ``raw_sha256``); ``meter_check`` is the reconciliation.
+    """
+    from .activity_sources import gather
+
+    lk = lake.for_enterprise(enterprise)
+    lib = default_library(gwp.upper())
+    wanted = months(period_start, period_end)
+    if registry is not None and enterprise:
+        info = registry.enterprise(enterprise)
+        boundary = registry.boundary(enterprise)
+        accounts = registry.table("accounts", enterprise)
+    else:
+        info = lk.enterprise_info()
+        nodes = lk.boundary()
+        if nodes.empty:
+            raise ValueError(f"the lake of {enterprise or 'the root'} has no boundary (register the enterprise's "
+                             "boundary or pass the master data)")
+        boundary = Boundary(nodes)
+        accounts = None
+    info.setdefault("enterprise_id", enterprise or "")
+    regime = get_regime(info.get("reporting_standard"))
+    ent = boundary.enterprise
+    got = gather(lk, wanted, ent, accounts=accounts, library=lib)
+    if got.activity.empty:
+        raise ValueError(f"no activity data for {wanted[0]}..{wanted[-1]} in the lake of {enterprise or 'the root'}")
+    sel = got.activity.copy()
+    if allocate and len(got.metered):       # a bill or ledger total on the enterprise node; metered rows sit already
+        metered_basis = sel["basis"].eq("meters")
+        sel = pd.concat([allocate_by_submeters(sel[~metered_basis], got.metered, enterprise=ent), sel[metered_basis]],
+                        ignore_index=True)
+    lineage = sel[["record_id", "basis", "lake_batch", "raw_sha256"]].copy()
+    overrides = [c for c in ("ncv", "ncv_unit", "carbon_content", "carbon_content_unit", "oxidation_rate",
+                             "emission_factor", "ef_unit", "purity", "gas", "facility", "region") if c in sel]
+    base = ["record_id", "node_id", "period", "source", "item", "quantity", "unit", "data_tier", "document"]
+    activity = normalize_activity(sel[base + overrides], origin="lake", library=lib, regime=regime)
+    activity["row"] = np.arange(len(activity)) + 1
+    ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary, regime=regime)
+    ledger = ledger.merge(lineage.drop_duplicates("record_id"), on="record_id", how="left")
+    ledger.insert(0, "enterprise_id", enterprise or "")
+    value_added, output = _lake_production(lk, wanted)
+    products, product_notes = enterprise_products(info, regime)
+    if products and output is not None:
+        output = output[output["product"].isin([p.product for p in products])]
+    inv = _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger, value_added, output, products,
+                    product_notes + got.notes)
+    inv.meter_check = got.reconciliation
     return inv
+
+
+def _lake_production(lake, wanted) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(value added per period and node, outputs) of the lake's production table; the latest
+    batch wins for a repeated period, node, measure and product."""
+    p = lake.retrieve("production")
+    va_cols = ["period", "node_id", "value_added"]
+    if p.empty:
+        return pd.DataFrame(columns=va_cols), None
+    p = p[p["period"].astype(str).isin(wanted)]
+    b = lake.batches()
+    order = dict(zip(b["batch_id"], b["stored_at"]))
+    p = p.assign(_at=p["batch_id"].map(order)).sort_values("_at")
+    p = p.drop_duplicates(["period", "node_id", "measure", "product"], keep="last")
+    va = p[p["measure"] == "value_added"].copy()
+    va["value_added"] = convert(va["quantity"].to_numpy(), va["unit"].to_numpy(), "万元") if len(va) else []
+    out = p[p["measure"] == "output"][["period", "node_id", "product", "quantity", "unit"]]
+    return va[va_cols].reset_index(drop=True), (out.reset_index(drop=True) if len(out) else None)
 
 
 def enterprise_products(info: dict, regime: Regime) -> tuple[list[Product], list[str]]:

@@ -281,6 +281,15 @@ class Lake:
     def boundary(self) -> pd.DataFrame:
         return pd.DataFrame(self.get_state("boundary", []))
 
+    def register_enterprise(self, info: dict) -> None:
+        """Keep the enterprise's record (its ``enterprise.json``: names, region, reporting
+        standard, products …) with its lake, for reports made from the lake alone."""
+        self.set_state("enterprise", json.loads(json.dumps(info, default=str, ensure_ascii=False)))
+
+    def enterprise_info(self) -> dict:
+        """The record :meth:`register_enterprise` kept (empty if none)."""
+        return dict(self.get_state("enterprise", {}) or {})
+
     def _nodes_under(self, node: str) -> list[str]:
         b = self.boundary()
         if b.empty:
