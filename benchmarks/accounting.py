@@ -9,7 +9,11 @@
    ``workbench.accounting.account`` (with the boundary and the enterprise's region) → the ledger
    grouped to monthly tCO2e by (period, facility, source).
 3. **duckdb** — :data:`BASELINE_SQL`, one hand-written query over the same ``readings.parquet``,
-   ``meters.csv`` and ``boundary.csv``, written independently of ``workbench.readings``.  Only the
+   ``meters.csv`` and ``boundary.csv``, written independently of ``workbench.readings`` and
+   ``workbench.registers`` but to the same documented rules: rows repeated for one (meter, ts)
+   are one reading when they agree with the first to 1e-9 relative, and are all left out when
+   they conflict (the lake's policy — nothing averaged); a register drop is a rollover when the
+   capacity is > 0 and the previous reading ≥ 90 % of it, else a reset.  Only the
    factor *values* come from the package (``FactorLibrary.lookup``, as a small VALUES table, in the
    units the library publishes them in); every unit conversion is done in the SQL.
 4. Both results must agree to 1e-9 relative in every (period, facility, source) cell.
@@ -67,38 +71,49 @@ facility_of AS (
     FROM climb GROUP BY node_id
 ),
 enterprise AS (SELECT node_id FROM node WHERE coalesce(parent_id, '') = ''),
--- every reading once, in time order per meter: a row whose ts equals its neighbour's is a duplicate
+-- every usable reading (a finite value ≥ 0) in time order per meter; a row whose ts equals its
+-- neighbour's is one of several rows for one (meter, ts)
 seq AS (
-    SELECT m.mk, m.cumulative, r.ts, r.value,
+    SELECT m.mk, m.cumulative, r.ts, r.value, r.file_row_number AS rn,
            coalesce(r.ts = lag(r.ts) OVER by_time OR r.ts = lead(r.ts) OVER by_time, false) AS repeated
-    FROM read_parquet('{readings}') r JOIN meter m USING (meter_id)
+    FROM read_parquet('{readings}', file_row_number = true) r JOIN meter m USING (meter_id)
+    WHERE r.ts IS NOT NULL AND isfinite(r.value) AND r.value >= 0
     WINDOW by_time AS (PARTITION BY m.mk ORDER BY r.ts)
 ),
--- one aggregation, three jobs: rows repeated at one (meter, ts) → their mean; each register
--- reading of a cumulative meter → its own group (differenced below); the other interval values
--- → summed straight into the month of their interval start
+-- one aggregation, three jobs: the rows of one repeated (meter, ts) → one reading, the first row's
+-- value, unless a row disagrees with it by more than 1e-12 + 1e-9 × |first| (a conflicting
+-- duplicate: none of them is used — the interval is missing, a register difference spans it);
+-- each register reading of a cumulative meter → its own group (differenced below); the other
+-- interval values → summed straight into the month of their interval start
 grp AS (
     SELECT mk, cumulative, date_trunc('month', ts) AS month,
            CASE WHEN cumulative OR repeated THEN ts END AS at_ts,
-           sum(value) AS total, avg(value) AS mean
+           sum(value) AS total, arg_min(value, rn) AS first_value,
+           min(value) AS low, max(value) AS high
     FROM seq GROUP BY ALL
 ),
+reading AS (
+    SELECT *, (high - first_value > 1e-12 + 1e-9 * abs(first_value)
+               OR first_value - low > 1e-12 + 1e-9 * abs(first_value)) AS conflicting
+    FROM grp
+),
 interval_use AS (
-    SELECT mk, month, sum(CASE WHEN at_ts IS NULL THEN total ELSE mean END) AS used
-    FROM grp WHERE NOT cumulative GROUP BY ALL
+    SELECT mk, month,
+           sum(CASE WHEN at_ts IS NULL THEN total WHEN NOT conflicting THEN first_value ELSE 0 END) AS used
+    FROM reading WHERE NOT cumulative GROUP BY ALL
 ),
 register AS (
-    SELECT g.mk, g.at_ts AS ts, g.mean AS reading, m.capacity,
-           lag(g.mean) OVER by_time AS prev_reading, lag(g.at_ts) OVER by_time AS prev_ts
-    FROM grp g JOIN meter m USING (mk)
-    WHERE g.cumulative
+    SELECT g.mk, g.at_ts AS ts, g.first_value AS reading, m.capacity,
+           lag(g.first_value) OVER by_time AS prev_reading, lag(g.at_ts) OVER by_time AS prev_ts
+    FROM reading g JOIN meter m USING (mk)
+    WHERE g.cumulative AND NOT g.conflicting
     WINDOW by_time AS (PARTITION BY g.mk ORDER BY g.at_ts)
 ),
 register_use AS (
     -- consumption between two readings belongs to the month of the earlier one
     SELECT mk, date_trunc('month', prev_ts) AS month,
            sum(CASE WHEN reading >= prev_reading THEN reading - prev_reading      -- register advanced
-                    WHEN capacity IS NOT NULL AND prev_reading >= 0.9 * capacity
+                    WHEN capacity > 0 AND prev_reading >= 0.9 * capacity
                          THEN reading + capacity - prev_reading                   -- wrapped past capacity
                     ELSE reading                                                  -- reset: counts from 0
                END) AS used

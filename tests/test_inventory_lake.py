@@ -142,8 +142,9 @@ def test_the_demo_from_its_lake_equals_the_demo_from_its_files(demo_data, demo_l
     for k, v in file_inv.summary["by_source"].items():
         assert lake_inv.summary["by_source"][k] == pytest.approx(v, rel=1e-12, abs=1e-9)
     assert lake_inv.summary["value_added"] == pytest.approx(file_inv.summary["value_added"])
-    # the facilities' shares of the electricity bill come from the meters: identical once both paths
-    # share one consumption algorithm (issue 11, point 4)
+    # the facilities' shares of the electricity bill come from the meters: the same, since both
+    # paths share one consumption algorithm (workbench.registers, issue 11 point 4)
+    assert lake_inv.summary["by_facility"] == pytest.approx(file_inv.summary["by_facility"], rel=1e-9)
 
 
 def test_cli_report_inventory_json_from_a_lake_filled_by_ingest_commands(demo_data, tmp_path):

@@ -126,19 +126,34 @@ def test_exact_duplicates_are_collapsed_and_counted():
     assert (c1["n_intervals"], c1["n_duplicates"], c1["n_conflicts"]) == (2, 1, 0)
 
 
-def test_conflicting_duplicates_are_averaged_and_counted():
+def test_conflicting_duplicates_are_excluded_and_counted_as_the_lake_does():
+    # one policy with the lake (which quarantines them): every row of a (meter, ts) whose values
+    # differ is left out — nothing is averaged — and the key is counted as a conflict
     r = readings([("I1", "2025-04-02 10:00", 1.0), ("I1", "2025-04-02 10:15", 2.0),
                   ("I1", "2025-04-02 10:15", 4.0), ("I1", "2025-04-02 10:30", 1.0),
-                  # three rows for one cumulative reading: 110, 120, 130 → 120
+                  # three rows for one cumulative reading (110, 120, 130): the register reading at
+                  # 10:15 is unknown, so 100 → 140 spans it
                   ("C1", "2025-04-02 10:00", 100.0), ("C1", "2025-04-02 10:15", 110.0),
                   ("C1", "2025-04-02 10:15", 120.0), ("C1", "2025-04-02 10:15", 130.0),
                   ("C1", "2025-04-02 10:30", 140.0)])
     c = meter_consumption(r, meters(meter("I1"), meter("C1", "cumulative")))
     i1, c1 = row(c, "I1", "2025-04"), row(c, "C1", "2025-04")
-    assert i1["consumption"] == pytest.approx(1.0 + (2.0 + 4.0) / 2 + 1.0)
-    assert (i1["n_intervals"], i1["n_duplicates"], i1["n_conflicts"]) == (3, 1, 1)
-    assert c1["consumption"] == pytest.approx((120 - 100) + (140 - 120))
-    assert (c1["n_intervals"], c1["n_duplicates"], c1["n_conflicts"]) == (2, 2, 1)
+    assert i1["consumption"] == pytest.approx(1.0 + 1.0)      # the 10:15 interval is missing
+    assert (i1["n_intervals"], i1["n_duplicates"], i1["n_conflicts"]) == (2, 1, 1)
+    assert c1["consumption"] == pytest.approx(140 - 100)      # one difference across 10:15
+    assert (c1["n_intervals"], c1["n_duplicates"], c1["n_conflicts"]) == (1, 2, 1)
+
+
+def test_values_equal_to_1e_9_are_one_reading_and_bad_values_are_skipped():
+    # 2.0 and 2.0 + 1e-10 agree to 1e-9 relative: one reading, the first row's; NaN, inf and a
+    # negative value are skipped and counted (the lake quarantines them)
+    r = readings([("I1", "2025-04-02 10:00", 1.0), ("I1", "2025-04-02 10:15", 2.0),
+                  ("I1", "2025-04-02 10:15", 2.0 + 1e-10), ("I1", "2025-04-02 10:30", NAN),
+                  ("I1", "2025-04-02 10:45", float("inf")), ("I1", "2025-04-02 11:00", -3.0),
+                  ("I1", "2025-04-02 11:15", 5.0)])
+    i1 = row(meter_consumption(r, meters(meter("I1"))), "I1", "2025-04")
+    assert i1["consumption"] == 1.0 + 2.0 + 5.0
+    assert (i1["n_intervals"], i1["n_duplicates"], i1["n_conflicts"], i1["n_invalid"]) == (3, 1, 0, 3)
 
 
 def test_meter_replacement_does_not_invent_consumption():
@@ -194,6 +209,36 @@ def test_readings_of_unknown_meters_are_ignored():
     r = readings([("I1", "2025-01-05 00:00", 1.0), ("XX", "2025-01-05 00:00", 99.0)])
     c = meter_consumption(r, meters(meter("I1")))
     assert c["meter_id"].tolist() == ["I1"]
+
+
+def test_tz_aware_timestamps_are_local_time():
+    # 15:45 UTC on 31 January is 23:45 in Shanghai (January), 16:00 UTC is 00:00 on 1 February
+    r = pd.DataFrame({"meter_id": "I1", "ts": pd.to_datetime(["2025-01-31 15:45", "2025-01-31 16:00"]).tz_localize("UTC"),
+                      "value": [1.0, 2.0]})
+    c = meter_consumption(r, meters(meter("I1")))
+    assert c.set_index("period")["consumption"].to_dict() == {"2025-01": 1.0, "2025-02": 2.0}
+
+
+def test_files_in_any_order_give_the_sorted_result(tmp_path):
+    # a folder of Parquet files, each holding a part of every meter (as the lake's day files do):
+    # the input is not grouped by meter, so DuckDB sorts it; ties keep the files' order
+    a = pd.concat([series("C1", "2025-03-01 00:00", [10.0, 12.0, 15.0]), series("I1", "2025-03-01 00:00", [1.0, 2.0])])
+    b = pd.concat([series("I1", "2025-03-01 00:30", [3.0]), series("C1", "2025-03-01 00:45", [20.0, 26.0])])
+    (tmp_path / "d").mkdir()
+    a.to_parquet(tmp_path / "d" / "part-1.parquet", index=False)
+    b.to_parquet(tmp_path / "d" / "part-2.parquet", index=False)
+    m = meters(meter("I1"), meter("C1", "cumulative"))
+    c = meter_consumption(tmp_path / "d", m).set_index("meter_id")["consumption"].to_dict()
+    assert c == {"C1": 26.0 - 10.0, "I1": 1.0 + 2.0 + 3.0}
+    assert meter_consumption(pd.concat([a, b]), m).set_index("meter_id")["consumption"].to_dict() == c
+
+
+def test_several_quantities_of_one_meter_are_refused():
+    r = series("I1", "2025-03-01", [1.0, 2.0]).assign(quantity="active_energy")
+    both = pd.concat([r, r.assign(quantity="active_energy_export", value=[5.0, 6.0])])
+    with pytest.raises(ValueError, match="I1: active_energy, active_energy_export"):
+        meter_consumption(both, meters(meter("I1")))
+    assert meter_consumption(r, meters(meter("I1")))["consumption"].tolist() == [3.0]
 
 
 # --------------------------------------------------------------------------- activity_from_meters

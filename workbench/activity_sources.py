@@ -128,9 +128,10 @@ def lake_meter_consumption(lake, months: list[str], *, interval_minutes: int = 1
     if c.empty:
         return pd.DataFrame(columns=cols)
     c["period"] = pd.to_datetime(c["ts"]).dt.strftime("%Y-%m")
-    span = pd.to_numeric(c["span"], errors="coerce").fillna(1) if "span" in c else 1
-    g = c.assign(n=span).groupby(["meter_id", "period", "unit"], as_index=False).agg(
-        consumption=("value", "sum"), n_intervals=("n", "sum"),
+    # completeness counts measured intervals: a difference spanning a gap is one (the gap stays a
+    # gap), as in workbench.readings.meter_consumption
+    g = c.groupby(["meter_id", "period", "unit"], as_index=False).agg(
+        consumption=("value", "sum"), n_intervals=("value", "size"),
         batches=("batch_id", lambda b: ";".join(sorted(set(b)))))
     days = pd.PeriodIndex(g["period"], freq="M").days_in_month
     g["expected_intervals"] = np.asarray(days) * (24 * 60 // interval_minutes)

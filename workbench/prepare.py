@@ -22,7 +22,8 @@ unit                   converted with pint (:func:`workbench.units.conversion_fa
                        to be in the meter's units (counted as ``unit_assumed``).
 register               an optional ``register`` column that contradicts the meter → quarantine
 duplicates             same key (meter_id, ts, quantity) and same value (after conversion, to
-                       1e-9 relative): collapsed into one row flagged ``duplicate`` and counted;
+                       1e-9 relative — :func:`workbench.registers.repeated_keys`): collapsed into
+                       one row flagged ``duplicate`` and counted;
                        different values: *all* rows of the key quarantined
                        (``conflicting duplicate`` — which one is right cannot be known here; the
                        interval then shows up as missing).  A row equal to the stored ``previous``
@@ -33,15 +34,19 @@ service                a reading before ``installed`` or after the ``removed`` d
                        ``replaces`` another is flagged ``replacement_start``
 =====================  ==========================================================================
 
-Registers → interval consumption (same rules as :mod:`workbench.readings`, so the accounting and
-the lake agree): an ``interval`` meter's value is the consumption of the interval starting at
-``ts``.  A ``cumulative`` meter is differenced: consumption between two successive readings
-belongs to the interval starting at the earlier one; ``previous`` (the last stored reading per
-meter) continues the register across batches.  A drop of the register is a ``rollover`` when
-the meter has a capacity and the previous reading was ≥ 90 % of it (consumption = value +
-capacity − previous), otherwise a ``reset`` (consumption = value, counted from zero).  A meter's
-first reading without a ``previous`` — in particular the first reading of a replacement meter —
-starts the register and is never consumption.
+Registers → interval consumption is :func:`workbench.registers.consumption` — the one definition
+of the register arithmetic, which :func:`workbench.readings.meter_consumption` (the accounting)
+applies too, so the lake and the accounting give the same consumption per meter and month
+(``tests/test_one_consumption.py``): an ``interval`` meter's value is the consumption of the
+interval starting at ``ts``.  A ``cumulative`` meter is differenced: consumption between two
+successive readings belongs to the interval starting at the earlier one; ``previous`` (the last
+stored reading per meter) continues the register across batches (passed as ``skip``: it emits
+nothing itself).  A drop of the register is a ``rollover`` when the meter has a capacity (> 0)
+and the previous reading was ≥ 90 % of it (consumption = value + capacity − previous), otherwise
+a ``reset`` (consumption = value, counted from zero).  A meter's first reading without a
+``previous`` — in particular the first reading of a replacement meter — starts the register and
+is never consumption.  Which rows take part (rules 1–2: valid values, repeated timestamps) is
+decided above, with the same functions and tolerances.
 
 **Gap-spanning differences are not spread.**  When readings are missing, the difference of
 the two readings around the gap stays on *one* consumption row at the earlier reading (exactly as
@@ -66,9 +71,12 @@ Anomaly flags (the value is never changed):
 Missing intervals are reported in ``gaps`` (meter_id, quantity, start, end = the last missing
 interval start, n_missing, n_quarantined = how many of them were quarantined) — never filled.
 
-One difference from :mod:`workbench.readings` is deliberate: the accounting averages conflicting
-duplicates, preparation quarantines them (the interval is then missing and reported).  All other
-monthly totals agree (``tests/test_quality.py`` checks this on the demo plant).
+The accounting follows the same duplicate policy: it leaves every row of a conflicting key out
+too (and counts the key in ``n_conflicts``) instead of averaging.  What only the lake can know is
+arrival order: a register reading that arrives after a later one was stored is kept flagged
+``late`` without consumption (:mod:`workbench.ingest`), and a value arriving for a stored key is
+quarantined; the accounting reproduces the lake's numbers on the lake's readings table (it skips
+``late`` readings) — see :mod:`workbench.registers`.
 
 Output: ``quality_flag`` is ``ok`` or the row's flags joined with ``|`` (``gap_spanning|spike``);
 string columns are pandas categoricals (dictionary-encoded in Parquet); ``ts`` is naive
@@ -92,6 +100,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import registers
 from .units import UnitError, UnitMismatchError, conversion_factor, parse_unit
 
 __all__ = [
@@ -125,13 +134,13 @@ _REASONS = ["ok", "meter_not_registered", "missing_timestamp", "unparseable_time
 class Thresholds:
     """Thresholds of the anomaly flags (see the module docstring)."""
 
-    rollover_fraction: float = 0.9
+    rollover_fraction: float = registers.ROLLOVER_FRACTION
     spike_ratio: float = 4.0
     spike_z: float = 6.0
     spike_window: int = 3
     stuck_min_run: int = 12
     stuck_max_share: float = 0.5
-    duplicate_rtol: float = 1e-9
+    duplicate_rtol: float = registers.DUPLICATE_RTOL
 
 
 @dataclass
@@ -502,20 +511,7 @@ def _order(g: np.ndarray, t: np.ndarray, dt: np.ndarray) -> np.ndarray:
     return np.lexsort((t, g))
 
 
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(lo[k], hi[k])`` for all k, vectorised."""
-    lo = np.asarray(lo, np.int64)
-    ln = np.maximum(np.asarray(hi, np.int64) - lo, 0)
-    tot = int(ln.sum())
-    if not tot:
-        return np.zeros(0, np.int64)
-    keep = ln > 0
-    lo, ln = lo[keep], ln[keep]
-    out = np.ones(tot, np.int64)
-    out[0] = lo[0]
-    pos = np.cumsum(ln)[:-1]
-    out[pos] = lo[1:] - (lo[:-1] + ln[:-1] - 1)
-    return np.cumsum(out)
+_ranges = registers.ranges
 
 
 class _Flags:
@@ -800,17 +796,11 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
     counts["duplicate"] = counts["duplicate_stored"] = counts["duplicate_rows_dropped"] = 0
 
     # ---- duplicates (same meter, quantity and ts)
-    d = np.flatnonzero(dT == 0)
-    d = d[sameG[d]]
-    if d.size:
+    runs = registers.repeated_keys(sameG, dT, V, rtol=th.duplicate_rtol)
+    if runs is not None:
         keep = np.ones(N, bool)
-        rows = np.unique(np.concatenate([d, d + 1]))
-        brk = np.r_[True, ~np.isin(rows[1:] - 1, d)]
-        run = np.cumsum(brk) - 1
-        first = rows[brk][run]
-        differs = ~np.isclose(V[rows], V[first], rtol=th.duplicate_rtol, atol=1e-12)
-        conflict = np.bincount(run, weights=differs) > 0
-        is_first = rows == first
+        rows, run, first, differs, conflict = runs.rows, runs.run, runs.first, runs.differs, runs.conflict
+        is_first = runs.is_first
         ip = IS_PREV[rows] if IS_PREV is not None else np.zeros(rows.size, bool)
         sp = (np.bincount(run, weights=ip) > 0)[run]
         drop_stored = sp & ~is_first & ~differs
@@ -871,7 +861,6 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
     gmeter, gq = gG // nQ, gG % nQ
     gcum = m_cum[gmeter]
     prev_pos = np.flatnonzero(IS_PREV) if IS_PREV is not None else np.zeros(0, np.int64)
-    nprev = np.bincount(np.searchsorted(starts, prev_pos, side="right") - 1, minlength=starts.size)
 
     # ---- readings flags (sparse)
     rf = _Flags(N)
@@ -898,37 +887,18 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
         rs = rs[~IS_PREV[rs]]
     rf.add("replacement_start", rs)
 
-    # ---- registers → consumption: drop the rows that start a register (and stored rows)
-    cum_groups = np.flatnonzero(gcum)
-    drop = np.unique(np.concatenate([starts[cum_groups], prev_pos]))
-    if drop.size:
-        emit = np.ones(N, bool)
-        emit[drop] = False
-        cval, cts = V[emit], T[emit]
-    else:
-        cval, cts = V, T
+    # ---- registers → consumption (workbench.registers, the rules shared with the accounting): a
+    # cumulative series' first reading starts its register, stored rows only continue one
+    rc_ = registers.consumption(T, V, starts, ends, gcum, m_cap[gmeter], step=step,
+                                fraction=th.rollover_fraction, skip=prev_pos)
+    cval, cts, span = rc_.value, rc_.ts, rc_.span
     NC = cval.size
     cf = _Flags(NC)
-    span = None
-    ci = _ranges(starts[cum_groups] + 1, ends[cum_groups])
-    if ci.size:
-        cpos = ci - np.searchsorted(drop, ci, side="right")  # position in the consumption arrays
-        pv, pt = V[ci - 1], T[ci - 1]
-        dv = V[ci] - pv
-        cap = m_cap[G[ci] // nQ]
-        dec = dv < 0
-        roll = dec & (cap > 0) & (pv >= th.rollover_fraction * np.where(np.isfinite(cap), cap, np.inf))
-        reset = dec & ~roll
-        cval[cpos] = np.where(roll, V[ci] + np.nan_to_num(cap) - pv, np.where(reset, V[ci], dv))
-        cts[cpos] = pt
-        sp = np.maximum(np.rint((T[ci] - pt) / step), 1).astype(np.int32)
-        if (sp > 1).any():
-            span = np.ones(NC, np.int32)
-            span[cpos] = sp
-        cf.add("rollover", cpos[roll])
-        cf.add("reset", cpos[reset])
-        cf.add("gap_spanning", cpos[sp > 1])
-    csizes = sizes - np.where(gcum, 1, nprev)
+    cf.add("rollover", rc_.rollover)
+    cf.add("reset", rc_.reset)
+    if span is not None:
+        cf.add("gap_spanning", np.flatnonzero(span > 1))
+    csizes = rc_.sizes
     cg_keep = csizes > 0
     c_sizes = csizes[cg_keep]
     c_ends = np.cumsum(c_sizes)
