@@ -34,18 +34,14 @@ def read(path, *, products=None, source: str | None = None) -> ConnectorResult:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         table = pd.read_excel(path, dtype=str, keep_default_na=False)
     else:
-        text = None
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                text = raw.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        if text is None:
-            raise ValueError(f"{path}: neither UTF-8 nor GB18030 text")
         import io
 
-        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        from workbench.encodings import decode_text
+
+        decoded = decode_text(raw)
+        if decoded is None:
+            raise ValueError(f"{path}: neither UTF-8 nor GB18030 text")
+        table = pd.read_csv(io.StringIO(decoded[0]), dtype=str, keep_default_na=False)
     data, guessed = reshape(table, products=products, origin=str(path))
     meta = {"connector": name, "source": source or "production-table", "origin": str(path),
             "sha256": hashlib.sha256(raw).hexdigest(), "rows": len(data)}

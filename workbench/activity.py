@@ -167,14 +167,12 @@ def _read_table(path: Path) -> pd.DataFrame:
         raw = path.read_bytes()
         if not raw.strip():
             raise ActivityDataError([Problem(str(path), None, None, "the file is empty")])
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                text = raw.decode(enc)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:  # pragma: no cover - gb18030 decodes almost anything
+        from .encodings import decode_text
+
+        decoded = decode_text(raw)
+        if decoded is None:  # pragma: no cover - gb18030 decodes almost anything
             raise ActivityDataError([Problem(str(path), None, None, "not UTF-8 or GB18030 text")])
+        text = decoded[0]
         from io import StringIO
         try:
             # skip_blank_lines=False: an empty line keeps its place, so row numbers stay those of

@@ -67,18 +67,17 @@ def _fail(problems: list[Problem]):
 
 
 def _read_csv(path: Path, encoding: str | None, encodings: dict) -> pd.DataFrame:
-    data = path.read_bytes()
-    tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
-    for enc in tried:
-        try:
-            text = data.decode(enc)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        encodings[path.name] = enc if encoding else f"{enc} (guessed; --encoding overrides)"
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        df.columns = [str(c).strip() for c in df.columns]
-        return df.apply(lambda col: col.str.strip())
-    raise RegistryError(f"{path}: not {' nor '.join(tried)} text; pass the file's encoding")
+    from workbench.encodings import GUESSES, decode_text
+
+    decoded = decode_text(path.read_bytes(), encoding)
+    if decoded is None:
+        raise RegistryError(f"{path}: not {' nor '.join([encoding] if encoding else GUESSES)} text; "
+                            "pass the file's encoding")
+    text, enc = decoded
+    encodings[path.name] = enc if encoding else f"{enc} (guessed; --encoding overrides)"
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    df.columns = [str(c).strip() for c in df.columns]
+    return df.apply(lambda col: col.str.strip())
 
 
 def _require_columns(df: pd.DataFrame, required, file: str) -> list[Problem]:
