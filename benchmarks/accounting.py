@@ -5,15 +5,15 @@
                                     [--repeat R] [--no-lake | --only package|lake] [--lake-span year|month]
                                     [--lake-root DIR [--reuse-lake]] [--profile FILE]
 
-1. The demo enterprise (``workbench.demo.generate``, the cement plant) is generated into ``--data``
+1. The demo enterprise (``workbench.demo.plants.generate``, the cement plant) is generated into ``--data``
    (default ``benchmarks/.data/accounting-{meters}m-{years}y``), or reused when it is there and
    complete.  ``--meters 2000 --years 1`` is ≈ 70 M 15-minute readings.
-2. **package** — ``workbench.readings.meter_consumption`` → ``activity_from_meters`` →
+2. **package** — ``workbench.inventory.readings.meter_consumption`` → ``activity_from_meters`` →
    ``workbench.accounting.account`` (with the boundary and the enterprise's region) → the ledger
    grouped to monthly tCO2e by (period, facility, source): the metered activity alone.
 3. **duckdb** — :data:`BASELINE_SQL`, one hand-written query over the same ``readings.parquet``,
-   ``meters.csv`` and ``boundary.csv``, written independently of ``workbench.readings`` and
-   ``workbench.registers`` but to the same documented rules: rows repeated for one (meter, ts)
+   ``meters.csv`` and ``boundary.csv``, written independently of ``workbench.inventory.readings`` and
+   ``workbench.core.registers`` but to the same documented rules: rows repeated for one (meter, ts)
    are one reading when they agree with the first to 1e-9 relative, and are all left out when
    they conflict (the lake's policy — nothing averaged); a register drop is a rollover when the
    capacity is > 0 and the previous reading ≥ 90 % of it, else a reset.  Only the
@@ -21,9 +21,9 @@
    units the library publishes them in); every unit conversion is done in the SQL.
 4. Both results must agree to 1e-9 relative in every (period, facility, source) cell.
 5. **lake** (on by default; ``--no-lake`` skips it, ``--only lake`` runs only it):
-   a. *ingest* — ``workbench.demo_lake.load_demo(data, lake_root, enterprise=…)`` into a fresh lake
+   a. *ingest* — ``workbench.demo.load.load_demo(data, lake_root, enterprise=…)`` into a fresh lake
       (readings.parquet, activity.csv, monthly.csv through the ordinary ingest path); the readings
-      ingest (``connectors.parquet.read`` + ``Lake.ingest`` of the readings batch: raw zone,
+      ingest (``connectors.parquet.read`` + ``workbench.ingestion.ingest`` of the readings batch: raw zone,
       preparation, curated readings and consumption, quality rules) is timed and printed as
       readings/s, as is the whole load.  Runs once, whatever ``--repeat``.
    b. *lake* — from the lake's curated tables: ``compute_inventory_from_lake(Lake(root), enterprise,
@@ -347,16 +347,16 @@ def warm_up(side: str) -> None:
     process: not timed."""
     import importlib
 
-    from workbench.factors import default_library
+    from workbench.core.factors import default_library
 
     default_library()
     modules = {
-        "package": ["workbench.accounting", "workbench.activity", "workbench.boundary", "workbench.readings"],
-        "lake": ["xarray", "workbench.activity_sources", "workbench.allocation", "workbench.inventory",
-                 "workbench.lake"],
+        "package": ["workbench.accounting", "workbench.core.activity", "workbench.core.boundary", "workbench.inventory.readings"],
+        "lake": ["xarray", "workbench.inventory.sources", "workbench.inventory.allocation", "workbench.inventory.compute",
+                 "workbench.lake.store"],
         "lake-ingest": ["connectors.activity_file", "connectors.parquet", "connectors.production",
-                        "workbench.demo_lake", "workbench.ingest", "workbench.lake", "workbench.prepare",
-                        "workbench.quality"],
+                        "workbench.demo.load", "workbench.ingestion.pipeline", "workbench.lake.store", "workbench.ingestion.prepare",
+                        "workbench.lake.quality"],
     }.get(side, [])
     for name in ["duckdb", "pandas", *modules]:
         importlib.import_module(name)
@@ -367,8 +367,12 @@ def warm_up(side: str) -> None:
 def run_package(data: Path, threads: int | None, opts):
     """The workbench path; returns (monthly table, {step: seconds})."""
     from workbench.accounting import account
-    from workbench.boundary import Boundary
-    from workbench.readings import activity_from_meters, meter_consumption, read_meters
+    from workbench.core.boundary import Boundary
+    from workbench.inventory.readings import (
+        activity_from_meters,
+        meter_consumption,
+        read_meters,
+    )
 
     steps = {}
     t = time.perf_counter()
@@ -396,7 +400,7 @@ def factor_values(data: Path, *, ledger: bool = False) -> str:
     a non-CO2 gas: its GWP)."""
     import pandas as pd
 
-    from workbench.factors import default_library
+    from workbench.core.factors import default_library
 
     lib = default_library()
     ent = json.loads((data / "enterprise.json").read_text(encoding="utf-8"))
@@ -476,36 +480,36 @@ class _Timers(dict):
 
 def run_lake_ingest(data: Path, threads: int | None, opts):
     """The demo into a fresh lake through the ordinary ingest path (``load_demo``).  Returns the
-    ingest reports and timings: the readings (``connectors.parquet.read`` + ``Lake.ingest`` of the
+    ingest reports and timings: the readings (``connectors.parquet.read`` + ``workbench.ingestion.ingest`` of the
     readings batch: raw zone, preparation, curated tables, quality rules) and the whole load."""
     import shutil
 
     import pandas as pd
 
     import connectors.parquet
-    import workbench.lake
-    from workbench.demo_lake import load_demo
+    import workbench.demo.load
+    from workbench.demo.load import load_demo
 
     root = Path(opts["lake_root"])
     if root.exists():
         shutil.rmtree(root)
     timers = _Timers()
     timers.wrap(connectors.parquet, "read", "read readings.parquet")
-    orig_ingest = workbench.lake.Lake.ingest
+    orig_ingest = workbench.demo.load.ingest
 
-    def ingest(self, result, *a, **k):
+    def ingest(lake, result, *a, **k):
         t = time.perf_counter()
         try:
-            return orig_ingest(self, result, *a, **k)
+            return orig_ingest(lake, result, *a, **k)
         finally:
             key = f"Lake.ingest {result.kind}"
             timers[key] = timers.get(key, 0.0) + time.perf_counter() - t
 
-    workbench.lake.Lake.ingest = ingest
+    workbench.demo.load.ingest = ingest
     t = time.perf_counter()
     reports = load_demo(data, root, enterprise=opts["enterprise"])
     total = time.perf_counter() - t
-    workbench.lake.Lake.ingest = orig_ingest
+    workbench.demo.load.ingest = orig_ingest
     steps = dict(timers)
     steps["load_demo"] = total
     steps["readings_ingest"] = timers["read readings.parquet"] + timers["Lake.ingest readings"]
@@ -527,11 +531,11 @@ def run_lake(data: Path, threads: int | None, opts):
     (``--lake-span month``) or one for the whole span (``year``)."""
     import pandas as pd
 
-    import workbench.activity_sources as sources
-    import workbench.lake
-    from workbench import inventory
+    import workbench.inventory.sources as sources
+    import workbench.lake.store
     from workbench.accounting.cube import cube_to_frame
-    from workbench.inventory import compute_inventory_from_lake, months
+    from workbench.inventory import compute as inventory
+    from workbench.inventory.compute import compute_inventory_from_lake, months
 
     global _LAKE_TIMERS
     if _LAKE_TIMERS is None:        # wrapped once per process (--repeat runs this again)
@@ -542,13 +546,13 @@ def run_lake(data: Path, threads: int | None, opts):
         for name in ("allocate_by_submeters", "normalize_activity", "account", "_lake_production", "to_cube",
                      "_factors_used"):
             timers.wrap(inventory, name)
-        timers.wrap(workbench.lake.Lake, "retrieve", "Lake.retrieve (all tables)")
+        timers.wrap(workbench.lake.store.Lake, "retrieve", "Lake.retrieve (all tables)")
     timers = _LAKE_TIMERS
     timers.clear()
     first, last = _months(data)
     spans = [(m, m) for m in months(first, last)] if opts["lake_span"] == "month" else [(first, last)]
     t = time.perf_counter()
-    lake = workbench.lake.Lake(opts["lake_root"])
+    lake = workbench.lake.store.Lake(opts["lake_root"])
     frames = []
     for a, b in spans:
         inv = compute_inventory_from_lake(lake, opts["enterprise"], a, b)
@@ -602,7 +606,7 @@ def ensure_data(data: Path, meters: int, years: int, seed: int, console) -> int:
     a generator that writes ``enterprise_id``, which the lake path needs)."""
     import pyarrow.parquet as pq
 
-    from workbench.demo import generate
+    from workbench.demo.plants import generate
 
     def complete() -> bool:
         try:
@@ -721,7 +725,7 @@ def lake_report(console, args, n_readings: int, results: dict) -> bool:
 
 
 def main(argv=None) -> int:
-    from workbench.demo import DEFAULT_SEED
+    from workbench.demo.plants import DEFAULT_SEED
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

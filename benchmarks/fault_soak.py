@@ -1,5 +1,5 @@
 """Soak: a known QoS 1 stream through Mosquitto and `workbench gateway` for minutes while faults
-are injected at random moments (issue 10, point 4) — the longer run of tests/test_gateway_faults.py.
+are injected at random moments (issue 10, point 4) — the longer run of tests/devices/test_gateway_faults.py.
 
     python benchmarks/fault_soak.py [--minutes 10] [--faults 100] [--rate 1000] [--devices 40] [--gateways 1]
     python benchmarks/fault_soak.py --crash 20 [--autosave-interval 1 | --autosave-on-changes 1000]

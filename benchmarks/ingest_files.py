@@ -4,7 +4,7 @@
 
 1. Writes a deterministic meter export of N readings (``meter_id, ts, quantity, value, unit``; 15-min
    interval meters of the demo plant's registry, with a few planted duplicates) as CSV and as Parquet.
-2. **package** — ``connectors.files`` reads the file, ``Lake.ingest`` stores the raw bytes (sha256),
+2. **package** — ``connectors.files`` reads the file, ``workbench.ingestion.ingest`` stores the raw bytes (sha256),
    prepares (types, units with pint, time zone, duplicates, registers → consumption, flags, pandera
    schema) and writes the curated hot tier; once from the CSV, once from the Parquet file (each into a
    fresh lake).
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from workbench.ingestion import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -60,7 +62,7 @@ def make_export(out: Path, n: int, meters: int, seed: int = 7) -> tuple[Path, Pa
 
 def run_package(path: Path, reg: pd.DataFrame, lake_dir: Path) -> tuple[float, dict]:
     from connectors import files
-    from workbench.lake import Lake
+    from workbench.lake.store import Lake
 
     if lake_dir.exists():
         shutil.rmtree(lake_dir)
@@ -69,7 +71,7 @@ def run_package(path: Path, reg: pd.DataFrame, lake_dir: Path) -> tuple[float, d
     t0 = time.perf_counter()
     result = files.read_file(path, kind="readings", source="meter-export")
     t1 = time.perf_counter()
-    rep = lake.ingest(result, sender="benchmark")
+    rep = ingest(lake, result, sender="benchmark")
     t2 = time.perf_counter()
     return t2 - t0, {"read": t1 - t0, "ingest": t2 - t1, "curated": rep.rows_curated,
                      "duplicates": rep.rows_duplicate, "quarantined": rep.rows_quarantined, "counts": rep.counts}

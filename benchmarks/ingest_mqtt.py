@@ -86,7 +86,7 @@ def setup(work: Path, n: int, port: int, autosave_on_changes: int = 0):
     from workbench.devices import DeviceRegistry
     from workbench.devices.broker import DEFAULT_PLATFORM_USERS, write_broker_config
     from workbench.devices.registry import write_credentials
-    from workbench.lake import Lake
+    from workbench.lake.store import Lake
 
     reg_url = f"sqlite:///{work / 'registry.db'}"
     reg = DeviceRegistry(reg_url, prefix=PREFIX)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.devices, args.rate, args.duration, args.simulators = 20, 10.0, 5.0, 1
-    from workbench.lake import Lake
+    from workbench.lake.store import Lake
 
     exe = mosquitto_exe()
     work = Path(tempfile.mkdtemp(prefix="wb-bench-mqtt-"))

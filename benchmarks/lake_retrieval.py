@@ -31,10 +31,10 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.catalog import write_lake_catalog
-    from workbench.demo import generate
-    from workbench.demo_lake import load_demo
-    from workbench.lake import Lake
+    from workbench.demo.load import load_demo
+    from workbench.demo.plants import generate
+    from workbench.lake.catalog import write_lake_catalog
+    from workbench.lake.store import Lake
 
     con = Console()
     if not (args.data / "readings.parquet").exists():

@@ -15,7 +15,7 @@
      socket, as a node on the database's host would (``--pg-tcp``: over TCP loopback instead).  The records go into a dedicated database
      ``wb_bench_resolution_<N>_<layout>``, reused when it already holds the right count.
    (``<layout>``: a hash of the store's table layout, so a cache from an older store is never reused.)
-2. **Node** — ``python -m workbench.cli idnode serve --workers W [--cache-size …]`` as a child
+2. **Node** — ``python -m workbench.cli.main idnode serve --workers W [--cache-size …]`` as a child
    process in its own process group (killed as a group at exit, Ctrl-C included); the script waits
    until it resolves.
 3. **Correctness** — a few random identifiers are resolved with httpx and compared with the store's
@@ -147,7 +147,7 @@ def register(store, prefix: str, sfx: list[str], console, label: str) -> dict:
     total = {"new": 0, "updated": 0, "unchanged": 0, "total": 0}
     bulk = getattr(store, "put_many", None)
     if bulk is None:
-        from workbench.cli_idnode import register_records
+        from workbench.cli.idnode import register_records
         bulk = lambda recs, **kw: register_records(store, recs, **kw)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:

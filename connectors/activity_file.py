@@ -5,7 +5,7 @@ import datetime as _dt
 import hashlib
 from pathlib import Path
 
-from workbench.activity import read_activity
+from workbench.core.activity import read_activity
 
 from . import ConnectorResult
 

@@ -3,7 +3,7 @@
 Seed §7.2 c): systems that cannot be queried directly export files (meter exports, ERP lists,
 statistical workbooks, PDF reports) into a folder; :class:`DropFolder` turns each new file into a
 :class:`connectors.ConnectorResult` and hands it to ``ingest`` (normally
-``workbench.lake.Lake.ingest``).
+``workbench.ingestion.ingest``).
 
 Guarantees
 ----------

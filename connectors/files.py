@@ -27,7 +27,7 @@ when the file has one, + ``sheet`` when several workbook sheets were read) + ``r
 ``datetime64[us]`` (naive = Asia/Shanghai local time; timestamps written with an offset come out
 tz-aware in Asia/Shanghai), ``value`` float64 (a blank cell is NaN and kept — the lake flags missing
 values), the text columns are categoricals (a few meters, millions of readings).  Activity records
-come out of :func:`workbench.activity.normalize_activity` — the one validation path of the workbench.
+come out of :func:`workbench.core.activity.normalize_activity` — the one validation path of the workbench.
 
 Encodings: strict UTF-8 first (a BOM is recorded as ``utf-8-sig``), then GBK, then GB18030 (its
 superset; GBK is tried first only so that the name recorded is the narrower one — both decode GBK
@@ -54,11 +54,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.activity import COLUMNS as ACTIVITY_COLUMNS
-from workbench.activity import HEADER_ALIASES as ACTIVITY_ALIASES
-from workbench.activity import ActivityDataError, normalize_activity
-from workbench.factors import UnknownItemError, default_library
-from workbench.units import UnitError, parse_unit
+from workbench.core.activity import COLUMNS as ACTIVITY_COLUMNS
+from workbench.core.activity import HEADER_ALIASES as ACTIVITY_ALIASES
+from workbench.core.activity import ActivityDataError, normalize_activity
+from workbench.core.errors import WorkbenchError
+from workbench.core.factors import UnknownItemError, default_library
+from workbench.core.units import UnitError, parse_unit
 
 from . import ConnectorResult
 
@@ -110,12 +111,12 @@ LOCAL_TZ = "Asia/Shanghai"
 
 
 # ---------------------------------------------------------------------------------- errors
-class FileFormatError(ValueError):
+class FileFormatError(WorkbenchError, ValueError):
     """A whole-file problem: the file cannot be read as a table at all.
 
     ``file``, ``row`` (spreadsheet numbering, header = row 1; ``None`` when not tied to a row) and
     ``column`` (the header as written, or ``None``) locate it; ``str()`` reads
-    ``"<file>, row 7, column '读数': <message>"`` like :class:`workbench.activity.ActivityDataError`.
+    ``"<file>, row 7, column '读数': <message>"`` like :class:`workbench.core.activity.ActivityDataError`.
     """
 
     def __init__(self, file, row: int | None, column: str | None, message: str):
@@ -592,7 +593,7 @@ def _convert_readings(frame: pd.DataFrame, rows: np.ndarray, written: dict, defa
         else:
             out[col] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[str(defaults[col])])
     out["value"] = val
-    # units: pint-parsable after workbench.units.normalize_unit (checked once per distinct unit)
+    # units: pint-parsable after workbench.core.units.normalize_unit (checked once per distinct unit)
     for u in out["unit"].cat.categories:
         try:
             parse_unit(u)
@@ -1012,7 +1013,7 @@ def energy_statistics_to_activity(df: pd.DataFrame, *, period: str | None = None
     Note: 消费量 of 电力/热力 is the *consumption*, which includes self-generated electricity or heat;
     the purchased quantity is ``购进量/实物量`` (pass ``column=`` for it where a site generates its own).
     Returns un-normalised activity columns (source, item, quantity, unit, period, facility,
-    document) + ``row``; pass it through :func:`workbench.activity.normalize_activity`.
+    document) + ``row``; pass it through :func:`workbench.core.activity.normalize_activity`.
     """
     lib = library or default_library()
     cols = [c for c in df.columns if c != "row"]

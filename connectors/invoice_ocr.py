@@ -66,6 +66,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.core.errors import WorkbenchError
+
 from . import ConnectorResult
 
 __all__ = [
@@ -97,15 +99,15 @@ UNITS = ("kWh", "MWh", "万kWh", "Nm3", "万Nm3", "m3", "万m3", "t", "GJ")
 DEFAULT_THRESHOLD = 0.85
 
 
-class InvoiceImageError(ValueError):
+class InvoiceImageError(WorkbenchError, ValueError):
     """The input is not a readable image (corrupt, truncated, not an image format)."""
 
 
-class OCRUnavailable(RuntimeError):
+class OCRUnavailable(WorkbenchError, RuntimeError):
     """The OCR engine or its packaged models are missing (and will not be downloaded)."""
 
 
-class ReviewPending(RuntimeError):
+class ReviewPending(WorkbenchError, RuntimeError):
     """A queued result still has fields nobody has reviewed."""
 
 

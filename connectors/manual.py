@@ -1,12 +1,12 @@
 """Manual entry (seed §7.2 e): activity data that cannot be collected automatically.
 
-Two ways in, one validation path (:func:`workbench.activity.normalize_activity`, the same as for
+Two ways in, one validation path (:func:`workbench.core.activity.normalize_activity`, the same as for
 templates, ledgers and every other connector):
 
 * :class:`ManualEntryForm` — an ipywidgets form for JupyterLab and Voila (no custom JavaScript):
   来源/品种 drop-downs labelled in Chinese from the factor library, 数量, 单位, 期间, 设施, 凭证 and
   录入人.  On submit the record is validated; a problem is shown in the form with the field named
-  as in :class:`workbench.activity.ActivityDataError` (file/row/column) and nothing is sent; a good
+  as in :class:`workbench.core.activity.ActivityDataError` (file/row/column) and nothing is sent; a good
   record goes to ``ingest(ConnectorResult(kind="activity", raw=<the submitted form as JSON>,
   metadata={"sender": <录入人>, …}))``.
 * :func:`read_manual_file` — a CSV/XLSX of manually kept records (for ``workbench import manual
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.activity import (
+from workbench.core.activity import (
     CATEGORY_UNITS,
     SOURCE_ALIASES,
     SOURCE_CATEGORIES,
@@ -31,7 +31,7 @@ from workbench.activity import (
     Problem,
     normalize_activity,
 )
-from workbench.factors import default_library
+from workbench.core.factors import default_library
 
 from . import ConnectorResult
 
@@ -40,10 +40,10 @@ __all__ = ["FORM_FIELDS", "SOURCE_LABELS", "ManualEntryForm", "read", "read_manu
 name = "manual"
 ORIGIN = "manual entry form"
 
-#: source code → Chinese label (the first alias of workbench.activity.SOURCE_ALIASES)
+#: source code → Chinese label (the first alias of workbench.core.activity.SOURCE_ALIASES)
 SOURCE_LABELS = {code: names[0] for code, names in SOURCE_ALIASES.items()}
 
-#: form field → header of the record as validated (these are workbench.activity header aliases,
+#: form field → header of the record as validated (these are workbench.core.activity header aliases,
 #: so a validation message names the field exactly as the form labels it)
 FORM_FIELDS = {
     "source": "来源",
@@ -79,7 +79,7 @@ class ManualEntryForm:
     """An ipywidgets form for one activity record at a time.
 
     ``ingest`` is called with a :class:`ConnectorResult` for every valid submission (normally
-    ``Lake.ingest``); ``facilities`` (names or codes) fill the 设施 suggestions; ``who`` pre-fills
+    ``workbench.ingestion.ingest``); ``facilities`` (names or codes) fill the 设施 suggestions; ``who`` pre-fills
     录入人.  Display it with ``display(form)`` or put ``form.widget`` into a layout.  Without a
     browser: set ``form.<field>.value`` and call :meth:`submit`.
     """
@@ -256,7 +256,7 @@ def _who_values(path: Path) -> list[str]:
 def read_manual_file(path, *, library=None, sender: str | None = None, strict: bool = True,
                      sheet=None) -> ConnectorResult:
     """A CSV/XLSX of manually kept activity records (the calc-template columns), validated by
-    :func:`workbench.activity.normalize_activity`.
+    :func:`workbench.core.activity.normalize_activity`.
 
     ``strict=True`` (for ``workbench import manual FILE``): any bad record raises
     :class:`ActivityDataError` listing every problem (file, row, column) and nothing is returned —

@@ -30,6 +30,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from workbench.core.errors import WorkbenchError
+
 from . import ConnectorResult
 from .telemetry import (
     PollMapError,
@@ -128,11 +130,11 @@ def load_modbus_map(source) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------ poller
-class _NoAnswer(Exception):
+class _NoAnswer(WorkbenchError):
     """The device did not answer: skip its remaining quantities."""
 
 
-class _Down(Exception):
+class _Down(WorkbenchError):
     """The connection is gone: skip everything not yet read."""
 
 

@@ -65,7 +65,7 @@ def load_opcua_map(source) -> dict[str, dict]:
 
 def unit_from_eu(eu) -> str | None:
     """The unit text of an ``EUInformation`` (its DisplayName) when pint understands it, else None."""
-    from workbench.units import UnitError, parse_unit
+    from workbench.core.units import UnitError, parse_unit
 
     text = getattr(getattr(eu, "DisplayName", None), "Text", None)
     if not text:

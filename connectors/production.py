@@ -11,7 +11,7 @@ column ``<name>_t`` is read as product ``<name>`` in tonnes — a guess the meta
 The result is long, one row per number: ``period, node_id, measure`` (``value_added`` |
 ``output``), ``product`` (empty for value added), ``quantity``, ``unit``, ``row`` (the
 spreadsheet row, header = 1).  Empty cells are no rows.  The lake checks every row
-(:func:`workbench.ingest`); this reader only reshapes.
+(:func:`workbench.ingestion.pipeline`); this reader only reshapes.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def read(path, *, products=None, source: str | None = None) -> ConnectorResult:
     else:
         import io
 
-        from workbench.encodings import decode_text
+        from workbench.core.encodings import decode_text
 
         decoded = decode_text(raw)
         if decoded is None:

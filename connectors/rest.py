@@ -31,11 +31,13 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import pandas as pd
 
+from workbench.core.errors import WorkbenchError
+
 from . import ConnectorResult
 from .sql import (
-    WatermarkedPull,
     ConnectorError,
     PullSummary,
+    WatermarkedPull,
     WatermarkStore,
     _as_store,
     format_watermark,
@@ -53,7 +55,7 @@ _SECRET = re.compile(r"(token|key|secret|password|passwd|pwd|signature|sig|auth)
 _RECORD_KEYS = ("data", "items", "records", "results", "rows")
 
 
-class _Retryable(Exception):
+class _Retryable(WorkbenchError):
     pass
 
 

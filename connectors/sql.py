@@ -4,7 +4,7 @@
 Server, Oracle, SQLite …) **incrementally**: only rows whose watermark column is greater than the
 last *committed* watermark, ordered by the watermark, in chunks.  For each chunk it builds a
 :class:`~connectors.ConnectorResult` (raw bytes = the rows as received, JSON lines, UTF-8), calls
-the caller's ``ingest`` callback (normally :meth:`workbench.lake.Lake.ingest`) and only **after the
+the caller's ``ingest`` callback (normally :func:`workbench.ingestion.ingest`) and only **after the
 callback returned** commits the chunk's watermark to a :class:`WatermarkStore` (a small SQLite
 file).  Hence:
 

@@ -11,7 +11,7 @@ Poll map (YAML text, a path to a YAML file, or the same structure as a dict)::
           active_power:  {address: 2, type: float32, unit: kW, meter_id: M0001.P}
 
 ``devices`` may also be a list of mappings with a ``device_id`` key.  Every quantity needs a
-``unit`` that :func:`workbench.units.parse_unit` understands (the OPC UA poller may instead read the
+``unit`` that :func:`workbench.core.units.parse_unit` understands (the OPC UA poller may instead read the
 node's ``EngineeringUnits``), and may carry ``scale`` (multiplied, default 1), ``offset`` (added
 after scaling, default 0) and ``meter_id`` (the readings' meter_id for this quantity when it is not
 the device_id — the lake converts every reading to *its meter's* unit, so a power value of an
@@ -21,13 +21,13 @@ A poll is a :class:`~connectors.ConnectorResult` of kind ``readings`` (meter_id,
 value, unit; ``ts`` tz-aware UTC, milliseconds) with metadata ``source``, ``connector``,
 ``endpoint``, ``origin``, ``polled_at``, ``errors`` (one dict per failed (device, quantity):
 ``device``, ``quantity``, ``reason``) and ``rejected`` (the failed reads as rows with a
-``reason``, which :meth:`workbench.lake.Lake.ingest` quarantines — nothing is dropped silently).
+``reason``, which :func:`workbench.ingestion.ingest` quarantines — nothing is dropped silently).
 ``raw`` is what was received (registers / OPC UA values and status), as JSON.
 
 Sinks: :class:`MqttSink` publishes each device's values in the platform's telemetry JSON shape
 (``{"ts": ms, "values": {quantity: value}}``, see :func:`to_telemetry_payloads`) to
 ``<root>/<device_id>/telemetry`` with QoS 1, so polled meters join the MQTT meters' pipeline;
-:class:`LakeSink` hands the result straight to ``Lake.ingest`` (setups without a broker).
+:class:`LakeSink` hands the result straight to the lake's write path (setups without a broker).
 """
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from workbench.core.errors import WorkbenchError
 
 from . import ConnectorResult
 
@@ -63,7 +65,7 @@ log = logging.getLogger("connectors.telemetry")
 READINGS_COLUMNS = ("meter_id", "ts", "quantity", "value", "unit")
 
 
-class PollMapError(ValueError):
+class PollMapError(WorkbenchError, ValueError):
     """A poll map that cannot be used; the message names the device and the field."""
 
     def __init__(self, message: str, *, device: str | None = None, quantity: str | None = None,
@@ -94,7 +96,7 @@ def load_poll_map(source, *, device_fields: Callable[[str, dict, dict], dict] | 
     fields (both raise :class:`PollMapError`).  Common quantity fields checked here: ``unit``
     (pint-valid; required unless ``unit_required=False``), ``scale``, ``offset``, ``meter_id``.
     """
-    from workbench.units import UnitError, parse_unit
+    from workbench.core.units import UnitError, parse_unit
 
     doc = _read_yaml(source) if isinstance(source, (str, Path)) else source
     if not isinstance(doc, Mapping):
@@ -294,17 +296,21 @@ class MqttSink:
 
 
 class LakeSink:
-    """Hand each poll to :meth:`workbench.lake.Lake.ingest` (no broker).  Failed reads travel in
-    ``metadata['rejected']`` and are quarantined with their reason.  A poll with neither rows nor
-    errors is not ingested (returns None)."""
+    """Hand each poll to the lake's write path (no broker): ``ingest`` is
+    ``functools.partial(workbench.ingestion.ingest, lake)`` or any callable taking the result and
+    ``sender``, ``mapping``, ``identifiers`` (a connector imports only the core, so the caller
+    supplies the path).  Failed reads travel in ``metadata['rejected']`` and are quarantined with
+    their reason.  A poll with neither rows nor errors is not ingested (returns None)."""
 
-    def __init__(self, lake, sender: str = "poller", *, mapping=None, identifiers=None):
-        self.lake, self.sender, self.mapping, self.identifiers = lake, sender, mapping, identifiers
+    def __init__(self, ingest, sender: str = "poller", *, mapping=None, identifiers=None):
+        if not callable(ingest):
+            raise TypeError("LakeSink(ingest, …): ingest must be callable, e.g. functools.partial(workbench.ingestion.ingest, lake)")
+        self.ingest, self.sender, self.mapping, self.identifiers = ingest, sender, mapping, identifiers
 
     def __call__(self, result: ConnectorResult):
         if not len(result.data) and not result.metadata.get("errors"):
             return None
-        return self.lake.ingest(result, sender=self.sender, mapping=self.mapping, identifiers=self.identifiers)
+        return self.ingest(result, sender=self.sender, mapping=self.mapping, identifiers=self.identifiers)
 
 
 # ------------------------------------------------------------------------------------ loop

@@ -7,7 +7,7 @@
     kind in ``?kind=`` or the ``X-Workbench-Kind`` header).  The payload is validated (pydantic);
     the request body bytes, **exactly as received**, become the raw-zone bytes of a
     :class:`~connectors.ConnectorResult` handed to the ``ingest`` callback (normally
-    ``lambda r: lake.ingest(r, sender=r.metadata["sender"])``).
+    ``lambda r: workbench.ingestion.ingest(lake, r, sender=r.metadata["sender"])``).
     202 → ``{"status": "accepted", "request_id", "source", "kind", "records", "sha256", "summary"}``
     where ``summary`` is what ``ingest`` returned (a dict, or ``.to_dict()`` of it);
     401 no/unknown/revoked token · 403 a valid token of another source · 413 too large ·
@@ -36,7 +36,7 @@ accepted — never a 500:
   control characters refused); header names must be unique, a field at most 131,072 characters
   (Python's ``csv`` limit), blank lines and all-blank rows are skipped.
 * An activity push must have the required columns (``source, item, quantity, unit``, under their
-  names or a :data:`workbench.activity.HEADER_ALIASES` alias) and no record whose fields are all
+  names or a :data:`workbench.core.activity.HEADER_ALIASES` alias) and no record whose fields are all
   blank; ``row`` and ``identifier`` are reserved for the lake.
 * An unknown query parameter, a kind other than readings/activity, or one that disagrees with the
   body's → 422.  Bodies over ``max_body_bytes`` (20 MiB) or ``max_records`` records → 413.
@@ -116,6 +116,8 @@ from pydantic import (
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
+
+from workbench.core.errors import WorkbenchError
 
 from . import ConnectorResult
 
@@ -504,7 +506,7 @@ class ReadingRecord(BaseModel):
 
 class ActivityRecord(BaseModel):
     """One activity record (the columns of the calc template, mapped or not — validated downstream
-    by ``workbench.activity``).  Any fields are accepted as long as they are scalars (a record is a
+    by ``workbench.core.activity``).  Any fields are accepted as long as they are scalars (a record is a
     table row); the usual ones are typed.  A record whose fields are all blank is refused (the
     lake would drop it as spreadsheet padding), as are the field names the lake reserves."""
 
@@ -588,7 +590,7 @@ def _printable(text: str, limit: int = 100) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-class Problem(Exception):
+class Problem(WorkbenchError):
     """A request the client must change: ``status`` (4xx), a one-line ``message``, the located
     ``errors``.  :func:`_parse` raises nothing else for any body."""
 
@@ -873,7 +875,7 @@ def _check_columns(kind: str, records: list[dict]) -> None:
     if len(columns) > MAX_FIELDS:
         raise Problem(422, f"the records have {len(columns)} distinct fields (at most {MAX_FIELDS})")
     if kind == "activity":
-        from workbench.activity import ActivityDataError, normalize_activity
+        from workbench.core.activity import ActivityDataError, normalize_activity
 
         try:  # the header check of the one validation path (aliases, bilingual headers), on no rows
             normalize_activity(pd.DataFrame(columns=sorted(columns)), origin="push")

@@ -28,8 +28,8 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     """The default demo enterprise with its catalog and factor snapshot, as `workbench demo generate` writes it."""
-    from workbench.catalog import write_demo_catalog, write_factor_snapshot
-    from workbench.demo import generate
+    from workbench.demo.plants import generate
+    from workbench.lake.catalog import write_demo_catalog, write_factor_snapshot
 
     out = tmp_path_factory.mktemp("demo")
     generate(out)
@@ -41,7 +41,7 @@ def demo_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cli_env() -> dict:
-    """Environment for running `python -m workbench.cli` as a subprocess from the checkout."""
+    """Environment for running `python -m workbench.cli.main` as a subprocess from the checkout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("PYTHONIOENCODING", "utf-8")

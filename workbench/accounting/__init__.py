@@ -5,13 +5,15 @@
   :mod:`.total` the enterprise total · :mod:`.efficiency` carbon efficiency and intensity
 - :func:`account` activity records → ledger (calls the formula functions; the sources, signs and
   edition come from a regime, :mod:`workbench.regimes`); :func:`to_cube` ledger → xarray cube
-- ``SOURCES``, ``SIGN``, ``SOURCE_NAMES_ZH/EN``, ``edition_for_year``: GB/T 32150's, re-exported
-  from :mod:`workbench.regimes.gbt32150`
+- ``SOURCES``, ``SIGN``, ``SOURCE_NAMES_ZH/EN``, ``edition_for_year``: the default regime's
+  (GB/T 32150, :mod:`workbench.regimes.gbt32150`), looked up through the core's regime registry
+  when first asked for — the accounting layer never imports a regime
 """
-from .cube import cube_to_frame, to_cube
-from .efficiency import carbon_efficiency, carbon_intensity
-from .engine import LEDGER_COLUMNS, AccountingError, account
-from .total import SIGN, SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES, edition_for_year, total_emissions
+from workbench.accounting.cube import cube_to_frame, to_cube
+from workbench.accounting.efficiency import carbon_efficiency, carbon_intensity
+from workbench.accounting.engine import LEDGER_COLUMNS, AccountingError, account
+from workbench.accounting.total import total_emissions
+from workbench.core.regime import default_regime, get_regime
 
 __all__ = [
     "account", "to_cube", "cube_to_frame", "carbon_efficiency", "carbon_intensity",
@@ -25,7 +27,6 @@ def summarize(ledger, regime=None):
 
     ``by_source`` lists every source of ``regime`` (default: the ledger's ``standard`` attribute,
     else GB/T 32150), zero where the ledger has none."""
-    from ..regimes import get_regime
 
     reg = get_regime(regime if regime is not None else ledger.attrs.get("standard"))
     stray = sorted(set(ledger["source"]) - set(reg.source_keys))
@@ -38,3 +39,13 @@ def summarize(ledger, regime=None):
         "by_gas": ledger.groupby("gas")["tco2e"].sum().astype(float).to_dict(),
         "by_facility": ledger.groupby("facility")["tco2e"].sum().astype(float).to_dict(),
     }
+
+
+def __getattr__(name):
+    # the default regime's names, resolved through the registry (regimes sit above this layer)
+    attrs = {"SOURCES": lambda r: r.source_keys, "SIGN": lambda r: r.signs,
+             "SOURCE_NAMES_ZH": lambda r: r.source_names("zh"), "SOURCE_NAMES_EN": lambda r: r.source_names("en"),
+             "edition_for_year": lambda r: r.edition}
+    if name in attrs:
+        return attrs[name](default_regime())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ All arguments are pint quantities (scalars or arrays); units are converted by pi
 """
 from __future__ import annotations
 
-from ..units import CO2_PER_C, Q_
+from workbench.core.units import CO2_PER_C, Q_
 
 __all__ = ["activity_energy", "emission_factor_from_carbon_content", "combustion_emissions", "fuel_combustion"]
 

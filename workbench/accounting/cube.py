@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..regimes import Regime, get_regime
-from .efficiency import carbon_efficiency, carbon_intensity
-from .engine import AccountingError
+from workbench.accounting.efficiency import carbon_efficiency, carbon_intensity
+from workbench.accounting.engine import AccountingError
+from workbench.core.regime import Regime, get_regime
 
 __all__ = ["to_cube", "cube_to_frame"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..units import conversion_factor
+from workbench.core.units import conversion_factor
 
 __all__ = ["carbon_efficiency", "carbon_intensity"]
 

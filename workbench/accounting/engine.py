@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 import pint
 
-from ..factors import FactorLibrary, default_library
-from ..regimes import Regime, get_regime
-from ..units import Q_, converts, parse_unit
-from . import combustion, gases, indirect, process
+from workbench.accounting import combustion, gases, indirect, process
+from workbench.core.errors import WorkbenchError
+from workbench.core.factors import FactorLibrary, default_library
+from workbench.core.regime import Regime, get_regime
+from workbench.core.units import Q_, converts, parse_unit
 
 __all__ = ["account", "LEDGER_COLUMNS", "AccountingError"]
 
@@ -49,7 +50,7 @@ LEDGER_COLUMNS = [
 ]
 
 
-class AccountingError(ValueError):
+class AccountingError(WorkbenchError, ValueError):
     """A record that cannot be accounted (e.g. its units do not fit its factor)."""
 
 
@@ -67,7 +68,7 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
     Parameters
     ----------
     activity : DataFrame
-        Activity records; normalised by :func:`workbench.activity.normalize_activity` if they
+        Activity records; normalised by :func:`workbench.core.activity.normalize_activity` if they
         have not been already.
     library : FactorLibrary, optional
         Factors (default: the shipped library).  ``gwp`` selects the GWP set.
@@ -87,7 +88,7 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
     sources negative).  ``attrs`` records the regime (``standard``), the library version, GWP set
     and time of calculation.
     """
-    from ..activity import normalize_activity
+    from workbench.core.activity import normalize_activity
 
     reg = get_regime(regime)
     lib = library or default_library(reg.default_gwp)
@@ -329,7 +330,7 @@ def account(activity: pd.DataFrame, library: FactorLibrary | None = None, *, yea
 def _check_against_regime(df: pd.DataFrame, src: np.ndarray, cat: np.ndarray, reg: Regime, where) -> None:
     """Every record's source is one of the regime's, and accepts the record's item category.
 
-    (:func:`workbench.activity.normalize_activity` checks the same for records it normalises;
+    (:func:`workbench.core.activity.normalize_activity` checks the same for records it normalises;
     this catches records normalised under another regime.)"""
     known = set(reg.source_keys)
     for s in pd.unique(src):

@@ -13,12 +13,9 @@ cement clinker calcination in :mod:`workbench.regimes.sectors.cement`.
 """
 from __future__ import annotations
 
-from ..units import Q_
+from workbench.core.units import Q_
 
 __all__ = ["carbonate_decomposition"]
-
-#: names that moved to :mod:`workbench.regimes.sectors.cement`, still importable from here
-_MOVED_TO_CEMENT = ("clinker_calcination", "CO2_PER_CAO", "CO2_PER_MGO")
 
 
 def carbonate_decomposition(mass, emission_factor, purity=1.0):
@@ -26,11 +23,3 @@ def carbonate_decomposition(mass, emission_factor, purity=1.0):
     p = purity.to("dimensionless") if hasattr(purity, "units") else Q_(purity, "dimensionless")
     return (mass * p * emission_factor).to("tCO2")
 
-
-def __getattr__(name):
-    # backward-compatible import path; the cement formula is not general code
-    if name in _MOVED_TO_CEMENT:
-        from ..regimes.sectors import cement
-
-        return getattr(cement, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,14 +6,11 @@
 (the 2025 edition adds E_waste and E_fugitive to the direct part).
 
 The sources, their signs and names and the edition by reporting year are the GB/T 32150 regime's
-(:mod:`workbench.regimes.gbt32150`); they are re-exported here because much of the workbench
-imports them from :mod:`workbench.accounting`.  The engine takes them from the regime it is given.
+(:mod:`workbench.regimes.gbt32150`); the engine takes them from the regime it is given.
 """
 from __future__ import annotations
 
-from ..regimes.gbt32150 import SIGN, SOURCE_NAMES_EN, SOURCE_NAMES_ZH, SOURCES, edition_for_year
-
-__all__ = ["SOURCES", "SIGN", "SOURCE_NAMES_ZH", "SOURCE_NAMES_EN", "total_emissions", "edition_for_year"]
+__all__ = ["total_emissions"]
 
 
 def total_emissions(combustion=0.0, process=0.0, purchased_electricity=0.0, purchased_heat=0.0,

@@ -70,10 +70,10 @@ _SEND, _RECEIVE = "publishClientSend", "publishClientReceive"
 
 
 def device_rules(root: str, device_id: str) -> list[tuple[str, str]]:
-    """A device's own topics (:func:`workbench.devices.broker.device_topics`): it sends
+    """A device's own topics (:func:`workbench.devices.topics.device_topics`): it sends
     telemetry, status and command acknowledgements; it subscribes to (exactly) its configuration
     and command topics and receives only those."""
-    from workbench.devices.broker import device_topics
+    from workbench.devices.topics import device_topics
 
     rules = []
     for access, topic in device_topics(root, device_id).values():
@@ -125,7 +125,7 @@ def access_document(registry: DeviceRegistry, *, root: str = "wb",
     (:func:`waiting_devices`) ``disabled`` — and the active platform users (only those named in
     ``platform_users`` when given), each with its role; retired devices are left out (unknown to
     the plugin = denied everything).  No passwords: see the module doc."""
-    from workbench.devices.broker import validate_root
+    from workbench.devices.topics import validate_root
 
     validate_root(root)
     wanted = None if platform_users is None else set(platform_users)

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 
 import sqlalchemy as sa
 
-from workbench.sqlstore import create_engine
+from workbench.core.errors import WorkbenchError
+from workbench.core.sqlstore import create_engine
 
 __all__ = ["SEVERITIES", "STATES", "Alarm", "AlarmError", "AlarmStore", "to_utc"]
 
@@ -38,7 +39,7 @@ ACTIVE_STATES = ("ACTIVE_UNACK", "ACTIVE_ACK")
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "WARNING", "INDETERMINATE")
 
 
-class AlarmError(ValueError):
+class AlarmError(WorkbenchError, ValueError):
     pass
 
 

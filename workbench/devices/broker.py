@@ -48,7 +48,7 @@ lines, which mosquitto logs at debug level)::
     Client <id> disconnected, not authorised.          (unknown user / wrong password)
     Denied PUBLISH from <id> (d0, q1, r0, m1, '<topic>', ... (N bytes))
 
-On the certificate listener (mosquitto 2.0.11, measured in tests/test_devices_tls.py) SIGHUP also
+On the certificate listener (mosquitto 2.0.11, measured in tests/devices/test_devices_tls.py) SIGHUP also
 rebuilds the listener's TLS context with the new CRL (mosquitto does so for listeners with a
 ``crlfile`` and ``require_certificate``): the isolated device's certificate is refused at the
 handshake from then on (``OpenSSL Error[0]: ...:certificate verify failed`` in the log) and accepted again
@@ -60,7 +60,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import signal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,17 +71,16 @@ from workbench.devices.registry import (
     DeviceRegistry,
     atomic_write,
 )
+from workbench.devices.topics import validate_root
 
 __all__ = [
     "DEFAULT_PLATFORM_USERS",
     "BrokerFiles",
     "TlsFiles",
     "apply_broker_config",
-    "device_topics",
     "dynsec_plugin",
     "passwd_text",
     "reload_broker",
-    "validate_root",
     "write_broker_config",
 ]
 
@@ -92,30 +90,6 @@ DEFAULT_PLATFORM_USERS = {"platform-gateway": "gateway", "platform-manager": "ma
 #: where Debian/Ubuntu (any architecture) and a source build put Mosquitto's dynamic-security plugin
 _PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
                  "/usr/local/lib/mosquitto_dynamic_security.so", "/usr/local/lib/*/mosquitto_dynamic_security.so")
-
-_ROOT_LEVEL = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def validate_root(root: str) -> str:
-    """The topic root: one or more ``/``-separated levels of ``A-Z a-z 0-9 . _ -`` (no wildcards,
-    no leading ``$``, no empty level)."""
-    if not isinstance(root, str) or not root:
-        raise DeviceError("topic root must be non-empty text, e.g. 'wb'")
-    for level in root.split("/"):
-        if not _ROOT_LEVEL.fullmatch(level) or level.startswith("$"):
-            raise DeviceError(f"topic root {root!r}: level {level!r} must be non-empty and use only "
-                              "letters, digits, '.', '_' and '-' (no '+', '#', '$', whitespace)")
-    return root
-
-
-def device_topics(root: str, device_id: str) -> dict[str, tuple[str, str]]:
-    """``{name: (access, topic)}`` of one device's own topics (access ``read`` or ``write`` as
-    seen from the device)."""
-    base = f"{root}/{device_id}"
-    return {"telemetry": ("write", f"{base}/telemetry"), "status": ("write", f"{base}/status"),
-            "config": ("read", f"{base}/config"), "cmd": ("read", f"{base}/cmd"),
-            "cmd_ack": ("write", f"{base}/cmd/ack")}
-
 
 def _users(registry: DeviceRegistry, platform_users: Iterable[str] | None):
     active = registry.list(status="active")

@@ -5,7 +5,7 @@ restarted at random moments; afterwards the lake is compared with what the broke
 * :class:`Deployment` — a private deployment in a folder: a device registry with ``devices``
   cumulative kWh meters, the broker's files generated from it (:mod:`workbench.devices.broker`:
   passwords, access rules, persistence), a lake whose meter registry holds the same meters, and
-  the processes — ``mosquitto -c`` and ``gateways`` × ``python -m workbench.cli gateway``
+  the processes — ``mosquitto -c`` and ``gateways`` × ``python -m workbench.cli.main gateway``
   (partition ``k/gateways`` each, its own broker user and persistent session) — that
   :meth:`~Deployment.start_broker`, :meth:`~Deployment.stop_broker`,
   :meth:`~Deployment.start_gateway` and :meth:`~Deployment.kill_gateway` control.
@@ -24,7 +24,7 @@ restarted at random moments; afterwards the lake is compared with what the broke
   killed and the broker restarted, restarted in random order; ``broker-crash``: SIGKILL the broker
   — its documented loss window, reported separately), then drain and :func:`verify`.
 
-``benchmarks/fault_soak.py`` runs it for minutes; ``tests/test_gateway_faults.py`` for seconds.
+``benchmarks/fault_soak.py`` runs it for minutes; ``tests/devices/test_gateway_faults.py`` for seconds.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Deployment:
 
         from workbench.devices import DeviceRegistry
         from workbench.devices.broker import DEFAULT_PLATFORM_USERS, write_broker_config
-        from workbench.lake import Lake
+        from workbench.lake.store import Lake
 
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -273,7 +273,7 @@ class LedgerPublisher:
 
 
 def _stored_count(lake_root) -> int:
-    from workbench.lake import Lake
+    from workbench.lake.store import Lake
 
     lake = Lake(lake_root)
     if "readings" not in lake.tables():
@@ -285,7 +285,7 @@ def verify(lake_root, publisher: LedgerPublisher) -> dict:
     """The lake against the publisher's ledger (see the module doc)."""
     import pandas as pd
 
-    from workbench.lake import Lake
+    from workbench.lake.store import Lake
 
     lake = Lake(lake_root)
     if "readings" not in lake.tables():

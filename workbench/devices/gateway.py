@@ -20,7 +20,7 @@ nothing counted twice, and no message can stop it.
   shared group.
 * Acknowledgement is manual (paho ``manual_ack_set(True)``): messages are collected into batches
   (``batch_size`` messages, ``max_batch_bytes`` or ``batch_interval`` seconds) and a batch's
-  PUBACKs are sent only after :meth:`workbench.lake.Lake.ingest` has stored it (commit-before-ack),
+  PUBACKs are sent only after :func:`workbench.ingestion.ingest` has stored it (commit-before-ack),
   and only on the connection the messages came on (a packet id of an earlier connection may name
   another message on this one: those are left to the broker's redelivery).  A gateway killed
   between storing and acknowledging gets the batch again; storage is idempotent on (device, ts,
@@ -44,8 +44,8 @@ nothing counted twice, and no message can stop it.
   ``telemetry`` table in the registry's units (:meth:`Gateway._routes`).
 * Several gateway processes may store at once: the lake ingests one batch at a time and keeps
   register readings that arrive out of order without counting consumption twice (see
-  :mod:`workbench.ingest`).  Every ``rollup_every`` seconds a background thread merges the hot
-  tier's older per-batch files (:meth:`workbench.lake.Lake.rollup`).
+  :mod:`workbench.ingestion.pipeline`).  Every ``rollup_every`` seconds a background thread merges the hot
+  tier's older per-batch files (:meth:`workbench.lake.store.Lake.rollup`).
 """
 from __future__ import annotations
 
@@ -64,6 +64,9 @@ from dataclasses import dataclass
 
 import orjson
 import pandas as pd
+
+from workbench.core.errors import WorkbenchError
+from workbench.ingestion import ingest
 
 __all__ = ["MAX_PAYLOAD_BYTES", "Gateway", "GatewayStats", "TelemetryError", "decode_payload", "owner",
            "parse_broker_url", "parse_partition", "parse_telemetry"]
@@ -84,7 +87,7 @@ _UNDECODED = object()       # orjson refused the payload: decode_payload says wh
 _NON_JSON_NUMBER = re.compile(rb"(?<![\w\"])(-?Infinity|NaN)(?![\w\"])")
 
 
-class TelemetryError(ValueError):
+class TelemetryError(WorkbenchError, ValueError):
     """A telemetry message that cannot be stored; the message is its quarantine reason."""
 
 
@@ -257,7 +260,7 @@ def _scales(device, units, where: str) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=4096)
 def _factor(unit: str, registered: str) -> float:
-    from workbench.units import conversion_factor
+    from workbench.core.units import conversion_factor
 
     return conversion_factor(unit, registered)
 
@@ -289,7 +292,7 @@ class Gateway:
     """Subscribe, validate, store in batches, acknowledge after storing (see the module doc).
 
     ``registry``: a :class:`~workbench.devices.registry.DeviceRegistry`; ``lake``: a
-    :class:`~workbench.lake.Lake` (its meter registry should hold the devices that are meters).
+    :class:`~workbench.lake.store.Lake` (its meter registry should hold the devices that are meters).
     ``username``/``password``: the gateway's own broker credentials (a platform user with the
     ``gateway`` role).  ``client_id``: its persistent session's id (the broker sets it to the user
     name anyway).  ``partition`` ``(k, n)``: subscribe to and store the devices of partition ``k``
@@ -338,10 +341,12 @@ class Gateway:
         self._sub_done: dict[int, list] = {}
         self._sub_cond = threading.Condition()
         self._failing = 0
-        self._bug_logged_at = 0.0
+        self._bug_logged_at = float("-inf")
         self._devices: dict = {}
         self._sources = None
-        self._devices_at = 0.0
+        # monotonic time of the last look at the registry; -inf: never (time.monotonic() may be
+        # smaller than registry_refresh — it counts from boot — so 0.0 would mean "just looked")
+        self._devices_at = float("-inf")
         self._lake_quantity: dict[tuple[str, str], str] = {}     # (enterprise, meter) → quantity
         c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                       protocol=mqtt.MQTTv5)
@@ -494,7 +499,7 @@ class Gateway:
         # per enterprise (the device's link; "": the lake root's own): the identifier middleware
         # carries each meter's identifier into the curated readings, and the enterprise lake's
         # meters say which quantity a device's register is
-        from workbench.prepare import normalize_meters
+        from workbench.core.meters import normalize_meters
 
         sources, quantity = {}, {}
         for e in sorted({d.enterprise_id for d in devices.values()}):
@@ -507,6 +512,11 @@ class Gateway:
                 quantity.update({(e, m): q for m, q in zip(meters["meter_id"], meters["quantity"])})
         self._sources, self._lake_quantity = sources, quantity
         self._devices_at = now
+
+    def reload_registry(self) -> None:
+        """Look at the registry again at the next round (a device was just added or changed), not
+        only after ``registry_refresh`` seconds; safe to call from any thread."""
+        self._devices_at = float("-inf")
 
     def _device(self, device_id: str):
         self._refresh()
@@ -584,7 +594,7 @@ class Gateway:
     def _result(self, batch: list, rows: list, telemetry: list, rejected: list):
         """The :class:`connectors.ConnectorResult` of a batch: readings, telemetry, rejected
         messages and the raw bytes (every message as received)."""
-        from connectors import ConnectorResult
+        from workbench.core.results import ConnectorResult
 
         b64 = base64.b64encode
         raw = b"".join(orjson.dumps({"topic": topic, "mid": mid, "arrived": arrived,
@@ -605,7 +615,7 @@ class Gateway:
                                raw_name=f"mqtt-{self.client_id}-{first:.6f}.jsonl")
 
     def _ingest(self, result, enterprise: str) -> dict:
-        report = self.lake.ingest(result, sender=self.sender, identifiers=self._sources.get(enterprise),
+        report = ingest(self.lake, result, sender=self.sender, identifiers=self._sources.get(enterprise),
                                   enterprise=enterprise or None)
         if report.status == "failed":
             raise RuntimeError(f"ingest failed: {report.message}")

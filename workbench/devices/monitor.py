@@ -610,7 +610,7 @@ class MonitorService:
             return 0
         import pandas as pd
 
-        from workbench.prepare import LOCAL_TZ
+        from workbench.core.meters import LOCAL_TZ
 
         n = 0
         for table in ("readings", "telemetry"):

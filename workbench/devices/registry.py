@@ -17,7 +17,7 @@ node_id            boundary node the device measures (``meters.csv`` ``node_id``
                    facility)
 collector          device_id of the collector/gateway the device reports through, or empty
                    (needed to tell a dead meter from a dead collector, seed §7.3 e 故障定位)
-quantities         ``{quantity: unit}`` it measures; units checked with :func:`workbench.units.parse_unit`
+quantities         ``{quantity: unit}`` it measures; units checked with :func:`workbench.core.units.parse_unit`
 firmware           firmware/system version text (seed §7.4 a)
 config, config_version   JSON configuration and its version (1 at provisioning, +1 per change;
                    the retained ``…/config`` downlink of a later step carries it)
@@ -50,7 +50,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from workbench.sqlstore import create_engine
+from workbench.core.errors import WorkbenchError
+from workbench.core.sqlstore import create_engine
 
 __all__ = [
     "DEVICE_TYPES",
@@ -93,7 +94,7 @@ _METER_TYPES = ("electricity_meter", "gas_meter", "water_meter", "steam_meter", 
 # --------------------------------------------------------------------------- errors
 
 
-class DeviceError(ValueError):
+class DeviceError(WorkbenchError, ValueError):
     """A device or a change to it is invalid; the message names the device and the problem."""
 
 
@@ -132,7 +133,7 @@ def validate_device_id(device_id: str) -> str:
 
 
 def _check_quantities(device_id: str, quantities) -> dict[str, str]:
-    from workbench.units import UnitError, parse_unit
+    from workbench.core.units import UnitError, parse_unit
 
     if quantities is None:
         return {}
@@ -528,7 +529,7 @@ class DeviceRegistry:
         is available (only its Mosquitto hash is stored).  Raises :class:`DeviceExists` if the
         device id or identifier is taken, :class:`DeviceError` for invalid fields.
 
-        ``boundary`` (a :class:`workbench.boundary.Boundary`), when given, checks ``node_id`` and
+        ``boundary`` (a :class:`workbench.core.boundary.Boundary`), when given, checks ``node_id`` and
         supplies the identifier of the meter node named ``device_id``, if there is one.
         ``enterprise_id``: whose device (its data goes to that enterprise's lake); ``meter_id``:
         the lake meter whose register it reports (default: the device id for meter types, none
@@ -578,7 +579,7 @@ class DeviceRegistry:
         """
         import pandas as pd
 
-        from workbench.readings import read_meters
+        from workbench.core.meters import read_meters
 
         m = read_meters(meters) if not isinstance(meters, pd.DataFrame) else meters.copy()
         missing = [c for c in ("meter_id", "node_id", "unit") if c not in m.columns]

@@ -25,7 +25,7 @@ Each simulated device is what a real smart meter / DTU is to the platform:
   change the telemetry interval to ``args.interval_s``; ``isolate`` → ack and stop telemetry;
   heartbeats go on, flagged ``"isolated": true``).
 
-Values follow the demo cement plant (:mod:`workbench.demo`): every meter's load is its process's
+Values follow the demo cement plant (:mod:`workbench.demo.plants`): every meter's load is its process's
 typical rate (``PROCESS_KW`` split over the meters on the node; kiln coal, canteen gas and exported
 steam from the demo's plant model) times the process's daily/weekly shape in plant local time
 (Asia/Shanghai: time-of-use shifted mills, working-hours offices, meal-time kitchen and gas …)
@@ -126,7 +126,7 @@ def _sunday(dow):
     return np.where(dow == 6, 0.92, 1.0)
 
 
-#: relative shapes f(hour, dow) (hour: local float hours, dow: Monday = 0), after workbench.demo
+#: relative shapes f(hour, dow) (hour: local float hours, dow: Monday = 0), after workbench.demo.plants
 SHAPES: dict[str, Callable] = {
     "flat": lambda h, d: np.ones_like(h),
     "mill": lambda h, d: _tou_mill(h) * _sunday(d),
@@ -178,7 +178,7 @@ def local_hour_dow(ts_ms: int) -> tuple[float, int]:
 
 def _typical(device: Device, peers: int) -> tuple[float, str]:
     """(typical rate in the device's unit per hour, shape name) from the demo plant model."""
-    from workbench import demo
+    from workbench.demo import plants as demo
 
     unit = next(iter(device.quantities.values()), "")
     item = str(device.config.get("item", ""))
@@ -200,7 +200,7 @@ def _typical(device: Device, peers: int) -> tuple[float, str]:
 
 @functools.lru_cache(maxsize=4096)
 def _main_shape_minute(minute: int, dow: int) -> float:
-    from workbench import demo
+    from workbench.demo import plants as demo
 
     h = minute / 60.0
     total = sum(demo.PROCESS_KW.values())
@@ -662,7 +662,7 @@ class Simulator:
                  skip: int = 0, session_expiry: int = 3600, keepalive: int = 30, qos: int = 1,
                  max_inflight: int = 100, always_list: bool = False, clock: Callable[[], float] | None = None,
                  tls_ca=None, cert_dir=None):
-        from workbench.devices.broker import validate_root
+        from workbench.devices.topics import validate_root
 
         if rate <= 0 or not math.isfinite(rate):
             raise DeviceError(f"rate must be > 0 messages/s, not {rate}")

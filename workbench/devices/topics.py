@@ -1,7 +1,7 @@
 """MQTT topics and payloads of the collection devices — one place for the device simulator, the
 ingest gateway and the device manager (seed §7.3, §7.4).  Pure functions, no MQTT client.
 
-Topics under a configurable root (default ``wb``; see :func:`workbench.devices.broker.device_topics`,
+Topics under a configurable root (default ``wb``; see :func:`workbench.devices.topics.device_topics`,
 which grants exactly these in the broker's ACL)::
 
     <root>/<device>/telemetry   device → platform   QoS 1   {"ts": ms, "values": {quantity: number}}
@@ -26,12 +26,35 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.devices.broker import validate_root
 from workbench.devices.registry import DeviceError, validate_device_id
+
+_ROOT_LEVEL = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def validate_root(root: str) -> str:
+    """The topic root: one or more ``/``-separated levels of ``A-Z a-z 0-9 . _ -`` (no wildcards,
+    no leading ``$``, no empty level)."""
+    if not isinstance(root, str) or not root:
+        raise DeviceError("topic root must be non-empty text, e.g. 'wb'")
+    for level in root.split("/"):
+        if not _ROOT_LEVEL.fullmatch(level) or level.startswith("$"):
+            raise DeviceError(f"topic root {root!r}: level {level!r} must be non-empty and use only "
+                              "letters, digits, '.', '_' and '-' (no '+', '#', '$', whitespace)")
+    return root
+
+
+def device_topics(root: str, device_id: str) -> dict[str, tuple[str, str]]:
+    """``{name: (access, topic)}`` of one device's own topics (access ``read`` or ``write`` as
+    seen from the device)."""
+    base = f"{root}/{device_id}"
+    return {"telemetry": ("write", f"{base}/telemetry"), "status": ("write", f"{base}/status"),
+            "config": ("read", f"{base}/config"), "cmd": ("read", f"{base}/cmd"),
+            "cmd_ack": ("write", f"{base}/cmd/ack")}
 
 __all__ = [
     "COMMANDS",

@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 import httpx
 
+from workbench.core.errors import WorkbenchError
 from workbench.identifiers.model import (
     HandleRecord,
     HandleValue,
@@ -76,7 +77,7 @@ BATCH_COUNTS = ("total", "new", "updated", "unchanged")
 # --------------------------------------------------------------------------- errors
 
 
-class ClientError(Exception):
+class ClientError(WorkbenchError):
     """The node refused a request (or could not be reached).
 
     ``response_code`` is the Handle REST ``responseCode`` of the reply (``None`` when the reply

@@ -89,7 +89,6 @@ class LocalNode:
             raise RuntimeError("LocalNode is already running")
         import uvicorn
 
-        from workbench.cli_idnode import ensure_admin
         from workbench.identifiers.server import create_app
         from workbench.identifiers.store import HandleStore
 
@@ -99,7 +98,7 @@ class LocalNode:
                 self.db = f"sqlite:///{Path(self._tmpdir) / 'idnode.db'}"
             kwargs = {} if self.scrypt_n is None else {"scrypt_n": self.scrypt_n}
             self.store = HandleStore(self.db, **kwargs)
-            ensure_admin(self.store, self.admin, self.admin_password, who="localnode:bootstrap")
+            self.store.ensure_admin(self.admin, self.admin_password, who="localnode:bootstrap")
             # treated as an opaque ASGI app (FastAPI today; may become a wrapper)
             self.app = create_app(self.store, self.prefix, admins=[self.admin], **self.app_kwargs)
             port = _free_port(self.host)

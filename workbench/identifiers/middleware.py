@@ -6,12 +6,12 @@ whether the identifier is registered on the enterprise node; records of a regist
 ``identifier`` column, records of an unregistered source are returned separately with the reason,
 for quarantine — never dropped, never "fixed".
 
-Sources per kind of :class:`connectors.ConnectorResult` (after :mod:`workbench.mapping`):
+Sources per kind of :class:`connectors.ConnectorResult` (after :mod:`workbench.ingestion.mapping`):
 
 ===========  ==========================================================================
 readings     ``meter_id`` (entity ``meter``)
 activity     ``node_id``, else ``facility`` (entity ``node``; Chinese/aliased headers such as
-             ``节点``/``设施`` are recognised as :mod:`workbench.activity` recognises them)
+             ``节点``/``设施`` are recognised as :mod:`workbench.core.activity` recognises them)
 invoice      ``node_id`` (set by an ``account`` mapping), else ``meter_id``, else ``account_no``
              (entity ``account``: only a mapping registry knows accounts — map them to nodes)
 ===========  ==========================================================================
@@ -304,10 +304,10 @@ async def _value(v):
 
 # ---------------------------------------------------------------------------- the step
 def _canonical_header(col) -> str | None:
-    """The activity column a header stands for (as :func:`workbench.activity.normalize_activity`)."""
+    """The activity column a header stands for (as :func:`workbench.core.activity.normalize_activity`)."""
     import re
 
-    from workbench.activity import _HEADER_MAP, _key
+    from workbench.core.activity import _HEADER_MAP, _key
 
     canon = _HEADER_MAP.get(_key(col))
     if canon is None and isinstance(col, str):
@@ -363,7 +363,7 @@ def attach_identifiers(data: pd.DataFrame, kind: str, registry: SourceRegistry, 
     ``accepted``: the rows whose source is registered, with an ``identifier`` column (the
     registered identifier; a row that already carried one keeps its own spelling once it is
     verified to be the same identifier).  ``rejected``: ``row`` (the ``row`` column, else the
-    position + 2 as in :mod:`workbench.mapping`), ``column``, ``reason`` and ``payload`` (JSON of
+    position + 2 as in :mod:`workbench.ingestion.mapping`), ``column``, ``reason`` and ``payload`` (JSON of
     the original row) — e.g. ``source not registered: meter M0099 (88.123.4567/meter.M0099 not
     found in the identifier store)``.  Rejected are: rows without a source, rows whose source has
     no registered identifier, rows whose own ``identifier`` differs from the registered one, and

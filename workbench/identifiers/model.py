@@ -51,6 +51,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.core.errors import WorkbenchError
+
 __all__ = [
     "ADMIN_INDEX",
     "ADMIN_PERMISSION_BITS",
@@ -85,15 +87,15 @@ __all__ = [
 # --------------------------------------------------------------------------- errors
 
 
-class IdentifierError(ValueError):
+class IdentifierError(WorkbenchError, ValueError):
     """An identifier (or one of its parts) is malformed; the message names the text and the problem."""
 
 
-class HandleValueError(ValueError):
+class HandleValueError(WorkbenchError, ValueError):
     """A Handle value or record is malformed (reference: responseCode 202 'invalid value')."""
 
 
-class SuffixSchemeError(ValueError):
+class SuffixSchemeError(WorkbenchError, ValueError):
     """A suffix does not fit its scheme, or fields cannot make a suffix that parses back."""
 
 
@@ -1086,7 +1088,7 @@ def records_from_boundary(boundary, prefix: str, *, schemes: Mapping[str, Suffix
 
     Parameters
     ----------
-    boundary : workbench.boundary.Boundary
+    boundary : workbench.core.boundary.Boundary
     prefix : str
         The enterprise prefix, e.g. ``"88.123.4567"``.
     schemes : mapping level → SuffixScheme, optional
@@ -1113,7 +1115,7 @@ def records_from_boundary(boundary, prefix: str, *, schemes: Mapping[str, Suffix
         An ``identifier`` cell is malformed or under another prefix, or two nodes get the same
         identifier (compared by :attr:`Identifier.key`).
     """
-    from workbench.boundary import CLASSIFICATION_NAMES_ZH
+    from workbench.core.boundary import CLASSIFICATION_NAMES_ZH
 
     _check_prefix(prefix, f"{prefix}/…")
     schemes = {**DEFAULT_SCHEMES, **(schemes or {})}

@@ -98,6 +98,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from workbench.core.errors import WorkbenchError
 from workbench.identifiers.model import (
     FORMATS,
     MAX_INDEX,
@@ -158,7 +159,7 @@ _PREFIX_PATTERN = r"^88(\.[0-9]{1,10}){2,8}$"
 _TYPE_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
 
 
-class ApiError(Exception):
+class ApiError(WorkbenchError):
     """A refusal: Handle response code ``rc``, a one-line ``message``, the ``handle`` concerned."""
 
     def __init__(self, rc: int, message: str, handle: str | None = None, status: int | None = None,

@@ -36,15 +36,18 @@ from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
+from workbench.core.errors import WorkbenchError
+from workbench.core.sqlstore import create_engine, is_memory
 from workbench.identifiers.model import (
     HandleRecord,
     HandleValue,
     HandleValueError,
     Identifier,
+    IdentifierError,
+    admin_value,
     parse_identifier,
     utc_timestamp,
 )
-from workbench.sqlstore import create_engine, is_memory
 
 __all__ = [
     "HandleExists",
@@ -67,7 +70,7 @@ SECRET_TYPE = "HS_SECKEY"
 # --------------------------------------------------------------------------- errors
 
 
-class StoreError(Exception):
+class StoreError(WorkbenchError):
     """A store operation refused; ``response_code`` is the Handle REST responseCode."""
 
     response_code = 2
@@ -392,6 +395,23 @@ class HandleStore:
             return rec
         idx, tps = set(indices or ()), set(types or ())
         return HandleRecord(rec.identifier, [v for v in rec.values if v.index in idx or v.type in tps])
+
+    def ensure_admin(self, admin: str, password: str, *, who: str = "idnode:bootstrap") -> bool:
+        """Create the admin handle ``INDEX:PREFIX/SUFFIX`` (HS_SECKEY at INDEX holding ``password``,
+        hashed by the store, and HS_ADMIN naming itself) unless it exists; True if created.
+        A malformed ``admin`` raises :class:`~workbench.identifiers.model.IdentifierError`."""
+        idx_text, _, handle = admin.partition(":")
+        if not idx_text.isdigit() or not handle:
+            raise IdentifierError(f"{admin!r}: expected INDEX:PREFIX/SUFFIX, e.g. 300:88.123.4567/admin")
+        index = int(idx_text)
+        ident = parse_identifier(handle)
+        if self.exists(ident):
+            return False
+        seckey = HandleValue(index=index, type="HS_SECKEY", data={"format": "string", "value": password})
+        hs_admin_index = 100 if index != 100 else 101
+        self.create(HandleRecord(ident, [seckey, admin_value(str(ident), index=hs_admin_index,
+                                                             admin_index=index)]), who=who)
+        return True
 
     def exists(self, handle: str | Identifier) -> bool:
         ident = self._ident(handle)

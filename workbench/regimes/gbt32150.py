@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from .base import EmissionSource, Regime, ReportSection
-from .sectors import SECTORS
+from workbench.core.regime import EmissionSource, Regime, ReportSection
+from workbench.regimes.sectors import SECTORS
 
 __all__ = ["GBT32150", "REGIME", "SOURCES", "SIGN", "SOURCE_NAMES_ZH", "SOURCE_NAMES_EN",
            "SOURCE_ALIASES", "SOURCE_CATEGORIES", "edition_for_year"]

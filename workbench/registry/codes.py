@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import re
 
+from workbench.core.errors import WorkbenchError
+
 __all__ = ["CodeError", "check_enterprise_id", "check_industry_code", "check_region", "check_timezone",
            "check_uscc", "province_of", "uscc_check_character"]
 
 
-class CodeError(ValueError):
+class CodeError(WorkbenchError, ValueError):
     """A code that does not follow its standard; the message says which and why."""
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.activity import Problem
+from workbench.core.activity import Problem
 from workbench.registry import codes
 from workbench.registry.store import MasterData, RegistryError
 
@@ -67,7 +67,7 @@ def _fail(problems: list[Problem]):
 
 
 def _read_csv(path: Path, encoding: str | None, encodings: dict) -> pd.DataFrame:
-    from workbench.encodings import GUESSES, decode_text
+    from workbench.core.encodings import GUESSES, decode_text
 
     decoded = decode_text(path.read_bytes(), encoding)
     if decoded is None:
@@ -139,8 +139,8 @@ def _check_prefix(value) -> str:
 
 
 def read_boundary(path: Path, *, encoding=None, encodings=None) -> pd.DataFrame:
-    """``boundary.csv`` → nodes (checked as a tree by :class:`workbench.boundary.Boundary`)."""
-    from workbench.boundary import Boundary, BoundaryError
+    """``boundary.csv`` → nodes (checked as a tree by :class:`workbench.core.boundary.Boundary`)."""
+    from workbench.core.boundary import Boundary, BoundaryError
 
     df = _read_csv(path, encoding, encodings if encodings is not None else {})
     problems = _require_columns(df, ("node_id", "parent_id", "level"), str(path))
@@ -160,7 +160,7 @@ def read_meters(path: Path, node_ids, *, encoding=None, encodings=None) -> pd.Da
     """``meters.csv`` → meters, each row checked: known node, a unit pint knows, register
     interval|cumulative, a positive rollover, dates, ``replaces`` a meter of the file, the
     source one of :data:`METER_SOURCES`."""
-    from workbench.units import UnitError, parse_unit
+    from workbench.core.units import UnitError, parse_unit
 
     file = str(path)
     df = _read_csv(path, encoding, encodings if encodings is not None else {})

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
+from workbench.core.errors import WorkbenchError
 from workbench.registry.codes import check_enterprise_id
 
 __all__ = ["MasterData", "RegistryError", "SyncCounts"]
 
 
-class RegistryError(ValueError):
+class RegistryError(WorkbenchError, ValueError):
     """Master data that cannot be stored or found; ``problems`` (file, row, column, message)
     when it came from files."""
 
@@ -93,7 +94,7 @@ class MasterData:
     """The master-data store (see the module doc).  ``url``: a SQLAlchemy URL."""
 
     def __init__(self, url: str = "sqlite:///data/registry.db", *, echo: bool = False):
-        from workbench.sqlstore import create_engine
+        from workbench.core.sqlstore import create_engine
 
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and "/" in url[len("sqlite:///"):]:
             import os
@@ -247,8 +248,8 @@ class MasterData:
         return pd.DataFrame([dict(r._mapping) for r in rows], columns=["enterprise_id", key, *columns])
 
     def boundary(self, enterprise_id: str):
-        """The enterprise's :class:`workbench.boundary.Boundary`."""
-        from workbench.boundary import Boundary
+        """The enterprise's :class:`workbench.core.boundary.Boundary`."""
+        from workbench.core.boundary import Boundary
 
         nodes = self.table("boundary_nodes", enterprise_id).drop(columns="enterprise_id")
         if nodes.empty:

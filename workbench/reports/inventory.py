@@ -12,8 +12,8 @@ The workbench adds its carbon-efficiency section (:data:`WORKBENCH_SECTIONS`) be
 from __future__ import annotations
 
 import base64
-import functools
 import datetime as _dt
+import functools
 import io
 from pathlib import Path
 
@@ -21,10 +21,12 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
-from matplotlib.figure import Figure  # the object API: no GUI backend, safe in servers and kernels
+from matplotlib.figure import (
+    Figure,  # the object API: no GUI backend, safe in servers and kernels
+)
 
-from ..boundary import CLASSIFICATION_NAMES_ZH
-from ..regimes import ReportSection, default_regime
+from workbench.core.boundary import CLASSIFICATION_NAMES_ZH
+from workbench.regimes import ReportSection, default_regime
 
 __all__ = ["figures", "write_outputs", "render_html", "report_sections", "WORKBENCH_SECTIONS"]
 

@@ -1,6 +1,6 @@
 """Data-quality report (数据质量报告): bilingual HTML with embedded plots, Parquet of the results.
 
-``quality_report(con_or_lake, rules_path)`` evaluates a rule file with :mod:`workbench.quality`
+``quality_report(con_or_lake, rules_path)`` evaluates a rule file with :mod:`workbench.lake.quality`
 and writes ``quality_<window>.html`` (summary scores, failed rules with examples, completeness
 heat map meter × day, balance ratio per month, flags over time, all rules), and
 ``quality_results_<window>.parquet`` / ``quality_scores_<window>.parquet``.
@@ -16,10 +16,18 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
-from matplotlib.figure import Figure  # the object API: no GUI backend, safe in servers and kernels
+from matplotlib.figure import (
+    Figure,  # the object API: no GUI backend, safe in servers and kernels
+)
 
-from ..quality import QualityResult, completeness_table, demo_rules_path, evaluate, load_rules
-from .inventory import _cjk_font, _label, png_base64
+from workbench.lake.quality import (
+    QualityResult,
+    completeness_table,
+    demo_rules_path,
+    evaluate,
+    load_rules,
+)
+from workbench.reports.inventory import _cjk_font, _label, png_base64
 
 __all__ = ["quality_report", "figures", "render_html", "resolve_connection", "summarize"]
 
@@ -34,12 +42,12 @@ FLAG_COLORS = {"spike": "#b5562c", "stuck": "#8c6d31", "reset": "#c98f2c", "roll
 def resolve_connection(con_or_lake):
     """A DuckDB connection with readings / consumption / meters views from what the caller has.
 
-    Accepts a DuckDB connection; a :class:`workbench.prepare.Prepared`; an object with a
+    Accepts a DuckDB connection; a :class:`workbench.ingestion.prepare.Prepared`; an object with a
     ``connection()``/``connect()`` method or a ``con`` attribute (the lake); or a directory with
     ``meters.csv`` and ``readings.parquet`` (the demo), which is prepared on the fly.
     Returns ``(con, counts)`` — counts are the preparation counts when preparation ran here.
     """
-    from ..prepare import Prepared, prepare_readings
+    from workbench.ingestion.prepare import Prepared, prepare_readings
 
     if isinstance(con_or_lake, duckdb.DuckDBPyConnection):
         return con_or_lake, None
@@ -48,7 +56,7 @@ def resolve_connection(con_or_lake):
     if isinstance(con_or_lake, (str, Path)):
         d = Path(con_or_lake)
         if (d / "meters.csv").exists() and (d / "readings.parquet").exists():
-            from ..readings import read_meters
+            from workbench.core.meters import read_meters
             prep = prepare_readings(pd.read_parquet(d / "readings.parquet"), read_meters(d / "meters.csv"))
             return prep.connect(), prep.counts
         raise FileNotFoundError(f"{d}: expected meters.csv and readings.parquet")
@@ -258,7 +266,7 @@ def quality_report(con_or_lake, rules_path=None, period=None, out=None, *, refer
                    counts: dict | None = None, title: str | None = None, enterprise: dict | None = None) -> dict:
     """Evaluate ``rules_path`` (default the demo rules) and write the data-quality report.
 
-    ``con_or_lake``: see :func:`resolve_connection`.  ``period``: as :func:`workbench.quality.evaluate`
+    ``con_or_lake``: see :func:`resolve_connection`.  ``period``: as :func:`workbench.lake.quality.evaluate`
     (default the whole data).  ``out``: output directory (default ``output/quality-<window>`` in
     the checkout).  Returns ``{"html", "results", "scores": paths, "summary": dict}``.
     """
@@ -271,7 +279,7 @@ def quality_report(con_or_lake, rules_path=None, period=None, out=None, *, refer
     w0, w1 = q.window
     tag = f"{w0:%Y%m%d}-{(w1 - pd.Timedelta(microseconds=1)):%Y%m%d}"
     if out is None:
-        from .run import project_root
+        from workbench.reports.run import project_root
         out = project_root() / "output" / f"quality-{tag}"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ def run_inventory_notebook(*, period_end: str, period_start: str | None = None, 
     data at ``registry`` when given), else from ``catalog``."""
     import papermill as pm
 
-    from ..inventory import months
+    from workbench.inventory.compute import months
 
     root = project_root()
     period_start = period_start or period_end

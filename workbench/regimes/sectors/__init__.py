@@ -3,9 +3,9 @@
 Only sectors that are actually implemented are here: :mod:`.cement` (GB/T 32151.8).  A regime
 lists the sectors it knows in its ``sectors`` mapping.
 """
-from . import cement
+from workbench.regimes.sectors import cement
 
 __all__ = ["cement", "SECTORS"]
 
-#: sector key → :class:`workbench.regimes.base.Sector`
+#: sector key → :class:`workbench.core.regime.Sector`
 SECTORS = {cement.SECTOR.key: cement.SECTOR}

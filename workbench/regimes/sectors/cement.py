@@ -23,8 +23,8 @@ the two for its raw meal, not both.
 """
 from __future__ import annotations
 
-from ...units import Q_
-from ..base import Product, Sector
+from workbench.core.regime import Product, Sector
+from workbench.core.units import Q_
 
 __all__ = ["SECTOR", "PRODUCTS", "clinker_calcination", "CO2_PER_CAO", "CO2_PER_MGO"]
 

@@ -1,0 +1,342 @@
+"""The ``workbench`` command line.
+
+Exit codes: 0 success · 2 bad input (named by file, row and column) · 1 anything else.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from workbench import __version__
+
+BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(BAD_INPUT)
+
+
+def _bad_input_errors():
+    from workbench.accounting import AccountingError
+    from workbench.core.activity import ActivityDataError
+    from workbench.core.factors import (
+        FactorNotFoundError,
+        UnknownItemError,
+        UnknownRegionError,
+    )
+    from workbench.core.units import UnitError
+    return (ActivityDataError, AccountingError, UnitError, FactorNotFoundError, UnknownItemError,
+            UnknownRegionError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+def main():
+    """Carbon Efficiency Workbench 碳效工作台 — GB/T 32150 accounting and carbon-efficiency analytics."""
+
+
+# ------------------------------------------------------------------------------------ calc
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--year", type=int, help="Reporting year for records without a period (default: previous calendar year).")
+@click.option("--region", default=None, help="Grid region or province for electricity factors (CN, 华东, CN-ZJ, 浙江 …; default CN).")
+@click.option("--gwp", default="AR5", show_default=True, help="GWP set: SAR, AR4, AR5 or AR6.")
+@click.option("--value-added", "value_added", type=float, help="Value added of the period(s) in 万元 (10⁴ CNY).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def calc(file, year, region, gwp, value_added, as_json):
+    """Quick calculation from an activity-data template (CSV or XLSX).
+
+    Columns: source, item, quantity, unit [facility, period, ncv, ncv_unit, carbon_content,
+    carbon_content_unit, oxidation_rate, emission_factor, ef_unit, purity, value_added];
+    Chinese headers, source and item names are accepted.
+    """
+    from workbench.inventory.quickcalc import quick_calc, render_table
+
+    if value_added is not None and not (math.isfinite(value_added) and value_added > 0):
+        _fail(f"--value-added must be a positive number of 万元, got {value_added}")
+    try:
+        result = quick_calc(file, year=year, region=region, gwp=gwp, value_added=value_added)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # e.g. unknown GWP set
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        render_table(result)
+
+
+# ------------------------------------------------------------------------------------ demo
+@main.group()
+def demo():
+    """The demo enterprises (cement, steel, dyeing plants) and a demo regional population."""
+
+
+@demo.command("generate")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--meters", type=int, default=None, help="Total number of meters of the cement plant (default: its ~40).")
+@click.option("--years", type=int, default=1, show_default=True, help="Years of 15-minute data.")
+@click.option("--seed", type=int, default=20251, show_default=True)
+@click.option("--start", default="2025-01-01", show_default=True, help="First day of the data.")
+@click.option("--only", "only", multiple=True, type=click.Choice(["cement", "steel", "textile"]),
+              help="Write only these plants (repeatable; default: all three).")
+def demo_generate(out, meters, years, seed, start, only):
+    """Write deterministic demo enterprises (tables + Intake catalogs) into OUT.
+
+    The cement plant goes to OUT itself, the steel and dyeing plants to OUT/enterprises/demo-steel
+    and OUT/enterprises/demo-textile, each with the same file set and its own catalog.yaml."""
+    from workbench.demo.plants import enterprise_dir, generate
+    from workbench.lake.catalog import write_demo_catalog, write_factor_snapshot
+
+    if years < 1:
+        _fail("--years must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        info = generate(out, meters=meters, years=years, seed=seed, start=start, progress=True,
+                        plants=only or None)
+    except ValueError as exc:  # e.g. fewer meters than the plant needs, a start that is not a 1st
+        _fail(str(exc))
+    for plant in only or ("cement", "steel", "textile"):
+        folder = enterprise_dir(out, plant)
+        write_factor_snapshot(folder)
+        ent = json.loads((folder / "enterprise.json").read_text(encoding="utf-8"))
+        cat = write_demo_catalog(folder / "catalog.yaml", enterprise=ent)
+        click.echo(f"demo enterprise {ent['enterprise_id']} written to {folder}")
+        res = info if plant == "cement" else info["enterprises"][ent["enterprise_id"]]
+        for k, v in res.items():
+            if not isinstance(v, (dict, list)) and k != "out":
+                click.echo(f"  {k}: {v}")
+        click.echo(f"  catalog: {cat}")
+
+
+@demo.command("region")
+@click.option("--enterprises", "n", type=int, default=200, show_default=True, help="Number of enterprises.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--seed", type=int, default=20251, show_default=True)
+@click.option("--province", default="CN-ZJ", show_default=True, help="ISO 3166-2 code of the province.")
+@click.option("--year", type=int, default=2025, show_default=True, help="Year of the monthly data.")
+def demo_region(n, out, seed, province, year):
+    """Write a deterministic population of N enterprises across the sectors and counties of a province:
+    monthly energy by carrier, output by product and value added (tidy CSV + Parquet, README)."""
+    from workbench.demo.region import generate_region
+
+    try:
+        info = generate_region(out, enterprises=n, seed=seed, province=province, year=year)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"demo region ({province}, {n} enterprises, {year}) written to {out}")
+    for k, v in info["counts"].items():
+        click.echo(f"  {k}: {v} rows")
+    click.echo(f"  seconds: {info['seconds']}")
+
+
+@demo.command("load")
+@click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--lake", "lake_root", default=None, help="Lake root (default $WORKBENCH_LAKE or data/lake).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master data (SQLAlchemy URL or SQLite file; default $WORKBENCH_REGISTRY or data/registry.db).")
+def demo_load(data_dir, lake_root, registry_url):
+    """Import every demo enterprise's master data and load its files into its own lake through the
+    ordinary ingest path."""
+    import os
+
+    from workbench.demo.load import load_demo_enterprises
+    from workbench.registry import MasterData, RegistryError, default_url
+
+    url = registry_url or default_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).resolve()}"
+    store = MasterData(url)
+    try:
+        out = load_demo_enterprises(data_dir, lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"), store,
+                                    progress=click.echo)
+    except RegistryError as exc:
+        _fail(str(exc))
+    finally:
+        store.dispose()
+    for eid, reports in out.items():
+        for name, rep in reports.items():
+            click.echo(f"  {eid} {name}: {rep['status']}, {rep['rows_curated']:,} curated, "
+                       f"{rep['rows_quarantined']:,} quarantined, {rep['rows_duplicate']:,} duplicates")
+
+
+@demo.command("latest-period")
+@click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def demo_latest_period(data_dir):
+    """Print the latest complete month (YYYY-MM) of a demo dataset's activity data."""
+    import pandas as pd
+
+    act = pd.read_csv(data_dir / "activity.csv", dtype={"period": str})
+    click.echo(sorted(act["period"].dropna().unique())[-1])
+
+
+# ------------------------------------------------------------------------------------ report
+@main.group()
+def report():
+    """Periodic reports run through papermill."""
+
+
+@report.command("inventory")
+@click.option("--period", required=True, help="Last month of the inventory, YYYY-MM.")
+@click.option("--start", "period_start", default=None, help="First month (default: same as --period).")
+@click.option("--enterprise", "enterprise_id", default=None, envvar="WORKBENCH_ENTERPRISE",
+              help="The enterprise (enterprise_id): the inventory is made from its lake.")
+@click.option("--lake", "lake_root", default=None,
+              help="Lake root (default $WORKBENCH_LAKE or data/lake when --enterprise is given).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master data (SQLAlchemy URL or SQLite file) for the enterprise's record and boundary "
+                   "(default: what its lake holds).")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Intake catalog of files instead of a lake (the quick path; default catalogs/demo.yaml "
+                   "when neither --enterprise nor --lake is given).")
+@click.option("--out", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: output/inventory-[ENTERPRISE-]PERIOD).")
+@click.option("--enterprise-node", default=None, help="Enterprise node id of a catalog's boundary (default: its root).")
+@click.option("--gwp", default="AR5", show_default=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the inventory's figures as one JSON object (no notebook, no files).")
+def report_inventory(period, period_start, enterprise_id, lake_root, registry_url, catalog, output_dir,
+                     enterprise_node, gwp, as_json):
+    """The GHG inventory of a period: from an enterprise's lake (--enterprise/--lake) or a catalog;
+    runs notebooks/inventory.ipynb and writes notebook, HTML, Parquet and XLSX, or prints JSON."""
+    import os
+
+    from workbench.reports.run import run_inventory_notebook
+
+    from_lake = catalog is None and (enterprise_id or lake_root)
+    lake_root = lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake")
+    if registry_url and "://" not in registry_url:
+        registry_url = f"sqlite:///{Path(registry_url).resolve()}"
+    try:
+        if as_json:
+            click.echo(json.dumps(_inventory_json(period_start or period, period, enterprise_id, lake_root,
+                                                  registry_url, catalog, enterprise_node, gwp, from_lake),
+                                  ensure_ascii=False, default=_jsonable))
+            return
+        paths = run_inventory_notebook(period_end=period, period_start=period_start or period,
+                                       catalog=None if from_lake else catalog, output_dir=output_dir,
+                                       enterprise=enterprise_node, gwp=gwp, progress=True,
+                                       lake=lake_root if from_lake else None, enterprise_id=enterprise_id,
+                                       registry=registry_url)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo("inventory written:")
+    for k, v in paths.items():
+        click.echo(f"  {k:9s} {v}")
+
+
+def _jsonable(v):
+    import math
+
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return str(v)
+
+
+def _inventory_json(period_start, period_end, enterprise_id, lake_root, registry_url, catalog, enterprise_node,
+                    gwp, from_lake) -> dict:
+    """The figures of ``workbench report inventory --json``."""
+    import math
+
+    from workbench.inventory.compute import (
+        compute_inventory,
+        compute_inventory_from_lake,
+    )
+
+    if from_lake:
+        from workbench.lake.store import Lake
+        from workbench.registry import MasterData
+
+        inv = compute_inventory_from_lake(Lake(lake_root), enterprise_id, period_start, period_end,
+                                          registry=MasterData(registry_url) if registry_url else None, gwp=gwp)
+    else:
+        from workbench.lake.catalog import open_catalog
+        from workbench.reports.run import project_root
+
+        cat = open_catalog(catalog or project_root() / "catalogs" / "demo.yaml")
+        inv = compute_inventory(cat, period_start, period_end, enterprise=enterprise_node, gwp=gwp)
+
+    def num(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    s = inv.summary
+    bases = inv.ledger["basis"].value_counts().to_dict() if "basis" in inv.ledger else {}
+    return {"enterprise": enterprise_id or inv.enterprise.get("enterprise_id") or "",
+            "name_zh": inv.enterprise.get("name_zh", ""), "name_en": inv.enterprise.get("name_en", ""),
+            "period_start": inv.period_start, "period_end": inv.period_end, "standard": inv.regime.name,
+            "total_tco2e": num(s["total_tco2e"]),
+            "by_source": {k: num(v) for k, v in s["by_source"].items()},
+            "by_facility": {k: num(v) for k, v in s["by_facility"].items()},
+            "value_added": num(s.get("value_added")), "value_added_unit": "万元",
+            "carbon_efficiency": num(s.get("carbon_efficiency")), "carbon_efficiency_unit": "tCO2e/万元",
+            "ledger_rows": len(inv.ledger), "basis": bases, "notes": inv.notes}
+
+
+# ------------------------------------------------------------------------------------ factors
+@main.group()
+def factors():
+    """Browse the factor library."""
+
+
+@factors.command("sets")
+def factors_sets():
+    """List the factor sets with their documents and years."""
+    from workbench.core.factors import default_library
+
+    lib = default_library()
+    click.echo(f"factor library {lib.version}")
+    click.echo(lib.factor_sets_table().to_string(index=False))
+
+
+@factors.command("lookup")
+@click.argument("item")
+@click.argument("kind", type=click.Choice(["ncv", "carbon_content", "oxidation_rate", "emission_factor", "gwp"]))
+@click.option("--year", type=int)
+@click.option("--region")
+@click.option("--gwp", default="AR5", show_default=True)
+def factors_lookup(item, kind, year, region, gwp):
+    """Show the factor the engine would use, with its provenance."""
+    from workbench.core.factors import default_library
+
+    try:
+        f = default_library(gwp.upper()).lookup(item, kind, year=year, region=region)
+    except _bad_input_errors() as exc:
+        _fail(str(exc))
+    click.echo(f"{f.factor_id}: {f.value} {f.unit}")
+    click.echo(f"  source: {f.provenance}")
+    if f.selection:
+        click.echo(f"  chosen: {f.selection}")
+    if f.note:
+        click.echo(f"  note:   {f.note}")
+
+
+from workbench.cli.lake import import_group, lake_group, quality_group  # noqa: E402
+
+main.add_command(lake_group)
+main.add_command(import_group)
+main.add_command(quality_group)
+
+from workbench.cli.idnode import idnode_group  # noqa: E402
+
+main.add_command(idnode_group)
+
+from workbench.cli.devices import devices_group  # noqa: E402
+from workbench.cli.devices_manage import monitor as _monitor  # noqa: E402,F401  (registers the management commands)
+
+main.add_command(devices_group)
+
+from workbench.cli.gateway import gateway_command  # noqa: E402
+from workbench.cli.registry import registry_group  # noqa: E402
+
+main.add_command(gateway_command)
+main.add_command(registry_group)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
