@@ -30,7 +30,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-#: public name → the module that defines it
+#: public name → the module that defines it (``module:attribute`` where the name differs)
 _API = {
     # core
     "WorkbenchError": "workbench.core.errors", "DataError": "workbench.core.errors", "Problem": "workbench.core.errors",
@@ -58,7 +58,8 @@ _API = {
     "compute_inventory_from_lake": "workbench.inventory", "months": "workbench.inventory",
     "meter_consumption": "workbench.inventory.readings", "activity_from_meters": "workbench.inventory.readings",
     "quick_calc": "workbench.inventory.quickcalc", "live_view": "workbench.inventory.realtime",
-    "write_outputs": "workbench.reports.inventory", "quality_report": "workbench.reports.quality",
+    "write_outputs": "workbench.reports.inventory", "inventory_figures": "workbench.reports.inventory:figures",
+    "quality_report": "workbench.reports.quality",
     # master data
     "MasterData": "workbench.registry", "import_enterprise": "workbench.registry", "RegistryError": "workbench.registry",
 }
@@ -70,7 +71,8 @@ def __getattr__(name: str):
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attr = module.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
     globals()[name] = value          # next time without __getattr__
     return value
 

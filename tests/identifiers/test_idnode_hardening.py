@@ -452,3 +452,29 @@ def test_cli_options_reach_the_app_and_refusals_are_listed(sqlite_store, tmp_pat
     assert rows[0]["who"] == "claimed 300:88.100.24/admin" and rows[0]["reason"] == "authentication failed"
     r = CliRunner().invoke(idnode_group, ["refusals", "--db", db, "--client", "192.0.2.99"])
     assert r.exit_code == 0 and r.output == ""
+
+
+def test_a_flush_returns_only_when_what_the_writer_thread_took_is_written():
+    """The writer thread may have taken the queued rows and be writing them when flush() is
+    called: flush() must wait for that write (a reader right after flush() sees every refusal)."""
+    from workbench.identifiers.server import RefusalLog
+
+    writing, release, written = threading.Event(), threading.Event(), []
+
+    class SlowStore:
+        def record_refusals(self, rows):
+            writing.set()
+            release.wait(5)
+            written.extend(rows)
+
+    log = RefusalLog(SlowStore(), interval=0.01)
+    log.record(client="192.0.2.9", who="anonymous", method="GET", path="/x", status=401, rc=402, reason="r")
+    assert writing.wait(5)                                   # the thread has the row and is writing it
+    done = threading.Event()
+    flusher = threading.Thread(target=lambda: (log.flush(), done.set()))
+    flusher.start()
+    assert not done.wait(0.2)                                # flush waits for the write in progress
+    release.set()
+    assert done.wait(5) and [r["path"] for r in written] == ["/x"]
+    flusher.join(5)
+    log.close()

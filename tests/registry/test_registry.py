@@ -148,6 +148,29 @@ def test_a_hand_written_folder_needs_only_the_required_fields(store, tmp_path):
     assert store.enterprise("mini-plant")["timezone"] == "Asia/Shanghai"
 
 
+def test_a_column_the_file_does_not_carry_keeps_what_the_platform_stored(store, tmp_path):
+    """`devices register` writes meters' device links back; re-importing a meters.csv without a
+    device_id column must keep them (nothing lost silently), while an explicit empty cell clears."""
+    d = _folder(tmp_path, "mini", {"enterprise_id": "mini-plant", "name_zh": "小厂"}, MINI_BOUNDARY,
+                "meter_id,node_id,unit\nG1,F1.P1,Nm3\nE1,F1,万kWh\n")
+    import_enterprise(store, d)
+    assert store.set_meter_devices("mini-plant", {"G1": "GW-7"}, who="devices") == ["G1"]
+    rep = import_enterprise(store, d)
+    assert rep.tables["meters"]["updated"] == 0 and rep.tables["meters"]["unchanged"] == 2
+    assert store.meters("mini-plant").set_index("meter_id").at["G1", "device_id"] == "GW-7"
+    # a unit changed in the file is still taken, the link still kept
+    (d / "meters.csv").write_text("meter_id,node_id,unit\nG1,F1.P1,m3\nE1,F1,万kWh\n", encoding="utf-8")
+    import_enterprise(store, d)
+    g1 = store.meters("mini-plant").set_index("meter_id").loc["G1"]
+    assert (g1["unit"], g1["device_id"]) == ("m3", "GW-7")
+    # the column present and empty: the file says "no device"
+    (d / "meters.csv").write_text("meter_id,node_id,unit,device_id\nG1,F1.P1,m3,\nE1,F1,万kWh,\n", encoding="utf-8")
+    import_enterprise(store, d, who="alice")
+    assert store.meters("mini-plant").set_index("meter_id").at["G1", "device_id"] in ("", None)
+    last = store.audit_log("mini-plant").iloc[-1]
+    assert (last["who"], last["after"]["device_id"] or "", last["before"]["device_id"]) == ("alice", "", "GW-7")
+
+
 def test_gbk_files_are_read_and_the_guess_is_reported(store, tmp_path):
     boundary = "node_id,parent_id,level,name_zh\nE,,enterprise,示例纺织\nF1,E,facility,染整车间\n"
     d = _folder(tmp_path, "gbk", {"enterprise_id": "gbk-plant", "name_zh": "示例纺织"}, "")

@@ -113,6 +113,64 @@ def register_demo(db, prefix, meters, boundary, credentials, enterprise_id, devi
                f"to {credentials}")
 
 
+def _master_data(url: str | None):
+    """The master data at ``url`` (default ``$WORKBENCH_REGISTRY`` or data/registry.db; a plain path
+    is a SQLite file); a SQLite file that does not exist is an error, not a new empty database."""
+    from workbench.registry import MasterData, default_url
+
+    url = url or default_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).resolve()}"
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and not Path(url[len("sqlite:///"):]).exists():
+        _fail(f"master data {url}: no such database (load it with `workbench registry import DIR`)")
+    return MasterData(url)
+
+
+_registry_option = click.option("--registry", "registry_url", default=None,
+                                help="Master-data database: SQLAlchemy URL or SQLite file "
+                                     "(default $WORKBENCH_REGISTRY or data/registry.db).")
+
+
+@devices_group.command("register")
+@click.option("--enterprise", "enterprise_id", required=True, help="Whose meters (enterprise_id in the master data).")
+@_registry_option
+@_db_option
+@click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path), default=Path(DEFAULT_CREDENTIALS),
+              show_default=True, help="Write the new {device: password} mapping here (JSON, mode 0600; merged "
+                                      "into an existing file) — the passwords are shown nowhere else.")
+@click.option("--device-prefix", default=None,
+              help="Put before the meter id to make a new device's id (default '<enterprise_id>.', e.g. "
+                   "demo-cement.M0001: device ids are one namespace across the broker's enterprises, so two "
+                   "enterprises with the same meter ids get distinct devices).  A meter whose device_id is set "
+                   "in the master data keeps that device.")
+@_who_option
+def register(enterprise_id, registry_url, db, credentials, device_prefix, who):
+    """One device per meter of ENTERPRISE in service in the master data, one collector per facility.
+
+    New devices get fresh passwords and their meter's device_id link is written to the master data
+    (audited); existing ones keep theirs and follow the master data; devices of meters removed
+    there are retired.  Re-running changes nothing."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.devices import write_credentials
+
+    md = _master_data(registry_url)
+    reg = _registry(db)
+    try:
+        rep = reg.register_enterprise(md, enterprise_id, device_prefix=device_prefix, who=_who(who))
+    except WorkbenchError as exc:
+        _fail(str(exc))
+    finally:
+        md.dispose()
+    if rep.credentials:
+        write_credentials(credentials, rep.credentials, merge=True)
+    n = rep.as_dict()
+    click.echo(f"{rep.enterprise_id}: {n['created']} devices created, {n['updated']} updated, {n['unchanged']} "
+               f"unchanged, {n['retired']} retired, {n['linked']} meter links written to the master data"
+               + (f"; {n['inactive']} of its meters' devices are isolated or retired: {', '.join(rep.inactive)}"
+                  if rep.inactive else "")
+               + (f"; credentials written to {credentials}" if rep.credentials else ""))
+
+
 @devices_group.command("broker-config")
 @_db_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")

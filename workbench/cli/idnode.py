@@ -236,5 +236,49 @@ def idnode_register_boundary(boundary_csv, db_url, prefix, sender, batch_size):
                f"{counts['unchanged']} unchanged")
 
 
+@idnode_group.command("register")
+@click.option("--enterprise", "enterprise_id", required=True, help="Enterprise (enterprise_id in the master data).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master-data database: SQLAlchemy URL or SQLite file (default $WORKBENCH_REGISTRY or "
+                   "data/registry.db).")
+@click.option("--db", "db_url", required=True, help="SQLAlchemy URL of the handle store.")
+@click.option("--prefix", default=None,
+              help="Enterprise prefix (default: the enterprise's identifier_prefix in the master data).")
+@click.option("--sender", default=None, help="Who registers (audit; default: user:$USER).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Records per transaction.")
+def idnode_register(enterprise_id, registry_url, db_url, prefix, sender, batch_size):
+    """Register ENTERPRISE's boundary nodes and meters (removed ones too: their history keeps
+    resolving) from the master data as identifiers; a meter's identifier is its identifier in the
+    master data, else its boundary node's, else PREFIX/meter.<meter_id>.  Idempotent."""
+    from workbench.cli.devices import _master_data
+    from workbench.core.errors import WorkbenchError
+    from workbench.identifiers.model import records_from_master_data
+    from workbench.identifiers.store import HandleStore, StoreError
+
+    md = _master_data(registry_url)
+    try:
+        ent = md.enterprise(enterprise_id)
+        prefix = prefix or ent.get("identifier_prefix")
+        if not prefix:
+            _fail(f"enterprise {ent['enterprise_id']!r} has no identifier_prefix in the master data; give --prefix")
+        boundary, meters = md.boundary(ent["enterprise_id"]), md.meters(ent["enterprise_id"])
+        records = records_from_master_data(boundary, meters, prefix)
+    except WorkbenchError as exc:
+        _fail(str(exc))
+    finally:
+        md.dispose()
+    store = HandleStore(db_url)
+    try:
+        counts = register_records(store, records, who=_sender(sender), batch_size=batch_size)
+    except StoreError as exc:
+        _fail(exc.message)
+    finally:
+        store.engine.dispose()
+    click.echo(f"{ent['enterprise_id']}: {counts['total']} identifiers ({len(boundary.nodes)} boundary nodes, "
+               f"{len(meters)} meters): {counts['new']} new, {counts['updated']} updated, "
+               f"{counts['unchanged']} unchanged")
+
+
 if __name__ == "__main__":  # pragma: no cover  (python -m workbench.cli.idnode serve …)
     idnode_group()

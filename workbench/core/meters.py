@@ -48,7 +48,7 @@ _NORMALIZED_COLUMNS = frozenset({"meter_id", "node_id", "unit", "item", "source"
 def normalize_meters(meters: pd.DataFrame) -> pd.DataFrame:
     """The meter register with typed columns (as :func:`read_meters`, tolerant).
 
-    Adds ``quantity`` (what the meter measures by default) when the register has none: the
+    Fills ``quantity`` (what the meter measures by default) where the register has none: the
     pint dimension of its unit (``active_energy``, ``heat``, ``mass``, ``normal_volume`` …).
     A frame this function made (``attrs["normalized_meters"]``) is taken as it is.
     """
@@ -80,9 +80,14 @@ def normalize_meters(meters: pd.DataFrame) -> pd.DataFrame:
         if c not in m.columns:
             m[c] = pd.NaT
         m[c] = pd.to_datetime(m[c].replace("", None), errors="coerce").astype("datetime64[us]")
-    if "quantity" not in m.columns or m["quantity"].isna().all():
-        m["quantity"] = [_default_quantity(u, it) for u, it in zip(m["unit"], m["item"])]
-    m["quantity"] = m["quantity"].astype(str)
+    # a meter without a stated quantity (no column, or an empty cell, as master data gives it)
+    # measures its unit's default one
+    q = m["quantity"] if "quantity" in m.columns else pd.Series(None, index=m.index, dtype=object)
+    q = q.astype(object).where(q.notna(), "").astype(str).str.strip().replace({"nan": "", "None": ""})
+    empty = q.eq("")
+    if empty.any():
+        q[empty] = [_default_quantity(u, it) for u, it in zip(m.loc[empty, "unit"], m.loc[empty, "item"])]
+    m["quantity"] = q
     if "identifier" not in m.columns:
         m["identifier"] = None
     m = m.reset_index(drop=True)

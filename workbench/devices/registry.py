@@ -31,6 +31,10 @@ password_hash      Mosquitto's own PBKDF2-SHA512 form ``$7$<iterations>$<salt b6
 
 ``audit(id, who, what, device_id, at, before JSON, after JSON)`` gets one row per change in the
 same transaction as the change; password hashes appear there only as a short fingerprint.
+
+Devices come from the master data (:meth:`DeviceRegistry.register_enterprise`, ``workbench devices
+register --enterprise ID``: one per meter in service, the ``device_id`` link written back there) or,
+for the demo's files, from a ``meters.csv`` (:meth:`DeviceRegistry.register_demo`).
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ __all__ = [
     "STATUSES",
     "Device",
     "DeviceError",
+    "EnterpriseDevices",
     "DeviceExists",
     "DeviceNotFound",
     "DeviceRegistry",
@@ -294,6 +299,57 @@ def _now() -> _dt.datetime:
 
 _METER_TYPES_BY_UNIT = {"kWh": "electricity_meter", "Nm3": "gas_meter", "m3": "water_meter",
                         "GJ": "heat_meter", "t": "belt_scale"}
+
+
+def _meter_device_spec(r: Mapping, *, device_id: str, collector: str, prefix: str | None, firmware: str,
+                       enterprise_id: str) -> dict:
+    """The provisioning spec of the device that reports meter row ``r`` (a ``meters.csv`` / master-data
+    row, empty cells as ""): the type from the unit (heat → steam_meter), one quantity — ``register``
+    for a cumulative register, ``consumption`` for an interval meter — in the meter's unit, and the
+    configuration ``{"register", "interval_s": 900, "serial", "item"[, "rollover"]}``."""
+    unit = str(r["unit"])
+    item = str(r.get("item", "") or "")
+    type_ = "steam_meter" if item == "heat" else _METER_TYPES_BY_UNIT.get(unit, "other")
+    register = str(r.get("register", "interval") or "") or "interval"
+    quantity = "register" if register == "cumulative" else "consumption"
+    config = {"register": register, "interval_s": 900, "serial": str(r.get("serial", "") or ""), "item": item}
+    roll = r.get("rollover", "")
+    if roll not in ("", None) and not (isinstance(roll, float) and math.isnan(roll)):
+        config["rollover"] = float(roll)
+    return {"device_id": device_id, "type": type_, "node_id": str(r["node_id"]), "prefix": prefix,
+            "collector": collector, "quantities": {quantity: unit}, "firmware": firmware, "config": config,
+            "enterprise_id": enterprise_id, "meter_id": str(r["meter_id"])}
+
+
+@dataclass
+class EnterpriseDevices:
+    """What :meth:`DeviceRegistry.register_enterprise` did for one enterprise (device ids, except
+    ``linked``: meter ids)."""
+
+    enterprise_id: str
+    device_prefix: str
+    created: list = field(default_factory=list)       # provisioned now (meters' devices and collectors)
+    updated: list = field(default_factory=list)       # meters' existing devices brought in line with it
+    unchanged: list = field(default_factory=list)     # meters' existing devices as the master data has them
+    retired: list = field(default_factory=list)       # devices of meters removed in the master data
+    inactive: list = field(default_factory=list)      # devices of meters in service, left isolated/retired
+    linked: list = field(default_factory=list)        # meters whose device_id link was written to the master data
+    credentials: dict = field(default_factory=dict, repr=False)   # {device: password} of the new ones, shown once
+
+    def as_dict(self) -> dict:
+        return {"enterprise_id": self.enterprise_id, "device_prefix": self.device_prefix,
+                **{k: len(getattr(self, k)) for k in ("created", "updated", "unchanged", "retired", "inactive",
+                                                       "linked")}}
+
+
+def _today(timezone: str | None) -> _dt.date:
+    """Today in the enterprise's time zone (the meters' validity dates are its local dates)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return _dt.datetime.now(ZoneInfo(timezone)).date() if timezone else _dt.date.today()
+    except (ZoneInfoNotFoundError, ValueError):
+        return _dt.date.today()
 
 
 class DeviceRegistry:
@@ -597,25 +653,178 @@ class DeviceRegistry:
                           "enterprise_id": enterprise_id})
         retired = set()
         for r in m.to_dict("records"):
-            unit = str(r["unit"])
-            item = str(r.get("item", ""))
-            type_ = "steam_meter" if item == "heat" else _METER_TYPES_BY_UNIT.get(unit, "other")
-            register = str(r.get("register", "interval")) or "interval"
-            quantity = "register" if register == "cumulative" else "consumption"
-            config = {"register": register, "interval_s": 900, "serial": str(r.get("serial", "")), "item": item}
-            roll = r.get("rollover", "")
-            if roll not in ("", None) and not (isinstance(roll, float) and math.isnan(roll)):
-                config["rollover"] = float(roll)
             status = "retired" if str(r.get("removed", "")).strip() else "active"
             device_id = f"{device_prefix}{r['meter_id']}"
             if status == "retired":
                 retired.add(device_id)
-            specs.append({"device_id": device_id, "type": type_, "node_id": str(r["node_id"]),
-                          "prefix": prefix, "collector": f"{device_prefix}C-{facility[r['node_id']]}",
-                          "quantities": {quantity: unit}, "firmware": firmware, "config": config,
-                          "status": status, "enterprise_id": enterprise_id, "meter_id": str(r["meter_id"])})
+            specs.append({**_meter_device_spec(r, device_id=device_id, collector=f"{device_prefix}C-{facility[r['node_id']]}",
+                                               prefix=prefix, firmware=firmware, enterprise_id=enterprise_id),
+                          "status": status})
         creds = self.provision_many(specs, boundary=boundary, who=who)
         return {k: v for k, v in creds.items() if k not in retired}
+
+    def register_enterprise(self, master, enterprise_id: str, *, device_prefix: str | None = None,
+                            who: str = "system", firmware: str = "", today: _dt.date | None = None
+                            ) -> EnterpriseDevices:
+        """Provision the devices of an enterprise's meters from the master data
+        (:class:`workbench.registry.MasterData`) — the file-free counterpart of :meth:`register_demo`.
+
+        For every meter in service today (``installed`` ≤ today < ``removed``, the enterprise's
+        time zone): its device is the one the meter's ``device_id`` link names; without a link, the
+        device already linked to that enterprise and meter in this registry, else a new one
+        ``device_prefix + meter_id`` — and the link is then written back to the master data
+        (audited there), so it is data from then on.  ``device_prefix`` defaults to
+        ``"<enterprise_id>."``: device ids are one namespace across the broker's enterprises, so two
+        enterprises' meter ``M0001`` become ``ent-a.M0001`` and ``ent-b.M0001``.  A device id that
+        exists with another enterprise or meter link is an error, never taken over.
+
+        Each device gets the enterprise and meter links, the meter's node, its identifier
+        (:func:`workbench.identifiers.model.meter_identifiers`, as the identifier node registers it),
+        type, quantity and unit, configuration as :meth:`register_demo` gives them, and reports
+        through one collector per facility (the enterprise's collector of that facility if there is
+        one, else a new ``device_prefix + "C-" + facility``).  Existing devices keep their password;
+        changed master data updates them (audited); an isolated or retired device of a meter in
+        service stays so (``inactive``: an operator's decision).  The device of a meter removed in
+        the master data (``removed`` ≤ today) is retired — its history stays.  Meters installed
+        later are left for a later run.  Everything is checked before anything is written; new
+        devices are provisioned in one transaction.  Re-running changes nothing.
+
+        Raises :class:`DeviceError` (no unit, a node not in the boundary, a device id in use by
+        another meter, identifiers) or the master data's ``RegistryError`` (unknown enterprise).
+        """
+        from workbench.identifiers.model import IdentifierError, meter_identifiers
+
+        ent = master.enterprise(enterprise_id)
+        eid = ent["enterprise_id"]
+        prefix = ent.get("identifier_prefix") or self.prefix
+        if not prefix:
+            raise DeviceError(f"enterprise {eid!r} has no identifier prefix in the master data")
+        device_prefix = f"{eid}." if device_prefix is None else device_prefix
+        boundary = master.boundary(eid)
+        meters = master.meters(eid)
+        meters = meters.astype(object).where(meters.notna(), "")
+        day = (today or _today(ent.get("timezone"))).isoformat()
+        try:
+            idents = meter_identifiers(boundary, meters, prefix)
+        except IdentifierError as exc:
+            raise DeviceError(f"enterprise {eid!r}: {exc}") from None
+        out = EnterpriseDevices(eid, device_prefix)
+
+        devices = {d.device_id: d for d in self.list()}
+        linked: dict[str, list[Device]] = {}        # meter → devices linked to it (the registry's links)
+        collectors: dict[str, list[Device]] = {}    # facility → the enterprise's collectors there
+        for d in devices.values():
+            if d.enterprise_id != eid:
+                continue
+            if d.type == "collector" and d.status != "retired":
+                collectors.setdefault(d.node_id, []).append(d)
+            elif d.meter_id and d.type not in PLATFORM_ROLES:
+                linked.setdefault(d.meter_id, []).append(d)
+
+        def where(meter: str) -> str:
+            return f"enterprise {eid!r}, meter {meter!r}"
+
+        def conflict(device_id: str, meter: str, why: str) -> DeviceError:
+            return DeviceError(f"{where(meter)}: device {device_id!r} {why}; set the meter's device_id in the "
+                               "master data or choose another --device-prefix")
+
+        facility_of: dict[str, str] = {}                  # new collector → its facility
+
+        def collector_of(fac: str) -> str:
+            mine = {d.device_id for d in collectors.get(fac, [])}
+            derived = f"{device_prefix}C-{fac}"
+            if derived in mine or len(mine) != 1:
+                if derived in devices and derived not in mine:
+                    d = devices[derived]
+                    raise DeviceError(f"enterprise {eid!r}: collector id {derived!r} is taken by a {d.type} of "
+                                      f"enterprise {d.enterprise_id!r} at {d.node_id!r}; choose another "
+                                      "--device-prefix")
+                facility_of[derived] = fac
+                return derived
+            return next(iter(mine))
+
+        rows = meters.to_dict("records")
+        removed = {str(r["meter_id"]) for r in rows if r["removed"] and r["removed"] <= day}
+        wanted: list[tuple[dict, Device | None]] = []     # (spec, the existing device or None)
+        links: dict[str, str] = {}
+        retire: list[str] = []
+        taken: dict[str, str] = {}                        # device → meter, within this run
+        for r in rows:
+            meter, link = str(r["meter_id"]), str(r["device_id"] or "")
+            mine = linked.get(meter, [])
+            if meter in removed:
+                targets = [link] if link else [d.device_id for d in mine]
+                retire += [t for t in targets if t in devices and devices[t].status != "retired"]
+                if not link and len(targets) == 1:
+                    links[meter] = targets[0]
+                continue
+            if r["installed"] and r["installed"] > day:
+                continue                                   # not in service yet
+            if not str(r["unit"]).strip():
+                raise DeviceError(f"{where(meter)}: no unit in the master data (a device needs the unit of "
+                                  "what it measures)")
+            if r["node_id"] not in boundary.nodes.index:
+                raise DeviceError(f"{where(meter)}: node {r['node_id']!r} is not in the enterprise's boundary")
+            if link:
+                device_id = link
+            else:
+                live = [d.device_id for d in mine if d.status != "retired"] or [d.device_id for d in mine]
+                derived = f"{device_prefix}{meter}"
+                if len(live) > 1 and derived not in live:
+                    raise DeviceError(f"{where(meter)}: devices {sorted(live)} are all linked to it; set the "
+                                      "meter's device_id in the master data")
+                device_id = derived if (not live or derived in live) else live[0]
+                links[meter] = device_id
+            validate_device_id(device_id)
+            if device_id in taken:
+                raise DeviceError(f"{where(meter)}: device {device_id!r} is also meter {taken[device_id]!r}'s")
+            taken[device_id] = meter
+            spec = _meter_device_spec(r, device_id=device_id, collector=collector_of(
+                boundary.ancestor_at(r["node_id"], "facility")), prefix=prefix, firmware=firmware, enterprise_id=eid)
+            spec["identifier"] = str(idents[meter])
+            _check_quantities(device_id, spec["quantities"])
+            have = devices.get(device_id)
+            if have is not None:
+                if have.type in PLATFORM_ROLES or have.type == "collector":
+                    raise conflict(device_id, meter, f"is a {have.type}")
+                if (have.enterprise_id, have.meter_id) != (eid, meter):
+                    # taken over only when the master data names it and it has no links yet or
+                    # reported a meter of this enterprise that was since removed (a replacement)
+                    if not (link and have.enterprise_id in ("", eid)
+                            and (have.meter_id in ("", meter) or have.meter_id in removed)):
+                        raise conflict(device_id, meter, f"is linked to enterprise {have.enterprise_id!r}, "
+                                                         f"meter {have.meter_id!r}")
+            wanted.append((spec, have))
+
+        # --- writes: new collectors and devices in one transaction, then updates, retirements, links
+        new = [spec for spec, have in wanted if have is None]
+        for col in sorted({s["collector"] for s, _ in wanted} - set(devices)):
+            new.append({"device_id": col, "type": "collector", "node_id": facility_of[col], "prefix": prefix,
+                        "firmware": firmware, "config": {"poll_interval_s": 60}, "enterprise_id": eid})
+        if new:
+            out.credentials = self.provision_many(new, boundary=boundary, who=who)
+            out.created = sorted(out.credentials)
+        for spec, have in wanted:
+            if have is None:
+                continue
+            fields = {k: spec[k] for k in ("type", "node_id", "collector", "quantities", "identifier",
+                                           "enterprise_id", "meter_id")}
+            changed = have
+            if any(getattr(have, k) != v for k, v in fields.items()):
+                changed = self.update(have.device_id, who=who, boundary=boundary, **fields)
+            version = self.set_config(have.device_id, spec["config"], who=who)
+            if changed is not have or version != have.config_version:
+                out.updated.append(have.device_id)
+            else:
+                out.unchanged.append(have.device_id)
+            if have.status != "active":
+                out.inactive.append(have.device_id)
+        for device_id in sorted(set(retire) - set(taken)):        # a device moved to a successor stays
+            self.set_status(device_id, "retired", who=who)
+            out.retired.append(device_id)
+        if links:
+            out.linked = master.set_meter_devices(eid, links, who=who)
+        return out
 
     def ensure_platform_users(self, users: Mapping[str, str], *, who: str = "system") -> dict[str, str]:
         """Make sure each ``{user: role}`` (role in :data:`PLATFORM_ROLES`) exists; returns

@@ -74,10 +74,13 @@ __all__ = [
     "carbon_value",
     "decode_json_value",
     "desc_value",
+    "meter_identifiers",
+    "node_identifiers",
     "parse_identifier",
     "parse_permissions",
     "permissions_string",
     "records_from_boundary",
+    "records_from_master_data",
     "ref_value",
     "url_value",
     "utc_timestamp",
@@ -1081,6 +1084,37 @@ DEFAULT_SCHEMES: dict[str, SuffixScheme] = {
 # --------------------------------------------------------------------------- boundary mirroring
 
 
+def node_identifiers(boundary, prefix: str, *, schemes: Mapping[str, SuffixScheme] | None = None
+                     ) -> dict[str, Identifier]:
+    """``{node_id: Identifier}`` of every boundary node: its ``identifier`` cell (which must be under
+    ``prefix``), else its level's suffix scheme (:data:`DEFAULT_SCHEMES` unless ``schemes``).
+    Two nodes with one identifier (compared by :attr:`Identifier.key`) are an :class:`IdentifierError`."""
+    _check_prefix(prefix, f"{prefix}/…")
+    schemes = {**DEFAULT_SCHEMES, **(schemes or {})}
+    ident: dict[str, Identifier] = {}
+    seen: dict[str, str] = {}
+    for row in boundary.nodes.itertuples(index=False):
+        node, level = row.node_id, row.level
+        if row.identifier:
+            i = parse_identifier(row.identifier)
+            if _ascii_lower(i.prefix) != _ascii_lower(prefix):
+                raise IdentifierError(f"identifier {row.identifier!r} of node {node!r} is not under prefix {prefix!r}")
+        else:
+            if level not in schemes:
+                raise IdentifierError(f"node {node!r}: no suffix scheme for level {level!r}")
+            scheme = schemes[level]
+            try:
+                suffix = scheme.make({f: node for f in scheme.fields})
+            except SuffixSchemeError as exc:
+                raise IdentifierError(f"node {node!r}: {exc}") from None
+            i = Identifier(prefix, suffix)
+        if i.key in seen:
+            raise IdentifierError(f"identifier {str(i)!r} given to both {seen[i.key]!r} and {node!r}")
+        seen[i.key] = node
+        ident[node] = i
+    return ident
+
+
 def records_from_boundary(boundary, prefix: str, *, schemes: Mapping[str, SuffixScheme] | None = None,
                           children: bool = True, admin: bool = True, url_template: str | None = None,
                           timestamp: str | None = None, ttl: int = DEFAULT_TTL) -> list[HandleRecord]:
@@ -1117,34 +1151,11 @@ def records_from_boundary(boundary, prefix: str, *, schemes: Mapping[str, Suffix
     """
     from workbench.core.boundary import CLASSIFICATION_NAMES_ZH
 
-    _check_prefix(prefix, f"{prefix}/…")
-    schemes = {**DEFAULT_SCHEMES, **(schemes or {})}
     ts = timestamp or utc_timestamp()
     nodes = boundary.nodes
     ids = list(nodes["node_id"])
     effective = dict(zip(ids, boundary.classification_of(ids)))
-
-    ident: dict[str, Identifier] = {}
-    seen: dict[str, str] = {}
-    for row in nodes.itertuples(index=False):
-        node, level = row.node_id, row.level
-        if row.identifier:
-            i = parse_identifier(row.identifier)
-            if _ascii_lower(i.prefix) != _ascii_lower(prefix):
-                raise IdentifierError(f"identifier {row.identifier!r} of node {node!r} is not under prefix {prefix!r}")
-        else:
-            if level not in schemes:
-                raise IdentifierError(f"node {node!r}: no suffix scheme for level {level!r}")
-            scheme = schemes[level]
-            try:
-                suffix = scheme.make({f: node for f in scheme.fields})
-            except SuffixSchemeError as exc:
-                raise IdentifierError(f"node {node!r}: {exc}") from None
-            i = Identifier(prefix, suffix)
-        if i.key in seen:
-            raise IdentifierError(f"identifier {str(i)!r} given to both {seen[i.key]!r} and {node!r}")
-        seen[i.key] = node
-        ident[node] = i
+    ident = node_identifiers(boundary, prefix, schemes=schemes)
 
     kids: dict[str, list[str]] = {n: [] for n in ids}
     for row in nodes.itertuples(index=False):
@@ -1174,3 +1185,148 @@ def records_from_boundary(boundary, prefix: str, *, schemes: Mapping[str, Suffix
             rec.add(admin_value(prefix, timestamp=ts, ttl=ttl))
         records.append(rec)
     return records
+
+
+# --------------------------------------------------------------------------- master data (boundary + meters)
+
+#: meter-register columns a meter's ``DESC`` carries (when set): what it is, what it measures, its
+#: validity interval and its links — ``measures`` is the boundary node it measures (``node_id``)
+_METER_DESC_FIELDS = ("meter_id", "serial", "source", "item", "unit", "quantity", "register", "rollover",
+                      "installed", "removed", "replaces", "is_main", "device_id")
+
+
+def _cell(v):
+    """A table cell as a DESC scalar: empty, NaN and NaT → None, numpy scalars → Python."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, _dt.datetime | _dt.date):
+        return v.date().isoformat() if isinstance(v, _dt.datetime) else v.isoformat()
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    return v if isinstance(v, (int, float, bool)) else str(v)
+
+
+def _meter_rows(meters) -> list[dict]:
+    """The rows of a meter table (a DataFrame or records) as plain dicts; ``meter_id`` and
+    ``node_id`` required."""
+    rows = meters.to_dict("records") if hasattr(meters, "to_dict") else [dict(r) for r in meters]
+    out = []
+    for n, r in enumerate(rows):
+        row = {k: _cell(v) for k, v in r.items()}
+        if not row.get("meter_id"):
+            raise IdentifierError(f"meters row {n + 1}: no meter_id")
+        out.append(row)
+    return out
+
+
+def meter_identifiers(boundary, meters, prefix: str, *, schemes: Mapping[str, SuffixScheme] | None = None
+                      ) -> dict[str, Identifier]:
+    """``{meter_id: Identifier}`` — one rule for the identifier node and the device registry: the
+    meter's ``identifier`` cell (under ``prefix``), else the identifier of the meter-level boundary
+    node of that id (the demo's boundaries list their meters), else the ``meter`` scheme
+    (``meter.{meter_id}``).
+
+    Raises :class:`IdentifierError` for a cell under another prefix, a cell that differs from the
+    meter's own boundary node, or an identifier given to two meters or to a meter and another node.
+    """
+    _check_prefix(prefix, f"{prefix}/…")
+    schemes = {**DEFAULT_SCHEMES, **(schemes or {})}
+    nodes = node_identifiers(boundary, prefix, schemes=schemes) if boundary is not None else {}
+    level = dict(zip(boundary.nodes["node_id"], boundary.nodes["level"])) if boundary is not None else {}
+    taken = {i.key: f"node {n!r}" for n, i in nodes.items()}
+    out: dict[str, Identifier] = {}
+    for r in _meter_rows(meters):
+        meter = str(r["meter_id"])
+        own = nodes.get(meter) if level.get(meter) == "meter" else None      # the meter is a boundary node
+        if r.get("identifier"):
+            i = parse_identifier(r["identifier"])
+            if _ascii_lower(i.prefix) != _ascii_lower(prefix):
+                raise IdentifierError(f"identifier {r['identifier']!r} of meter {meter!r} is not under prefix {prefix!r}")
+            if own is not None and own.key != i.key:
+                raise IdentifierError(f"meter {meter!r}: identifier {str(i)!r} in the meters, {str(own)!r} in the "
+                                      "boundary — one meter, one identifier")
+        elif own is not None:
+            i = own
+        else:
+            try:
+                i = Identifier(prefix, schemes["meter"].make({f: meter for f in schemes["meter"].fields}))
+            except SuffixSchemeError as exc:
+                raise IdentifierError(f"meter {meter!r}: {exc}") from None
+        holder = taken.get(i.key)
+        if holder is not None and holder != f"node {meter!r}":
+            raise IdentifierError(f"identifier {str(i)!r} given to both {holder} and meter {meter!r}")
+        taken[i.key] = f"meter {meter!r}" if own is None else f"node {meter!r}"
+        out[meter] = i
+    return out
+
+
+def records_from_master_data(boundary, meters, prefix: str, *, schemes: Mapping[str, SuffixScheme] | None = None,
+                             children: bool = True, admin: bool = True, url_template: str | None = None,
+                             timestamp: str | None = None, ttl: int = DEFAULT_TTL) -> list[HandleRecord]:
+    """One Handle record per boundary node and per meter of an enterprise's master data (seed §9.5,
+    §7.1 c) — the boundary as :func:`records_from_boundary` mirrors it, and its meter register.
+
+    ``boundary`` is a :class:`workbench.core.boundary.Boundary`, ``meters`` the meter register (a
+    DataFrame or records with ``meter_id``, ``node_id`` and optionally the other ``meters.csv``
+    columns; every meter, removed ones too — a replaced meter's identifier keeps resolving to its
+    history).  This module takes plain tables: the caller reads the master data
+    (``MasterData.boundary`` / ``MasterData.meters``).
+
+    A meter's identifier is :func:`meter_identifiers`'.  A meter that is itself a meter-level node
+    of the boundary keeps that node's record, its ``DESC`` extended with the meter's columns; any
+    other meter gets its own record: ``DESC`` (kind ``meter``, the columns, ``measures`` = the node
+    it measures and that node's effective 分项 class), ``REF`` to the measured node, ``URL`` (with
+    ``url_template``, formatted with ``node_id`` = the meter id, ``level`` = ``meter``,
+    ``identifier``, ``suffix``), HS_ADMIN; the measured node's record then gets a ``REF.CHILD`` to
+    it (with ``children``).  Only set columns are written.
+
+    Returns the boundary's records in row order, then the meters' own records in table order.
+    Raises :class:`IdentifierError` (identifiers, a meter measuring a node not in the boundary).
+    """
+    from workbench.core.boundary import CLASSIFICATION_NAMES_ZH
+
+    ts = timestamp or utc_timestamp()
+    records = records_from_boundary(boundary, prefix, schemes=schemes, children=children, admin=admin,
+                                    url_template=url_template, timestamp=ts, ttl=ttl)
+    node_ids = list(boundary.nodes["node_id"])
+    by_node = dict(zip(node_ids, records))
+    level = dict(zip(node_ids, boundary.nodes["level"]))
+    ident = meter_identifiers(boundary, meters, prefix, schemes=schemes)
+    rows = _meter_rows(meters)
+    own_records = []
+    for r in rows:
+        meter, measured = str(r["meter_id"]), r.get("node_id")
+        fields = {k: r[k] for k in _METER_DESC_FIELDS if r.get(k) is not None}
+        if measured is not None:
+            fields["measures"] = str(measured)
+        if r.get("replaces") and str(r["replaces"]) in ident:
+            fields["replaces_identifier"] = str(ident[str(r["replaces"])])
+        if level.get(meter) == "meter":
+            # the meter is a boundary node: one record, the node's description and the meter's columns
+            rec = by_node[meter]
+            desc = rec.get(1)
+            rec.replace(desc_value(**{**decode_json_value(desc), **fields}, index=1, timestamp=ts, ttl=desc.ttl))
+            continue
+        if measured is None or measured not in by_node:
+            raise IdentifierError(f"meter {meter!r}: measures node {measured!r}, which is not in the boundary")
+        i = ident[meter]
+        cls = boundary.classification_of([measured]).iloc[0]
+        rec = HandleRecord(i)
+        rec.add(desc_value(kind="meter", name_zh="", name_en="", **fields, classification_effective=cls,
+                           classification_zh=CLASSIFICATION_NAMES_ZH.get(cls, ""), index=1, timestamp=ts, ttl=ttl))
+        rec.add(ref_value(by_node[measured].identifier, rel="parent", index=2, timestamp=ts, ttl=ttl))
+        if url_template:
+            url = url_template.format(node_id=meter, level="meter", identifier=str(i), suffix=i.suffix)
+            rec.add(url_value(url, index=rec.next_index(), timestamp=ts, ttl=ttl))
+        if admin:
+            rec.add(admin_value(prefix, timestamp=ts, ttl=ttl))
+        if children:
+            parent = by_node[measured]
+            parent.add(ref_value(i, rel="child", index=parent.next_index(), timestamp=ts, ttl=ttl))
+        own_records.append(rec)
+    return records + own_records

@@ -311,6 +311,9 @@ class RefusalLog:
         self._rows: collections.deque = collections.deque()
         self._dropped = 0
         self._lock = threading.Lock()
+        # one flush at a time: a flush returns only once what was queued before it is written, even
+        # when the writer thread had taken those rows and was still writing them
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = False
@@ -344,14 +347,16 @@ class RefusalLog:
         return rows
 
     def flush(self) -> int:
-        """Write every waiting row now; returns how many."""
-        rows = self._take()
-        if rows:
-            try:
-                self.store.record_refusals(rows)
-            except Exception:
-                log.exception("could not record %d refused requests", len(rows))
-        return len(rows)
+        """Write every waiting row now; returns how many.  When it returns, every row recorded
+        before the call is in the store (or its failure logged)."""
+        with self._flushing:
+            rows = self._take()
+            if rows:
+                try:
+                    self.store.record_refusals(rows)
+                except Exception:
+                    log.exception("could not record %d refused requests", len(rows))
+            return len(rows)
 
     def _run(self) -> None:
         idle = 0

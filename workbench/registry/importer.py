@@ -167,10 +167,10 @@ def read_meters(path: Path, node_ids, *, encoding=None, encodings=None) -> pd.Da
     problems = _require_columns(df, ("meter_id", "node_id", "unit"), file)
     if problems:
         _fail(problems)
-    for c in ("serial", "source", "item", "register", "rollover", "installed", "removed", "replaces", "is_main",
-              "quantity", "identifier", "device_id"):
-        if c not in df.columns:
-            df[c] = ""
+    absent = [c for c in ("serial", "source", "item", "register", "rollover", "installed", "removed", "replaces",
+                          "is_main", "quantity", "identifier", "device_id") if c not in df.columns]
+    for c in absent:
+        df[c] = ""
     ids = set(df["meter_id"])
     nodes = set(node_ids)
     out = []
@@ -224,7 +224,9 @@ def read_meters(path: Path, node_ids, *, encoding=None, encodings=None) -> pd.Da
                     "device_id": r["device_id"]})
     if problems:
         _fail(problems)
-    return pd.DataFrame(out)
+    meters = pd.DataFrame(out)
+    meters.attrs["absent"] = absent      # columns the file does not carry: stored values are kept
+    return meters
 
 
 def read_products(doc_products, path: Path, *, encoding=None, encodings=None) -> pd.DataFrame:
@@ -299,10 +301,13 @@ def import_enterprise(store: MasterData, folder, *, who: str = "import", prune: 
         report.enterprise = store.put_enterprise(rec, who=who, conn=conn)
         parts = {"boundary_nodes": nodes.to_dict("records"), "products": products.to_dict("records"),
                  "accounts": accounts.to_dict("records")}
+        keep = {}
         if meters is not None:
             parts["meters"] = meters.to_dict("records")
+            keep["meters"] = meters.attrs.get("absent", ())
         for table, rows in parts.items():
-            counts = store.sync(table, rec["enterprise_id"], rows, who=who, prune=prune, conn=conn)
+            counts = store.sync(table, rec["enterprise_id"], rows, who=who, prune=prune, keep=keep.get(table, ()),
+                                conn=conn)
             report.tables[table] = counts.as_dict()
             if counts.kept:
                 report.kept[table] = counts.kept

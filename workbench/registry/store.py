@@ -172,13 +172,16 @@ class MasterData:
         return "updated"
 
     def sync(self, table: str, enterprise_id: str, rows: Iterable[Mapping], *, who: str, prune: bool = False,
-             conn=None) -> SyncCounts:
+             keep: Iterable[str] = (), conn=None) -> SyncCounts:
         """Make ``table``'s rows of the enterprise those of ``rows`` (keyed by the table's key):
         new rows inserted, changed ones updated, each audited with before/after; stored rows not in
-        ``rows`` are deleted with ``prune``, else kept (and reported)."""
+        ``rows`` are deleted with ``prune``, else kept (and reported).  ``keep``: columns the source
+        does not carry (a file without a ``device_id`` column) — a stored row keeps its values there
+        (e.g. a device link the platform wrote), a new row gets none."""
         if conn is None:
             with self.engine.begin() as c:
-                return self.sync(table, enterprise_id, rows, who=who, prune=prune, conn=c)
+                return self.sync(table, enterprise_id, rows, who=who, prune=prune, keep=keep, conn=c)
+        keep = set(keep)
         t, key, columns = self._tables[table]
         have = {r._mapping[key]: {c: _plain(r._mapping[c]) for c in columns}
                 for r in conn.execute(sa.select(t).where(t.c.enterprise_id == enterprise_id))}
@@ -187,8 +190,8 @@ class MasterData:
         for r in rows:
             k = str(r[key])
             seen.add(k)
-            new = {c: _plain(r.get(c)) for c in columns}
             old = have.get(k)
+            new = {c: old[c] if (c in keep and old is not None) else _plain(r.get(c)) for c in columns}
             if old is None:
                 conn.execute(sa.insert(t).values(enterprise_id=enterprise_id, **{key: k}, **new))
                 self._audit(conn, who, "create", table, enterprise_id, k, None, new, now)
@@ -208,6 +211,31 @@ class MasterData:
             else:
                 out.kept.append(k)
         return out
+
+    def set_meter_devices(self, enterprise_id: str, links: Mapping[str, str], *, who: str) -> list[str]:
+        """Write meters' ``device_id`` links ``{meter_id: device_id}`` in one transaction, each change
+        audited (before/after as :meth:`sync` records them); returns the meters whose link changed.
+        An unknown meter is a :class:`RegistryError` and nothing is written."""
+        eid = self._require(enterprise_id)
+        t = self.t_meters
+        changed, now = [], _now()
+        with self.engine.begin() as conn:
+            rows = {r._mapping["meter_id"]: {c: _plain(r._mapping[c]) for c in METER_COLUMNS}
+                    for r in conn.execute(sa.select(t).where(t.c.enterprise_id == eid,
+                                                             t.c.meter_id.in_([str(m) for m in links])))}
+            unknown = sorted(str(m) for m in links if str(m) not in rows)
+            if unknown:
+                raise RegistryError(f"enterprise {eid!r} has no meters {unknown}")
+            for meter_id, device_id in sorted(links.items()):
+                old = rows[str(meter_id)]
+                new = {**old, "device_id": _plain(device_id or None)}
+                if new == old:
+                    continue
+                conn.execute(sa.update(t).where(t.c.enterprise_id == eid, t.c.meter_id == str(meter_id))
+                             .values(device_id=new["device_id"]))
+                self._audit(conn, who, "update", "meters", eid, str(meter_id), old, new, now)
+                changed.append(str(meter_id))
+        return changed
 
     # ------------------------------------------------------------------ reads (always per enterprise)
     def _require(self, enterprise_id: str) -> str:
