@@ -27,7 +27,6 @@ def summarize(ledger, regime=None):
 
     ``by_source`` lists every source of ``regime`` (default: the ledger's ``standard`` attribute,
     else GB/T 32150), zero where the ledger has none."""
-
     reg = get_regime(regime if regime is not None else ledger.attrs.get("standard"))
     stray = sorted(set(ledger["source"]) - set(reg.source_keys))
     if stray:
