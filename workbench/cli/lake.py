@@ -182,6 +182,31 @@ def import_manual(file, lake_root, enterprise, sender):
                    f"\"SELECT * FROM quarantine WHERE batch_id = '{rep.batch_id}'\"`", err=True)
 
 
+@lake_group.command("sync")
+@click.option("--enterprise", "enterprise", required=True, envvar="WORKBENCH_ENTERPRISE",
+              help="Whose lake (its enterprise_id in the master data; env WORKBENCH_ENTERPRISE).")
+@click.option("--registry", "registry_url", default=None,
+              help="Master-data database: SQLAlchemy URL or SQLite file (default $WORKBENCH_REGISTRY or "
+                   "data/registry.db).")
+@_lake_option
+def lake_sync(enterprise, registry_url, lake_root):
+    """The enterprise's lake takes its meters, boundary and record from the master data (run it
+    after `workbench registry import`; ingesting readings needs the meter register)."""
+    from workbench.cli.devices import _master_data
+    from workbench.core.errors import WorkbenchError
+
+    lake = _lake(lake_root, enterprise)
+    md = _master_data(registry_url)
+    try:
+        n = lake.register_master_data(md)
+    except WorkbenchError as exc:
+        _fail(str(exc))
+    finally:
+        md.dispose()
+    click.echo(f"{lake.enterprise}: {n['meters']} meters and {n['boundary_nodes']} boundary nodes from the "
+               f"master data into {lake.root}")
+
+
 @lake_group.command("load-demo")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_lake_option

@@ -14,18 +14,25 @@ from workbench.lake.store import Lake
 __all__ = ["demo_enterprise_dirs", "load_demo", "load_demo_enterprises"]
 
 
-def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, enterprise: str | None = None) -> dict:
+def load_demo(data_dir, lake_root, *, sender: str = "demo-loader", rules=None, enterprise: str | None = None,
+              master=None) -> dict:
     """Register meters and boundary, set the quality rules, ingest readings and the activity ledger
-    (into ``enterprise``'s lake in the root when given)."""
+    (into ``enterprise``'s lake in the root when given).  With ``master`` (a
+    :class:`workbench.registry.MasterData` holding the enterprise) the lake takes its meters,
+    boundary and record from the master data, else from the folder's files."""
     from connectors import activity_file, parquet, production
 
     data_dir = Path(data_dir)
     lake = Lake(lake_root, enterprise=enterprise)
-    meters = read_meters(data_dir / "meters.csv")
-    lake.register_meters(meters)
-    lake.register_boundary(pd.read_csv(data_dir / "boundary.csv", dtype=str, keep_default_na=False))
-    if (data_dir / "enterprise.json").exists():
-        lake.register_enterprise(json.loads((data_dir / "enterprise.json").read_text(encoding="utf-8")))
+    if master is not None:
+        lake.register_master_data(master)
+        meters = lake.meters()
+    else:
+        meters = read_meters(data_dir / "meters.csv")
+        lake.register_meters(meters)
+        lake.register_boundary(pd.read_csv(data_dir / "boundary.csv", dtype=str, keep_default_na=False))
+        if (data_dir / "enterprise.json").exists():
+            lake.register_enterprise(json.loads((data_dir / "enterprise.json").read_text(encoding="utf-8")))
     lake.set_quality_rules(rules or demo_rules_path())
     reports = {
         "readings": ingest(lake, parquet.read(data_dir / "readings.parquet", meters=meters, source="demo-meters"),
@@ -51,8 +58,9 @@ def demo_enterprise_dirs(demo_dir) -> list[Path]:
 def load_demo_enterprises(demo_dir, lake_root, registry, *, sender: str = "demo-loader",
                           who: str = "demo-loader", progress=None) -> dict:
     """The whole demo through the platform: each enterprise's master data into ``registry`` (a
-    :class:`workbench.registry.MasterData`), then its files into its own lake through the ordinary
-    ingest path (:func:`load_demo`).  Returns ``{enterprise_id: {table: report}}``."""
+    :class:`workbench.registry.MasterData`), its lake's meters, boundary and record from there, then
+    its files into its own lake through the ordinary ingest path (:func:`load_demo`).  Returns
+    ``{enterprise_id: {table: report}}``."""
     from workbench.registry import import_enterprise
 
     out = {}
@@ -60,5 +68,6 @@ def load_demo_enterprises(demo_dir, lake_root, registry, *, sender: str = "demo-
         rep = import_enterprise(registry, folder, who=who)
         if progress:
             progress(f"{rep.enterprise_id}: master data {rep.enterprise}; loading its files into the lake …")
-        out[rep.enterprise_id] = load_demo(folder, lake_root, sender=sender, enterprise=rep.enterprise_id)
+        out[rep.enterprise_id] = load_demo(folder, lake_root, sender=sender, enterprise=rep.enterprise_id,
+                                           master=registry)
     return out

@@ -185,7 +185,7 @@ def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str,
     lib = default_library(gwp.upper())
     wanted = months(period_start, period_end)
     if registry is not None and enterprise:
-        info = registry.enterprise(enterprise)
+        info = registry.record(enterprise)
         boundary = registry.boundary(enterprise)
         accounts = registry.table("accounts", enterprise)
     else:

@@ -292,6 +292,22 @@ class Lake:
         """The record :meth:`register_enterprise` kept (empty if none)."""
         return dict(self.get_state("enterprise", {}) or {})
 
+    def register_master_data(self, master) -> dict:
+        """Take this enterprise's meter register, boundary and record from the master data
+        (a :class:`workbench.registry.MasterData`), the one home of them: meters in and out of
+        service alike (a replaced meter's readings still need its register kind and capacity).
+        Returns what was registered: ``{"meters": n, "boundary_nodes": n}``."""
+        if not self.enterprise:
+            raise LakeError("register_master_data needs an enterprise's lake (Lake(root, enterprise=ID))")
+        record = master.record(self.enterprise)
+        meters = master.meters(self.enterprise)
+        nodes = master.table("boundary_nodes", self.enterprise).drop(columns="enterprise_id")
+        if len(meters):
+            self.register_meters(meters)
+        self.register_boundary(nodes)
+        self.register_enterprise(record)
+        return {"meters": len(meters), "boundary_nodes": len(nodes)}
+
     def _nodes_under(self, node: str) -> list[str]:
         b = self.boundary()
         if b.empty:

@@ -261,6 +261,17 @@ class MasterData:
         attributes = r.pop("attributes") or {}
         return {**attributes, **{k: v for k, v in r.items() if v != "" or k not in attributes}}
 
+    def record(self, enterprise_id: str) -> dict:
+        """The enterprise's record as its ``enterprise.json`` reads: :meth:`enterprise` with its
+        ``products`` (product, column, unit, names, node) when it has any — what a report made
+        from the lake alone needs."""
+        rec = self.enterprise(enterprise_id)
+        products = self.table("products", rec["enterprise_id"]).drop(columns="enterprise_id")
+        if len(products):
+            rec["products"] = [{k: v for k, v in p.items() if v not in ("", None)}
+                               for p in products.fillna("").to_dict("records")]
+        return rec
+
     def enterprises_table(self) -> pd.DataFrame:
         cols = ["enterprise_id", "name_zh", "name_en", "region", "industry_code", "sector", "identifier_prefix"]
         with self.engine.connect() as conn:
