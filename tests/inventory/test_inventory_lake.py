@@ -128,8 +128,17 @@ def test_every_ledger_row_names_its_batch_and_raw_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_lake(demo_data, tmp_path_factory):
+    """The demo cement plant as `demo load` makes it: master data imported into a registry next to
+    the lake (``registry.db``), the lake's meters, boundary and record from there, files ingested."""
+    from workbench.registry import MasterData, import_enterprise
+
     root = tmp_path_factory.mktemp("demo-lake") / "lake"
-    load_demo(demo_data, root, enterprise="demo-cement")
+    md = MasterData(f"sqlite:///{root.parent / 'registry.db'}")
+    try:
+        import_enterprise(md, demo_data, who="test")
+        load_demo(demo_data, root, enterprise="demo-cement", master=md)
+    finally:
+        md.dispose()
     return root
 
 
@@ -146,6 +155,25 @@ def test_the_demo_from_its_lake_equals_the_demo_from_its_files(demo_data, demo_l
     # the facilities' shares of the electricity bill come from the meters: the same, since both
     # paths share one consumption algorithm (workbench.core.registers, issue 11 point 4)
     assert lake_inv.summary["by_facility"] == pytest.approx(file_inv.summary["by_facility"], rel=1e-9)
+    # the lake's register and record came from the master data: the same as the files say
+    meters = pd.read_csv(demo_data / "meters.csv", dtype=str, keep_default_na=False)
+    lake_meters = Lake(demo_lake, enterprise="demo-cement").meters()
+    assert sorted(lake_meters["meter_id"]) == sorted(meters["meter_id"])
+    assert dict(zip(lake_meters["meter_id"], lake_meters["unit"])) == dict(zip(meters["meter_id"], meters["unit"]))
+
+
+def test_the_inventory_with_the_master_data_equals_the_lakes_own_record(demo_lake):
+    from workbench.registry import MasterData
+
+    md = MasterData(f"sqlite:///{demo_lake.parent / 'registry.db'}")
+    try:
+        with_md = compute_inventory_from_lake(Lake(demo_lake), "demo-cement", "2025-01", "2025-03", registry=md)
+    finally:
+        md.dispose()
+    alone = compute_inventory_from_lake(Lake(demo_lake), "demo-cement", "2025-01", "2025-03")
+    assert with_md.total_tco2e == pytest.approx(alone.total_tco2e, rel=1e-12)
+    assert with_md.summary["by_facility"] == pytest.approx(alone.summary["by_facility"], rel=1e-12)
+    assert [p.product for p in with_md.products] == [p.product for p in alone.products] != []
 
 
 def test_cli_report_inventory_json_from_a_lake_filled_by_ingest_commands(demo_data, tmp_path):
