@@ -288,7 +288,10 @@ def _stage_readings(lake, data, quarantined, identifiers=None) -> dict:
 
     meters = lake.meters(normalized=True)
     if meters.empty and len(data):
-        raise ValueError("no meters registered in the lake (Lake.register_meters)")
+        whose = f"the lake of enterprise {lake.enterprise!r}" if lake.enterprise else "the lake"
+        sync = f"workbench lake sync --enterprise {lake.enterprise}" if lake.enterprise else "Lake.register_meters"
+        raise ValueError(f"no meters registered in {whose}: take them from the master data ({sync}) "
+                         "or give a meters.csv (--meters)")
     if identifiers:
         given = meters["identifier"] if "identifier" in meters.columns else pd.Series(None, index=meters.index)
         meters = meters.assign(identifier=meters["meter_id"].astype(str).map(identifiers).where(
