@@ -449,3 +449,38 @@ def test_pandera_rejects_a_malformed_frame_with_a_clear_message():
         assert word in msg
     with pytest.raises(pandera.errors.SchemaErrors):
         CONSUMPTION_SCHEMA.validate(bad.drop(columns=["identifier", "register"]).assign(span=np.int32(0)), lazy=True)
+
+
+# ------------------------------------------------------------------ plausibility: shape vs registered kind
+def test_a_register_export_on_an_interval_meter_is_quarantined_not_summed():
+    """A day of a cumulative register's readings (123,456.0 kWh rising ~5 kWh every 15 min) sent
+    for a meter registered as interval: summed, it would be 96 × ~123,700 ≈ 11.9 M kWh with every
+    flag ok.  The series is quarantined with the reason; the real interval meter beside it, whose
+    load falls as well as rises, is stored as it is."""
+    rng = np.random.default_rng(7)
+    register = 123_456.0 + np.cumsum(rng.uniform(4.0, 6.0, 96))
+    load = 5.0 + 2.0 * np.sin(np.arange(96) / 96 * 2 * np.pi)            # a day's load: rises and falls
+    batch = pd.concat([series("I1", "2026-03-01", register), series("I2", "2026-03-01", load)], ignore_index=True)
+    p = prepare_readings(batch, meters(I1, meter("I2", "interval")))
+    assert set(p.readings["meter_id"]) == {"I2"} and set(p.consumption["meter_id"]) == {"I2"}
+    assert p.consumption["value"].sum() == pytest.approx(load.sum(), rel=1e-12)
+    assert len(p.quarantine) == 96 and p.counts["register_shape"] == 96
+    reason = p.quarantine["reason"].iloc[0]
+    assert reason.startswith("register shape: meter I1 is registered as an interval meter but its 96 values from ")
+    assert "register it as cumulative" in reason
+
+
+def test_the_shape_rule_needs_a_day_that_only_grows():
+    # 95 rising values (less than a day), a day with one fall, a day rising at only 80 % of steps:
+    # none reads as a register; a day that only grows does, and a cumulative meter is never checked
+    rises = np.arange(1.0, 97.0)
+    one_fall = rises.copy()
+    one_fall[50] = one_fall[49] - 0.5
+    flat = np.repeat(np.arange(1.0, 78.0), [1] * 58 + [2] * 19)[:96]  # 76 rises, 19 equal steps
+    cases = {"I3": rises[:95], "I4": one_fall, "I5": flat, "I6": rises}
+    batch = pd.concat([series(k, "2026-03-01", v) for k, v in cases.items()] + [series("C1", "2026-03-01", rises)],
+                      ignore_index=True)
+    m = meters(*(meter(k, "interval") for k in cases), C1)
+    p = prepare_readings(batch, m)
+    assert set(p.quarantine["payload"].map(lambda s: json.loads(s)["meter_id"])) == {"I6"}
+    assert set(p.readings["meter_id"]) == {"I3", "I4", "I5", "C1"}

@@ -48,6 +48,12 @@ therefore skips readings flagged ``late`` when its input is the lake's readings 
 lake's readings gives the lake's consumption; on raw readings it gives what ingesting them as one
 batch gives.
 
+Plausibility (:func:`rises_like_a_register`): an *interval* series of a day or more whose values
+never fall and almost always rise is a register's reading sent for an interval meter; the lake
+quarantines it (``register shape``) rather than summing register values as consumption.
+:func:`~workbench.inventory.readings.meter_consumption` over raw files does not yet apply this
+check (issue 12 point 2), so on such a file the two paths differ — the lake's is the safe one.
+
 Everything is vectorised over numpy arrays; nothing here loops over rows.
 """
 from __future__ import annotations
@@ -67,6 +73,7 @@ __all__ = [
     "ranges",
     "register_step",
     "repeated_keys",
+    "rises_like_a_register",
     "spans",
     "valid_values",
 ]
@@ -77,6 +84,11 @@ ROLLOVER_FRACTION = 0.9
 DUPLICATE_RTOL = 1e-9
 #: … or absolute tolerance (``numpy.isclose`` against the run's first row)
 DUPLICATE_ATOL = 1e-12
+#: plausibility of an interval series (:func:`rises_like_a_register`): at least a day of
+#: 15-minute values …
+SHAPE_MIN_READINGS = 96
+#: … that never fall and rise at this share of their steps or more
+SHAPE_RISING_SHARE = 0.9
 
 
 def valid_values(value: np.ndarray) -> np.ndarray:
@@ -126,6 +138,34 @@ def repeated_keys(same_series: np.ndarray, dt: np.ndarray, value: np.ndarray, *,
     differs = ~np.isclose(value[rows], value[first], rtol=rtol, atol=atol)
     conflict = np.bincount(run, weights=differs) > 0
     return Runs(rows=rows, run=run, first=first, differs=differs, conflict=conflict)
+
+
+def rises_like_a_register(same_series: np.ndarray, value: np.ndarray, *, min_readings: int = SHAPE_MIN_READINGS,
+                          rising_share: float = SHAPE_RISING_SHARE) -> np.ndarray:
+    """Per series (runs of ``same_series``, as :func:`repeated_keys` takes it): whether its values
+    have the shape of a cumulative register — at least ``min_readings`` values that never fall and
+    rise at ``rising_share`` of the steps or more.
+
+    Interval consumption follows the plant's load, which falls as well as rises within a day; a
+    series that only grows for a day or longer is a register's reading.  An *interval* meter with
+    this shape contradicts its registered kind: turned into consumption, every reading would count
+    the register's whole value (hundreds of millions of kWh), so the lake quarantines the series
+    instead (``register shape``).  ``value``: float64 sorted by (series, ts), repeated timestamps
+    included (an equal step neither rises nor falls).  Returns a bool array, one per series.
+    """
+    n = value.size
+    if n == 0:
+        return np.zeros(0, bool)
+    brk = np.r_[True, ~same_series]
+    gid = np.cumsum(brk) - 1
+    ng = int(gid[-1]) + 1
+    d = np.diff(value)
+    step_g = gid[1:][same_series]
+    dd = d[same_series]
+    size = np.bincount(gid, minlength=ng)
+    rises = np.bincount(step_g[dd > 0], minlength=ng)
+    falls = np.bincount(step_g[dd < 0], minlength=ng)
+    return (size >= min_readings) & (falls == 0) & (rises >= rising_share * np.maximum(size - 1, 1))
 
 
 def register_step(previous: np.ndarray, value: np.ndarray, capacity: np.ndarray,

@@ -942,6 +942,16 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
             raise ApiError(202, f"invalid value: {str(exc)[:300]}", handle) from None
         return values
 
+    def path_suffix(request: Request, pfx: str, suffix: str) -> str:
+        """The suffix as the path has it.  Starlette's route pattern ends in ``$``, which also matches
+        before a trailing newline, so ``/api/handles/P/%0A`` arrives with an empty ``suffix`` —
+        taken from the path instead, it is judged (and refused, 400) as written, not mistaken for
+        the mint route."""
+        if suffix:
+            return suffix
+        path, head = request.scope.get("path", ""), f"/api/handles/{pfx}/"
+        return path[len(head):] if path.startswith(head) else suffix
+
     def mint_only(request: Request) -> ApiError:
         return ApiError(RC_OPERATION_NOT_SUPPORTED, f"{request.method} needs a suffix: /api/handles/{{prefix}}/ "
                         "serves only PUT ?mintNewSuffix=true", None, status=405, headers={"Allow": "PUT"})
@@ -988,6 +998,7 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
 
     @app.get("/api/handles/{pfx}/{suffix:path}", summary="Resolve a handle")
     async def resolve(pfx: str, suffix: str, request: Request):
+        suffix = path_suffix(request, pfx, suffix)
         if not suffix:
             raise mint_only(request)
         ident, handle = ident_of(pfx, suffix)
@@ -1000,6 +1011,7 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
 
     @app.put("/api/handles/{pfx}/{suffix:path}", summary="Create or modify a handle")
     async def put_handle(pfx: str, suffix: str, request: Request):
+        suffix = path_suffix(request, pfx, suffix)
         q = Params(request, _safe_text(f"{pfx}/{suffix}", 400))
         mint = q.boolean("mintNewSuffix", False)
         if mint:
@@ -1022,6 +1034,7 @@ def create_app(store: HandleStore, prefix: str, *, admins: Iterable[str] = (),
 
     @app.delete("/api/handles/{pfx}/{suffix:path}", summary="Delete a handle or some of its values")
     async def delete_handle(pfx: str, suffix: str, request: Request):
+        suffix = path_suffix(request, pfx, suffix)
         if not suffix:
             raise mint_only(request)
         ident, handle = ident_of(pfx, suffix)

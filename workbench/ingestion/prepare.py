@@ -127,10 +127,10 @@ CONSUMPTION_FLAGS = ("off_grid", "rollover", "reset", "gap_spanning", "spike", "
 _REASONS = ["ok", "meter_not_registered", "missing_timestamp", "unparseable_timestamp",
             "nonexistent_local_time", "missing_value", "non_numeric_value", "infinite_value",
             "missing_unit", "unknown_unit", "unit_mismatch", "register_mismatch", "negative_value",
-            "conflicting_duplicate", "conflicts_stored", "late_register_reading"]
+            "conflicting_duplicate", "conflicts_stored", "late_register_reading", "register_shape"]
 (R_OK, R_METER, R_TS_MISSING, R_TS_BAD, R_TS_LOCAL, R_VAL_MISSING, R_VAL_BAD, R_VAL_INF,
  R_UNIT_MISSING, R_UNIT_UNKNOWN, R_UNIT_MISMATCH, R_REGISTER, R_NEGATIVE, R_CONFLICT,
- R_CONFLICT_STORED, R_LATE) = range(len(_REASONS))
+ R_CONFLICT_STORED, R_LATE, R_SHAPE) = range(len(_REASONS))
 
 
 @dataclass(frozen=True)
@@ -785,6 +785,25 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
             for i, pt in zip(src(li).tolist(), prev_t[pos[li]].tolist()):
                 q_extra[int(i)] = str(pd.Timestamp(np.datetime64(pt, "us")))
 
+    # ---- a series whose shape contradicts its registered kind: an interval meter whose values
+    # only grow is a register's reading — quarantined, never turned into consumption
+    if N and not m_cum[G // nQ].all():
+        shaped = registers.rises_like_a_register(sameG, V) & ~m_cum[G[np.r_[0, np.flatnonzero(~sameG) + 1]] // nQ]
+        if shaped.any():
+            keep = np.ones(N, bool) if keep is None else keep
+            gstart = np.r_[0, np.flatnonzero(~sameG) + 1]
+            gend = np.r_[gstart[1:], N]
+            for k in np.flatnonzero(shaped).tolist():
+                pos = np.arange(gstart[k], gend[k])
+                if IS_PREV is not None:
+                    pos = pos[~IS_PREV[pos]]
+                pos = pos[keep[pos]]
+                keep[pos] = False
+                reason[src(pos)] = R_SHAPE
+                note = f"{gend[k] - gstart[k]} values from {V[gstart[k]]:.12g} to {V[gend[k] - 1]:.12g}"
+                for i in src(pos).tolist():
+                    q_extra[int(i)] = note
+
     if keep is not None and not keep.all():
         dropped = np.flatnonzero(~keep)  # few rows: new position = old − rows dropped before it
         dk = dup_keep[keep[dup_keep]]
@@ -1028,6 +1047,8 @@ def _quarantine_frame(b, reason, table, menc, m, midx, uenc, mu_codes, unit_info
     put(R_CONFLICT_STORED, lambda c: "conflicts with stored value: " + c("key") + " " + c("extra"))
     put(R_LATE, lambda c: "late register reading: " + c("key") + " is before the last stored reading "
         + c("extra") + " of the cumulative meter")
+    put(R_SHAPE, lambda c: "register shape: meter " + c("mid") + " is registered as an interval meter but its "
+        + c("extra") + " only grow, as a cumulative register's do — register it as cumulative or check the export")
     return pd.DataFrame({"table": table, "row": rowno, "reason": text, "payload": payload})
 
 
