@@ -156,16 +156,18 @@ def rises_like_a_register(same_series: np.ndarray, value: np.ndarray, *, min_rea
     n = value.size
     if n == 0:
         return np.zeros(0, bool)
-    brk = np.r_[True, ~same_series]
-    gid = np.cumsum(brk) - 1
-    ng = int(gid[-1]) + 1
+    starts = np.r_[0, np.flatnonzero(~same_series) + 1]
+    size = np.diff(np.r_[starts, n])
+    if not (size >= min_readings).any():            # the usual case of small batches: nothing to do
+        return np.zeros(starts.size, bool)
     d = np.diff(value)
-    step_g = gid[1:][same_series]
-    dd = d[same_series]
-    size = np.bincount(gid, minlength=ng)
-    rises = np.bincount(step_g[dd > 0], minlength=ng)
-    falls = np.bincount(step_g[dd < 0], minlength=ng)
-    return (size >= min_readings) & (falls == 0) & (rises >= rising_share * np.maximum(size - 1, 1))
+    # per position i ≥ 1: the series falls from i − 1 to i; any fall clears the series at once
+    fell = np.logical_or.reduceat(np.r_[False, (d < 0) & same_series], starts)
+    out = np.zeros(starts.size, bool)
+    for k in np.flatnonzero((size >= min_readings) & ~fell).tolist():   # series that never fall: few
+        rises = np.count_nonzero(d[starts[k]:starts[k] + size[k] - 1] > 0)
+        out[k] = rises >= rising_share * max(size[k] - 1, 1)
+    return out
 
 
 def register_step(previous: np.ndarray, value: np.ndarray, capacity: np.ndarray,

@@ -787,11 +787,12 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
 
     # ---- a series whose shape contradicts its registered kind: an interval meter whose values
     # only grow is a register's reading — quarantined, never turned into consumption
-    if N and not m_cum[G // nQ].all():
-        shaped = registers.rises_like_a_register(sameG, V) & ~m_cum[G[np.r_[0, np.flatnonzero(~sameG) + 1]] // nQ]
+    gstart = np.r_[0, np.flatnonzero(~sameG) + 1] if N else np.zeros(0, np.int64)
+    ginterval = ~m_cum[G[gstart] // nQ]
+    if ginterval.any():
+        shaped = registers.rises_like_a_register(sameG, V) & ginterval
         if shaped.any():
             keep = np.ones(N, bool) if keep is None else keep
-            gstart = np.r_[0, np.flatnonzero(~sameG) + 1]
             gend = np.r_[gstart[1:], N]
             for k in np.flatnonzero(shaped).tolist():
                 pos = np.arange(gstart[k], gend[k])
