@@ -14,6 +14,7 @@ import time
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from enterprises import enterprise_folder, master_data
 
 from workbench.cli.main import main
 from workbench.devices import DeviceError, DeviceRegistry, read_credentials
@@ -34,24 +35,16 @@ METERS = ("meter_id,node_id,unit,register,rollover,installed,removed,replaces,se
 
 
 def _folder(tmp_path, eid: str, meters: str | None = None):
-    d = tmp_path / eid
-    d.mkdir(exist_ok=True)
-    (d / "enterprise.json").write_text(json.dumps({"enterprise_id": eid, "name_zh": f"{eid} 厂",
-                                                   "identifier_prefix": PREFIXES[eid], "timezone": "Asia/Shanghai"}),
-                                       encoding="utf-8")
-    (d / "boundary.csv").write_text(BOUNDARY.format(name=eid), encoding="utf-8")
-    (d / "meters.csv").write_text(meters or METERS.format(e=eid, gw=GATEWAY_DEVICE[eid]), encoding="utf-8")
-    return d
+    doc = {"enterprise_id": eid, "name_zh": f"{eid} 厂", "identifier_prefix": PREFIXES[eid], "timezone": "Asia/Shanghai"}
+    return enterprise_folder(tmp_path, doc, BOUNDARY.format(name=eid),
+                             meters or METERS.format(e=eid, gw=GATEWAY_DEVICE[eid]))
 
 
 @pytest.fixture
 def md(tmp_path):
     """Two enterprises in one master-data database, with the same node and meter ids."""
-    store = MasterData(f"sqlite:///{tmp_path / 'registry.db'}")
-    for eid in PREFIXES:
-        import_enterprise(store, _folder(tmp_path, eid), who="import")
-    yield store
-    store.dispose()
+    with master_data(tmp_path / "registry.db", [_folder(tmp_path, eid) for eid in PREFIXES]) as store:
+        yield store
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ registers an enterprise's boundary nodes and meters (removed ones too) from
 read the registry)."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from enterprises import enterprise_folder, master_data
 
 from workbench.cli.main import main
 from workbench.core.boundary import Boundary
@@ -20,7 +19,6 @@ from workbench.identifiers.model import (
     records_from_master_data,
 )
 from workbench.identifiers.store import HandleStore
-from workbench.registry import MasterData, import_enterprise
 
 PREFIXES = {"ent-a": "88.100.1", "ent-b": "88.100.2"}
 # ent-a's boundary lists no meters; ent-b's lists its main meter M0001 as a meter-level node (as the
@@ -37,23 +35,16 @@ METERS = ("meter_id,node_id,unit,register,rollover,installed,removed,replaces,se
 
 
 def _folder(tmp_path, eid):
-    d = tmp_path / eid
-    d.mkdir()
-    (d / "enterprise.json").write_text(json.dumps({"enterprise_id": eid, "name_zh": f"{eid} 厂",
-                                                   "identifier_prefix": PREFIXES[eid]}), encoding="utf-8")
-    (d / "boundary.csv").write_text(BOUNDARY.format(e=eid) + (METER_NODE if eid == "ent-b" else ""), encoding="utf-8")
-    (d / "meters.csv").write_text(METERS.format(e=eid, p=PREFIXES[eid]), encoding="utf-8")
-    return d
+    doc = {"enterprise_id": eid, "name_zh": f"{eid} 厂", "identifier_prefix": PREFIXES[eid]}
+    return enterprise_folder(tmp_path, doc, BOUNDARY.format(e=eid) + (METER_NODE if eid == "ent-b" else ""),
+                             METERS.format(e=eid, p=PREFIXES[eid]))
 
 
 @pytest.fixture
 def md(tmp_path):
     """Two enterprises in one master-data database, with the same node and meter ids."""
-    store = MasterData(f"sqlite:///{tmp_path / 'registry.db'}")
-    for eid in PREFIXES:
-        import_enterprise(store, _folder(tmp_path, eid), who="import")
-    yield store
-    store.dispose()
+    with master_data(tmp_path / "registry.db", [_folder(tmp_path, eid) for eid in PREFIXES]) as store:
+        yield store
 
 
 def _values(rec):

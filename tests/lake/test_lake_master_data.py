@@ -2,17 +2,16 @@
 `Lake.register_master_data`, `workbench lake sync --enterprise ID`, `demo load`."""
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from enterprises import enterprise_folder, master_data
 
 from connectors import ConnectorResult
 from workbench.cli.main import main
 from workbench.ingestion import ingest
 from workbench.lake.store import Lake, LakeError
-from workbench.registry import MasterData, import_enterprise
+from workbench.registry import import_enterprise
 
 BOUNDARY = "node_id,parent_id,level,name_zh\nE,,enterprise,厂\nF1,E,facility,车间\n"
 # the same meter id in two enterprises, measured in different units and kinds
@@ -21,22 +20,14 @@ METERS = {"ent-a": "meter_id,node_id,unit,register,rollover,source,item\nM1,F1,k
 
 
 def _folder(tmp_path, eid):
-    d = tmp_path / eid
-    d.mkdir()
     doc = {"enterprise_id": eid, "name_zh": f"{eid} 厂", "products": [{"product": "widget", "unit": "t"}]}
-    (d / "enterprise.json").write_text(json.dumps(doc), encoding="utf-8")
-    (d / "boundary.csv").write_text(BOUNDARY, encoding="utf-8")
-    (d / "meters.csv").write_text(METERS[eid], encoding="utf-8")
-    return d
+    return enterprise_folder(tmp_path, doc, BOUNDARY, METERS[eid])
 
 
 @pytest.fixture
 def md(tmp_path):
-    store = MasterData(f"sqlite:///{tmp_path / 'registry.db'}")
-    for eid in METERS:
-        import_enterprise(store, _folder(tmp_path, eid), who="import")
-    yield store
-    store.dispose()
+    with master_data(tmp_path / "registry.db", [_folder(tmp_path, eid) for eid in METERS]) as store:
+        yield store
 
 
 def _readings(values, unit):
