@@ -71,7 +71,10 @@ def lake_ingest(file, lake_root, enterprise, kind, source, sender, mapping, mete
 
     lake = _lake(lake_root, enterprise)
     if meters:
-        lake.register_meters(read_meters(meters))
+        try:
+            lake.register_meters(read_meters(meters))
+        except (ValueError, OSError, UnicodeDecodeError) as exc:     # a bad --meters file: say which, no traceback
+            _fail(f"--meters {exc}" if str(meters) in str(exc) else f"--meters {meters}: {exc}")
     registry = None
     if identifiers_at:
         if not prefix:

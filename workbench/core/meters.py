@@ -9,11 +9,14 @@ A meter row: ``meter_id``, ``node_id`` (the boundary node it measures), ``source
 """
 from __future__ import annotations
 
+import io
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.core.encodings import decode_text
 from workbench.core.units import UnitError, parse_unit
 
 __all__ = ["LOCAL_TZ", "normalize_meters", "read_meters"]
@@ -23,10 +26,23 @@ LOCAL_TZ = "Asia/Shanghai"
 
 
 def read_meters(path) -> pd.DataFrame:
-    """A ``meters.csv`` as the demo writes it (every column text; ``rollover`` numeric, ``is_main`` bool)."""
-    m = pd.read_csv(path, dtype=str, keep_default_na=False)
-    m["rollover"] = pd.to_numeric(m["rollover"].replace("", None), errors="coerce")
-    m["is_main"] = m["is_main"].astype(str).str.lower().eq("true")
+    """A ``meters.csv`` (every column text; ``rollover`` numeric, ``is_main`` bool).  A file written
+    by hand may carry only ``meter_id``, ``node_id`` and ``unit``: the optional columns are added
+    empty (no capacity, not a main meter) and :func:`normalize_meters` fills the rest."""
+    decoded = decode_text(Path(path).read_bytes())
+    if decoded is None:
+        raise ValueError(f"{path}: not text in UTF-8 or GB18030 (is it a spreadsheet or a binary file?)")
+    try:
+        m = pd.read_csv(io.StringIO(decoded[0]), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty (a meters file needs meter_id, node_id, unit)") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    if "meter_id" not in m.columns:
+        raise ValueError(f"{path}: column 'meter_id' is missing (a meters file needs meter_id, node_id, unit)")
+    m["rollover"] = pd.to_numeric(m["rollover"].replace("", None), errors="coerce") if "rollover" in m else np.nan
+    m["is_main"] = m["is_main"].astype(str).str.strip().str.lower().isin(["true", "1", "yes", "y"]) \
+        if "is_main" in m else False
     return m
 
 

@@ -531,6 +531,19 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin, *, pendi
                         for r in bad.to_dict("records")],
         }))
     if norm is not None and len(norm):
+        # the lake keeps activity by month: a record without one cannot be stored (nor guessed)
+        no_period = norm["period"].isna() | (norm["period"].astype(str).str.strip().isin(["", "nan", "None"]))
+        if no_period.any():
+            q = norm[no_period]
+            quarantined.append(pd.DataFrame({
+                "row": q["row"].to_numpy(),
+                "reason": "period: missing — the lake keeps activity by month; give each record its "
+                          "month (YYYY-MM) in a period column",
+                "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
+                            for r in q.drop(columns=["row"]).to_dict("records")],
+            }))
+            norm = norm[~no_period]
+    if norm is not None and len(norm):
         norm = norm.assign(quality_flag="ok", period_date=pd.to_datetime(norm["period"].str.slice(0, 7) + "-01"))
         report.rows_curated = lake.write_table("activity", norm, batch_id=batch_id, date_column="period_date",
                                                pending=pending)
