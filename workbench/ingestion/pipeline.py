@@ -490,6 +490,12 @@ def _against_stored(lake, df: pd.DataFrame, table: str):
 
 
 # ------------------------------------------------------------------------------ activity
+def _payloads(rows: pd.DataFrame) -> list[str]:
+    """Each quarantined row as it came, one JSON object of text (missing cells null)."""
+    return [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
+            for r in rows.to_dict("records")]
+
+
 def _ingest_activity(lake, data, batch_id, report, quarantined, origin, *, pending=None):
     from workbench.core.activity import ActivityDataError, normalize_activity
 
@@ -527,8 +533,7 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin, *, pendi
         quarantined.append(pd.DataFrame({
             "row": src_rows.loc[bad.index].to_numpy(),
             "reason": ["; ".join(bad_idx[i]) for i in bad.index],
-            "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
-                        for r in bad.to_dict("records")],
+            "payload": _payloads(bad),
         }))
     if norm is not None and len(norm):
         # the lake keeps activity by month: a record without one cannot be stored (nor guessed)
@@ -539,8 +544,7 @@ def _ingest_activity(lake, data, batch_id, report, quarantined, origin, *, pendi
                 "row": q["row"].to_numpy(),
                 "reason": "period: missing — the lake keeps activity by month; give each record its "
                           "month (YYYY-MM) in a period column",
-                "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
-                            for r in q.drop(columns=["row"]).to_dict("records")],
+                "payload": _payloads(q.drop(columns=["row"])),
             }))
             norm = norm[~no_period]
     if norm is not None and len(norm):
@@ -557,8 +561,7 @@ def _ingest_invoices(lake, data, batch_id, report, quarantined, *, pending=None)
         quarantined.append(pd.DataFrame({
             "row": np.arange(len(review)) + 1,
             "reason": "needs review: OCR confidence below threshold",
-            "payload": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}, ensure_ascii=False)
-                        for r in review.to_dict("records")],
+            "payload": _payloads(review),
         }))
     ok = data[~need].copy()
     if len(ok):
