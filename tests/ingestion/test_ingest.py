@@ -121,9 +121,10 @@ def test_unmapped_codes_are_quarantined_with_reason(tmp_path, demo_data):
 def test_lake_cli_sql_compact_batches(tmp_path, demo_data):
     root = str(tmp_path / "lake")
     runner = CliRunner()
-    r = runner.invoke(main, ["import", "manual", str(demo_data / "activity.csv"), "--lake", root, "--sender", "user:li"])
+    r = runner.invoke(main, ["import", str(demo_data / "activity.csv"), "--kind", "manual", "--lake", root,
+                             "--sender", "user:li", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output[: r.output.rindex("}") + 1])["rows_curated"] == 73
+    assert json.loads(r.output)["stored"] == 73
     r = runner.invoke(main, ["lake", "sql", "SELECT count(*) AS n FROM activity", "--lake", root, "--format", "json"])
     assert json.loads(r.output) == [{"n": 73}]
     r = runner.invoke(main, ["lake", "compact", "--lake", root, "--before", "2030-01-01"])

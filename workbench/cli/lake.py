@@ -160,31 +160,6 @@ def lake_batches(lake_root, enterprise):
     click.echo(b[cols].to_string(index=False) if len(b) else "no batches")
 
 
-@click.group("import")
-def import_group():
-    """Import data kept by hand."""
-
-
-@import_group.command("manual")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_lake_option
-@_enterprise_option
-@click.option("--sender", default=None)
-def import_manual(file, lake_root, enterprise, sender):
-    """Import a manually kept CSV/XLSX of activity records (validated like every other source)."""
-    from connectors import manual
-
-    try:
-        result = manual.read_manual_file(file)
-    except ValueError as exc:
-        _fail(str(exc))
-    rep = ingest(_lake(lake_root, enterprise), result, sender=_sender(sender))
-    _print_report(rep)
-    if rep.rows_quarantined:
-        click.echo(f"{rep.rows_quarantined} record(s) quarantined — see `workbench lake sql "
-                   f"\"SELECT * FROM quarantine WHERE batch_id = '{rep.batch_id}'\"`", err=True)
-
-
 @lake_group.command("sync")
 @click.option("--enterprise", "enterprise", required=True, envvar="WORKBENCH_ENTERPRISE",
               help="Whose lake (its enterprise_id in the master data; env WORKBENCH_ENTERPRISE).")

@@ -317,10 +317,11 @@ def factors_lookup(item, kind, year, region, gwp):
         click.echo(f"  note:   {f.note}")
 
 
-from workbench.cli.lake import import_group, lake_group, quality_group  # noqa: E402
+from workbench.cli.imports import import_command  # noqa: E402
+from workbench.cli.lake import lake_group, quality_group  # noqa: E402
 
 main.add_command(lake_group)
-main.add_command(import_group)
+main.add_command(import_command)
 main.add_command(quality_group)
 
 from workbench.cli.idnode import idnode_group  # noqa: E402

@@ -14,7 +14,7 @@ import pandas as pd
 
 from workbench.lake.store import SERIES_TABLES, IngestReport, Lake
 
-__all__ = ["ingest"]
+__all__ = ["Preview", "ingest", "preview"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,78 @@ def ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None,
         lake = lake.for_enterprise(enterprise)
     with lake.ingest_lock():
         return _ingest(lake, result, sender=sender, mapping=mapping, identifiers=identifiers)
+
+
+class Preview:
+    """What :func:`ingest` would store (:func:`preview`): ``tables`` (curated table → rows),
+    ``quarantine`` (the rows that would be quarantined, with ``table`` and ``reason``) and
+    ``report`` (the :class:`IngestReport` the batch would get; its batch id is ``dry-run``)."""
+
+    def __init__(self, report: IngestReport, tables: dict, quarantine: pd.DataFrame):
+        self.report, self.tables, self.quarantine = report, tables, quarantine
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+
+class _DryRun:
+    """A lake as the batch's steps see it in a dry run: reads go to the lake, writes are kept here."""
+
+    def __init__(self, lake: Lake, extra_meters: pd.DataFrame | None = None):
+        self._lake, self._extra = lake, extra_meters
+        self.tables: dict[str, list] = {}
+        self.quarantined: list[pd.DataFrame] = []
+
+    def __getattr__(self, name):
+        return getattr(self._lake, name)
+
+    def meters(self, *, normalized: bool = False) -> pd.DataFrame:
+        m = self._lake.meters(normalized=False)
+        if self._extra is not None and len(self._extra):
+            m = pd.concat([m, self._extra[~self._extra["meter_id"].astype(str).isin(set(m["meter_id"].astype(str))
+                                                                                        if len(m) else set())]],
+                          ignore_index=True)
+        if normalized:
+            from workbench.core.meters import normalize_meters
+            return normalize_meters(m)
+        return m
+
+    def put_raw(self, result, *, sender: str):
+        return "dry-run", None, ""
+
+    def get_state(self, key: str, default=None):
+        return None if key == "quality_rules" else self._lake.get_state(key, default)
+
+    def write_table(self, table: str, df: pd.DataFrame, *, batch_id: str, date_column: str = "ts", pending=None) -> int:
+        if df is not None and len(df):
+            self.tables.setdefault(table, []).append(df)
+        return 0 if df is None else len(df)
+
+    def quarantine(self, rows: pd.DataFrame, *, batch_id: str, table: str, pending=None) -> int:
+        self.quarantined.append(rows.assign(table=table))
+        return len(rows)
+
+    def commit_batch(self, pending: list, report: IngestReport | None = None) -> None:
+        pass
+
+    def _finish_batch(self, report: IngestReport, db=None) -> None:
+        pass
+
+
+def preview(lake: Lake, result, *, mapping=None, identifiers=None, enterprise: str | None = None,
+            extra_meters: pd.DataFrame | None = None) -> Preview:
+    """Run ``result`` through every step of :func:`ingest` without writing anything (no raw bytes,
+    no batch, no curated rows): what would be stored and what quarantined, and why.  The lake is
+    only read (meter register, stored readings that cumulative registers continue from, duplicates).
+    ``extra_meters``: meters to take as registered (those an import proposes to register)."""
+    if enterprise is not None and enterprise != lake.enterprise:
+        lake = lake.for_enterprise(enterprise)
+    dry = _DryRun(lake, extra_meters)
+    report = _ingest(dry, result, sender="dry-run", mapping=mapping, identifiers=identifiers)
+    tables = {k: pd.concat(v, ignore_index=True) if len(v) > 1 else v[0] for k, v in dry.tables.items()}
+    q = pd.concat(dry.quarantined, ignore_index=True) if dry.quarantined else \
+        pd.DataFrame(columns=["row", "column", "reason", "payload", "table"])
+    return Preview(report, tables, q)
 
 
 def _ingest(lake: Lake, result, *, sender: str, mapping=None, identifiers=None) -> IngestReport:

@@ -1,0 +1,1040 @@
+"""What is this file? — the guesses behind ``workbench import`` (seed §7.2: bring your own data).
+
+:func:`plan_import` looks at a file as a plant exports it and writes down, as an editable
+:class:`ImportPlan`, what it takes the file to be; :func:`read_planned` then reads it into a
+:class:`connectors.ConnectorResult` that the one ingest path stores.  Every decision is a
+:class:`Guess` with the reason and the command-line flag that overrides it, and the plan
+round-trips through a mapping YAML (:meth:`ImportPlan.to_mapping` / :meth:`ImportPlan.from_mapping`)
+so an accepted import can be replayed on next month's file.
+
+The steps, each a small function (in the spirit of bw2io's strategies):
+
+1. **kind** — by suffix (images → ``invoice``; a PDF bill → ``invoice``, else its tables), then by
+   the table: an energy-statistics form (能源名称/计量单位/消费量 → ``statistics``), a
+   production/value-added table (产量, 增加值 → ``production``), activity records (品种 + 数量),
+   a monthly ledger (月份 + ``电力(万千瓦时)`` columns → ``activity``), a manually kept record list
+   (a 录入人 column → ``manual``), otherwise readings (a time column and numbers).
+2. **encoding** — strict UTF-8 (BOM recorded), then GBK, then GB18030 (:func:`connectors.files._decode`).
+3. **header rows** — title and metadata lines above the table (``XX公司电能数据导出``,
+   ``单位：kWh``, ``导出时间：…``) are skipped; consecutive text rows above the first row of
+   numbers form a multi-row header (blank cells of an upper row continue the group to their
+   left, like merged cells), flattened as ``1#变压器/正向有功(kWh)``.  Workbooks use
+   :func:`connectors.files.read_xlsx_tables` (merged cells).
+4. **columns** — Chinese and English synonyms for time (also a 日期 + 时间 pair, Unix seconds),
+   meter, value, unit, quantity, register type and source quality; a unit inside the header
+   (``(kWh)``, ``(万kWh)``, ``（吨）``) or in a title line (``单位：kWh``).  Several value columns
+   without a meter column are a *wide* export, one meter per column.  Reverse and reactive energy
+   columns beside forward active energy are left out, and say so.
+5. **register** — cumulative or interval from the data: a meter whose values never fall and rise
+   on most steps is a cumulative register.  A header that claims the other kind (``用电量`` over
+   values that only grow) is *not* overruled: the claim is kept, the contradiction is reported,
+   and the lake's shape check quarantines the series (never summed silently) until the user says
+   ``--register cumulative``.
+6. **meter** — a meter column, the wide headers, ``--meter``, or a ``表号：…`` title line.
+7. **unit** — header, unit column, title line, ``--unit``, or the meter register.
+
+Nothing here stores anything; :mod:`workbench.imports` runs the plan through the pipeline.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.units import UnitError, parse_unit
+
+from . import ConnectorResult
+from . import files as _files
+
+__all__ = ["IMAGE_SUFFIXES", "KINDS", "Guess", "ImportPlan", "ImportPlanError", "plan_import", "read_planned"]
+
+#: what ``workbench import`` takes a file to be
+KINDS = ("readings", "activity", "statistics", "production", "invoice", "manual")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
+MAPPING_VERSION = 1
+
+
+class ImportPlanError(WorkbenchError, ValueError):
+    """The file cannot be understood without a hint: says what is missing and which flag gives it."""
+
+
+@dataclass
+class Guess:
+    """One decision about the file: ``what`` was decided, the ``value``, ``why``, and the ``flag``
+    that overrides it; ``given`` when it came from the user (a flag or a mapping file)."""
+
+    what: str
+    value: str
+    why: str
+    flag: str
+    given: bool = False
+
+    def to_dict(self) -> dict:
+        return {"what": self.what, "value": self.value, "why": self.why, "flag": self.flag, "given": self.given}
+
+
+@dataclass
+class ImportPlan:
+    """Everything :func:`read_planned` needs, as decided by :func:`plan_import` (editable)."""
+
+    path: Path
+    kind: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    header_rows: list[int] = field(default_factory=list)   # spreadsheet/line numbers of the header (1-based)
+    columns: dict = field(default_factory=dict)             # header as written → meaning (ts, meter_id, value …, or "-")
+    layout: str = "long"                                    # readings: long | wide
+    unit: str | None = None
+    register: str | None = None
+    registers: dict = field(default_factory=dict)           # meter → register guessed from its data
+    meter: str | None = None
+    period: str | None = None
+    quantity: str | None = None
+    node: str | None = None
+    decimal_comma: bool = False
+    guesses: list[Guess] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    # -------------------------------------------------------------------------- mapping YAML
+    def to_mapping(self) -> dict:
+        """The accepted guesses as a mapping document (``--mapping`` replays it)."""
+        out = {"workbench_import": MAPPING_VERSION, "file": self.path.name, "kind": self.kind}
+        for k in ("encoding", "delimiter", "sheet", "unit", "register", "meter", "period", "quantity", "node"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        if self.register is None and self.registers and len(set(self.registers.values())) == 1:
+            out["register"] = next(iter(self.registers.values()))     # the accepted guess
+        if self.header_rows:
+            out["header_rows"] = list(self.header_rows)
+        if self.columns:
+            out["columns"] = dict(self.columns)
+        if self.kind == "readings":
+            out["layout"] = self.layout
+            if self.decimal_comma:
+                out["decimal_comma"] = True
+        return out
+
+    @staticmethod
+    def hints_from_mapping(doc: dict, origin: str = "<mapping>") -> dict:
+        """The keyword arguments of :func:`plan_import` a mapping document gives."""
+        if not isinstance(doc, dict) or "workbench_import" not in doc:
+            raise ImportPlanError(f"{origin}: not an import mapping (no 'workbench_import' key; write one with "
+                                  "workbench import FILE --dry-run --save-mapping M.yaml)")
+        keys = {"kind", "encoding", "delimiter", "sheet", "unit", "register", "meter", "period", "quantity", "node",
+                "header_rows", "columns", "layout", "decimal_comma"}
+        unknown = sorted(set(doc) - keys - {"workbench_import", "file", "mappings"})
+        if unknown:
+            raise ImportPlanError(f"{origin}: unknown keys {', '.join(unknown)}")
+        cols = doc.get("columns") or {}
+        if not isinstance(cols, dict):
+            raise ImportPlanError(f"{origin}: 'columns' must map headers to meanings (header: ts)")
+        out = {k: doc[k] for k in keys if k in doc and doc[k] is not None}
+        out["columns"] = {str(k): str(v) for k, v in cols.items()}
+        return out
+
+
+# ------------------------------------------------------------------------------ vocabulary
+def _k(text) -> str:
+    return _files._key(text)
+
+
+_TS_WORDS = ["时间", "采集时间", "抄表时间", "数据时间", "时间戳", "日期时间", "记录时间", "读数时间", "冻结时间",
+             "采集日期时间", "时标", "时刻", "timestamp", "time", "datetime", "date_time", "time_stamp", "ts",
+             "reading_time", "record_time"]
+_DATE_WORDS = ["日期", "date", "数据日期", "抄表日期", "采集日期", "day"]
+_CLOCK_WORDS = ["时间", "time", "时刻", "时段", "clock", "hour"]
+_METER_WORDS = ["表号", "计量点", "计量点编号", "计量点号", "计量点名称", "表计编号", "表计名称", "表计", "电表号",
+                "电表名称", "电表", "仪表编号", "仪表名称", "仪表", "测点", "测点编号", "测点名称", "点位", "设备名称",
+                "设备", "设备编号", "回路名称", "回路", "支路名称", "支路", "表名", "通讯地址", "表地址", "meter",
+                "meter_code", "meter_no", "meter_id", "meter_name", "point", "point_id", "tag", "tagname",
+                "tag_name", "device", "device_name", "device_id", "channel"]
+_UNIT_WORDS = ["单位", "计量单位", "units", "unit", "uom", "unit_of_measure"]
+_QUANTITY_WORDS = ["指标", "测量项", "数据项", "参数", "metric", "measure", "variable", "quantity"]
+_REGISTER_WORDS = ["寄存器", "读数类型", "计量方式", "register_type", "register"]
+_QUALITY_WORDS = ["quality", "质量", "质量码", "数据质量", "品质", "质量标志", "quality_code", "status", "状态"]
+_GOOD_QUALITY = {"good", "ok", "正常", "有效", "192", "0xc0", "g", "valid", "0"}
+_VALUE_RE = re.compile(r"读数|示数|示值|表码|表底|止码|电能|电量|用电|有功|用量|用水|用气|耗量|能耗|消耗|累计|"
+                       r"热量|流量|value|reading|energy|kwh|consumption|usage|^val$|^数值$|^值$|^测量值$", re.I)
+_REVERSE_RE = re.compile(r"反向|无功|reverse|reactive|export|kvarh|功率因数|电压|电流|需量|demand|voltage|current",
+                         re.I)
+_FORWARD_RE = re.compile(r"正向有功|forward|import|有功总|active", re.I)
+_CUMULATIVE_CLAIM = re.compile(r"示值|示数|表码|表底|止码|累计|总电能|cumulative|register|meter reading", re.I)
+_INTERVAL_CLAIM = re.compile(r"用电量|用量|增量|消耗量|区间|间隔|interval|delta|consumption|usage", re.I)
+_META_LINE = re.compile(r"(?P<key>单位|计量单位|unit|表号|表计名称|表计|计量点|电表|meter|仪表)\s*[:：]\s*(?P<val>[^,，;；\t]+)",
+                        re.I)
+_PRODUCTION_RE = re.compile(r"产量|产品|增加值|value_added|output|production", re.I)
+_VALUE_ADDED_RE = re.compile(r"增加值|value_added", re.I)
+_WHO_RE = re.compile(r"^(录入人|填报人|填表人|记录人|who|entered_by)$", re.I)
+_MONTHLY = re.compile(r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?\s*$")
+
+
+def _is(words, header: str) -> bool:
+    key = _k(header)
+    return key in {_k(w) for w in words}
+
+
+# ------------------------------------------------------------------------------ tables
+@dataclass
+class _Table:
+    header: list[str]                 # flattened names
+    frame: pd.DataFrame               # cells as written (object), columns = header
+    rows: np.ndarray                  # spreadsheet/line number of each record
+    header_rows: list[int]
+    title: list[str]
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    rejected: list = field(default_factory=list)
+    period: str | None = None
+
+
+def _csv_grid(text: str, delimiter: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True))
+
+
+def _numeric_cell(s: str) -> bool:
+    s = s.strip().replace(",", "").replace("，", "")
+    return bool(s) and bool(re.match(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?%?$", s))
+
+
+def _datetime_cell(s: str) -> bool:
+    s = s.strip()
+    return bool(re.match(r"^\d{4}[-/.年]\d{1,2}([-/.月]\d{1,2})?", s)) or bool(re.match(r"^\d{1,2}:\d{2}", s))
+
+
+def _data_like(cells: list[str]) -> bool:
+    """A row of a table body: at least one number or date."""
+    return any(_numeric_cell(c) or _datetime_cell(c) for c in cells if c.strip())
+
+
+def _header_block(grid: list[list[str]], forced: list[int] | None = None) -> tuple[list[int], int]:
+    """(0-based header row indices, 0-based first body row) of a text grid."""
+    if forced:
+        idx = [r - 1 for r in forced]
+        return idx, max(idx) + 1
+    width = max((len([c for c in row if c.strip()]) for row in grid[:60]), default=0)
+    r = 0
+    n = len(grid)
+    while r < n:
+        ne = [c for c in grid[r] if c.strip()]
+        if (len(ne) >= max(2, 0.5 * width) and len(set(ne)) >= 2 and not _data_like(ne)
+                and not any(_META_LINE.search(c) for c in ne)):
+            break
+        r += 1
+    if r >= n:
+        return [], 0
+    hdr = [r]
+    r += 1
+    while r < n and len(hdr) < 4:
+        ne = [c for c in grid[r] if c.strip()]
+        if not ne or _data_like(ne):
+            break
+        # a second text row belongs to the header only when the first has gaps it fills (a group
+        # header over sub-columns) or the row after it is data
+        nxt = next((grid[j] for j in range(r + 1, min(n, r + 3)) if any(c.strip() for c in grid[j])), None)
+        if nxt is None or not _data_like([c for c in nxt if c.strip()]):
+            break
+        upper = grid[hdr[-1]]
+        if all(c.strip() for c in upper) and len(ne) == len([c for c in upper if c.strip()]):
+            break       # a complete header row followed by a text record: the record is data
+        hdr.append(r)
+        r += 1
+    return hdr, r
+
+
+def _flatten(grid: list[list[str]], hdr: list[int]) -> list[str]:
+    width = max(len(grid[h]) for h in hdr)
+    levels = []
+    for h in hdr:
+        row = [c.strip() for c in grid[h]] + [""] * (width - len(grid[h]))
+        if h != hdr[-1]:       # a group header spans the blank cells to its right (merged cells exported as CSV)
+            last = ""
+            for j, c in enumerate(row):
+                if c:
+                    last = c
+                elif last:
+                    row[j] = last
+        levels.append(row)
+    names = []
+    for j in range(width):
+        parts = []
+        for lv in levels:
+            t = _files._clean_header(lv[j])
+            if t and (not parts or parts[-1] != t):
+                parts.append(t)
+        names.append("/".join(parts) if parts else f"column_{j + 1}")
+    while names and names[-1].startswith("column_") and all(
+            len(row) <= len(names) - 1 or not row[len(names) - 1].strip() for row in grid[max(hdr) + 1:max(hdr) + 50]):
+        names.pop()
+    return _files._dedupe(names)
+
+
+def _csv_table(path: Path, raw: bytes, *, encoding=None, delimiter=None, header_rows=None) -> _Table:
+    origin = str(path)
+    first_lines = raw[:65536].split(b"\n")[:30]
+    sample = b"\n".join(first_lines).decode("latin-1")
+    delim = delimiter or _sniff_delimiter(sample)
+    dec = _files._decode(raw, origin, encoding, delim, full_check=True)
+    text = dec.text
+    try:
+        grid = _csv_grid(text, delim)
+    except csv.Error as exc:
+        raise _files.FileFormatError(origin, None, None, f"malformed CSV: {exc}") from None
+    if not any(any(c.strip() for c in row) for row in grid):
+        raise _files.FileFormatError(origin, None, None, "the file is empty")
+    hdr, start = _header_block(grid, header_rows)
+    if not hdr:
+        raise _files.FileFormatError(origin, None, None, "no header row found (a row of column names above the "
+                                     "data); give it with --header-row N")
+    header = _flatten(grid, hdr)
+    width = len(header)
+    title = [" ".join(c.strip() for c in grid[r] if c.strip()) for r in range(min(hdr)) if any(c.strip() for c in grid[r])]
+    recs, rows, rejected = [], [], []
+    ends_nl = text.endswith("\n")
+    last = len(grid) - 1
+    for i in range(start, len(grid)):
+        rec = grid[i]
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) > width and not any(c.strip() for c in rec[width:]):
+            rec = rec[:width]
+        if len(rec) != width:
+            if i == last and not ends_nl and len(rec) < width:
+                raise _files.FileFormatError(origin, i + 1, header[max(len(rec) - 1, 0)],
+                                             f"the file is truncated: its last line ends in the middle of a row "
+                                             f"({len(rec)} of {width} fields and no final line break)")
+            if len(rec) < width and all(not c.strip() for c in rec[1:]) and _footer(rec[0]):
+                break
+            rejected.append({"row": i + 1, "column": None, "reason": f"row has {len(rec)} fields, the header has {width}",
+                             "payload": __import__("json").dumps(rec, ensure_ascii=False), "origin": origin})
+            continue
+        if _footer(rec[0]) and all(not c.strip() for c in rec[1:]):
+            break
+        recs.append(rec)
+        rows.append(i + 1)
+    frame = pd.DataFrame(recs, columns=header, dtype=object) if recs else pd.DataFrame(columns=header, dtype=object)
+    period, _ = _files._period_from_title(title)
+    return _Table(header, frame, np.asarray(rows, dtype=np.int64), [h + 1 for h in hdr], title, dec.encoding, delim,
+                  rejected=rejected, period=period)
+
+
+def _footer(cell: str) -> bool:
+    c = str(cell).strip().replace(" ", "")
+    return bool(_files._FOOTER.match(c)) or c.startswith(("合计", "总计", "小计", "total", "Total"))
+
+
+def _sniff_delimiter(sample: str) -> str:
+    lines = [ln for ln in sample.splitlines() if ln.strip()][:20]
+    best, best_score = ",", 0
+    for d in (",", "\t", ";", "|"):
+        counts = [ln.count(d) for ln in lines]
+        if not counts or max(counts) == 0:
+            continue
+        common = max(set(counts), key=counts.count)
+        score = common * counts.count(common) if common else 0
+        if score > best_score:
+            best, best_score = d, score
+    return best
+
+
+def _xlsx_tables(path: Path, raw: bytes, *, sheet=None, header_rows=None) -> list[_Table]:
+    origin = str(path)
+    if raw[:4] != b"PK\x03\x04":
+        raise _files.FileFormatError(origin, None, None, "not an XLSX workbook (an XLSX file is a ZIP archive; "
+                                     "old .xls files must be saved as .xlsx)")
+    tables = _files.read_xlsx_tables(path, sheet=sheet, header_rows=header_rows)
+    out = []
+    for t in tables:
+        cols = [c for c in t.data.columns if c != "row"]
+        frame = t.data[cols].copy()
+        for c in cols:     # cells as text as a person reads them (dates ISO, numbers as written)
+            frame[c] = frame[c].map(_cell_text)
+        out.append(_Table(cols, frame, t.data["row"].to_numpy(), list(t.header_rows), t.title, None, None,
+                          sheet=t.sheet, period=t.period))
+    if not out:
+        raise _files.FileFormatError(origin, None, None, "no table in the workbook (no header row found)")
+    return out
+
+
+def _cell_text(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if hasattr(v, "isoformat"):
+        return v.isoformat(sep=" ") if hasattr(v, "hour") else v.isoformat()
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return str(v)
+
+
+def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=None) -> list[_Table]:
+    """The table(s) of a CSV or XLSX file, header rows found (see the module doc)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _files.FileFormatError(str(path), None, None, "no such file") from None
+    except IsADirectoryError:
+        raise _files.FileFormatError(str(path), None, None, "is a folder, not a file") from None
+    if not raw.strip():
+        raise _files.FileFormatError(str(path), None, None, "the file is empty")
+    if path.suffix.lower() in (".xlsx", ".xlsm") or raw[:4] == b"PK\x03\x04":
+        return _xlsx_tables(path, raw, sheet=sheet, header_rows=header_rows)
+    return [_csv_table(path, raw, encoding=encoding, delimiter=delimiter, header_rows=header_rows)]
+
+
+# ------------------------------------------------------------------------------ column meaning
+def _unit_of(header: str) -> tuple[str, str | None]:
+    """Header base and a unit written inside it (``正向有功总电能(kWh)`` → kWh; ``1#变压器/电量(万kWh)``)."""
+    last = header.split("/")[-1]
+    base, unit = _files._split_unit(last)
+    if unit is None:
+        base, unit = _files._split_unit(header)
+        return base, _clean_unit(unit)
+    return (header[: -len(last)] + base) if "/" in header else base, _clean_unit(unit)
+
+
+def _clean_unit(unit: str | None) -> str | None:
+    if unit is None:
+        return None
+    u = unit.strip()
+    try:
+        parse_unit(u)
+    except UnitError:
+        return None
+    return u
+
+
+def _title_meta(title: list[str]) -> dict:
+    out = {}
+    for line in title:
+        for m in _META_LINE.finditer(line):
+            key = m.group("key").lower()
+            val = m.group("val").strip()
+            if key in ("单位", "计量单位", "unit"):
+                u = _clean_unit(val.strip("()（） "))
+                if u:
+                    out.setdefault("unit", u)
+            else:
+                out.setdefault("meter", val)
+    return out
+
+
+def _parse_ts(cells: pd.Series) -> tuple[pd.Series, str]:
+    """Timestamps of text cells and how they were read (``text`` or ``unix seconds``/``unix ms``)."""
+    s = cells.astype(str).str.strip()
+    nums = pd.to_numeric(s, errors="coerce")
+    if len(s) and nums.notna().mean() > 0.9:
+        med = float(nums.median())
+        if 1e9 <= med < 5e9:
+            return (pd.to_datetime(nums, unit="s", utc=True, errors="coerce").dt.tz_convert(_files.LOCAL_TZ),
+                    "unix seconds")
+        if 1e12 <= med < 5e12:
+            return (pd.to_datetime(nums, unit="ms", utc=True, errors="coerce").dt.tz_convert(_files.LOCAL_TZ),
+                    "unix milliseconds")
+    ts, bad, blank = _files._to_ts(s.astype(object))
+    return ts, "text"
+
+
+def _ts_share(cells: pd.Series, n: int = 200) -> float:
+    sample = cells.head(n).astype(str).str.strip()
+    sample = sample[sample.ne("")]
+    if not len(sample):
+        return 0.0
+    ts, how = _parse_ts(sample)
+    if how == "text" and sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
+        return 0.0          # plain numbers are not timestamps
+    return float(ts.notna().mean())
+
+
+def _num_share(cells: pd.Series, n: int = 400, decimal_comma: bool = False) -> float:
+    sample = cells.head(n).astype(str).str.strip()
+    sample = sample[sample.ne("")]
+    if not len(sample):
+        return 0.0
+    if decimal_comma:
+        sample = sample.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return float(sample.map(_numeric_cell).mean())
+
+
+def _classify(table: _Table, explicit: dict, known_meters: set) -> tuple[dict, list[Guess]]:
+    """header → meaning for a readings table, with the guesses."""
+    meaning: dict[str, str] = {}
+    guesses: list[Guess] = []
+    for h, m in explicit.items():
+        if h not in table.header:
+            raise ImportPlanError(f"{table_origin(table)}: --column {h}={m}: no column '{h}' (columns are "
+                                  f"{', '.join(table.header)})")
+        meaning[h] = m
+        guesses.append(Guess(f"column {h}", m, "given", f"--column {h}={m}", given=True))
+    taken = set(meaning.values())
+    free = [h for h in table.header if h not in meaning]
+
+    def take(h, m, why):
+        meaning[h] = m
+        taken.add(m)
+        guesses.append(Guess(f"column {h}", m, why, f"--column {h}=…"))
+
+    # time: one column of date-times, or a date column and a clock column
+    if "ts" not in taken and not ({"date", "time"} & taken):
+        named = [h for h in free if _is(_TS_WORDS, _unit_of(h)[0])]
+        for h in named + [h for h in free if h not in named]:
+            share = _ts_share(table.frame[h])
+            if share >= 0.9:
+                date_only = table.frame[h].head(50).astype(str).str.strip().str.fullmatch(
+                    r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?").all()
+                clock = next((c for c in free if c != h and _is(_CLOCK_WORDS, c)
+                              and table.frame[c].head(50).astype(str).str.strip().str.fullmatch(
+                                  r"\d{1,2}:\d{2}(:\d{2})?").all()), None)
+                if date_only and clock:
+                    take(h, "date", "dates (the clock time is in another column)")
+                    take(clock, "time", f"clock times of the dates in '{h}'")
+                else:
+                    take(h, "ts", "its cells are timestamps" + (" (named so)" if h in named else ""))
+                break
+    free = [h for h in table.header if h not in meaning]
+    # meter, unit, quantity, register, quality by name
+    for words, m in ((_METER_WORDS, "meter_id"), (_UNIT_WORDS, "unit"), (_QUANTITY_WORDS, "quantity"),
+                     (_REGISTER_WORDS, "register"), (_QUALITY_WORDS, "quality")):
+        if m in taken:
+            continue
+        for h in free:
+            base = _unit_of(h)[0]
+            if _is(words, base) and (m != "meter_id" or _num_share(table.frame[h]) < 1.0 or
+                                     table.frame[h].astype(str).str.strip().isin(known_meters).any()):
+                take(h, m, f"the header '{h}' names it")
+                break
+        free = [h for h in table.header if h not in meaning]
+    # a meter column by content: text naming registered meters
+    if "meter_id" not in taken and known_meters:
+        for h in free:
+            if table.frame[h].astype(str).str.strip().isin(known_meters).mean() > 0.5:
+                take(h, "meter_id", "its cells are meters of the register")
+                break
+    free = [h for h in table.header if h not in meaning]
+    numeric = [h for h in free if _num_share(table.frame[h]) >= 0.8]
+    if "value" not in taken:
+        named = [h for h in numeric if _VALUE_RE.search(_unit_of(h)[0]) or _unit_of(h)[1]]
+        candidates = [h for h in named if not _REVERSE_RE.search(h)]
+        forward = [h for h in candidates if _FORWARD_RE.search(h)]
+        pick = None
+        if "meter_id" in taken:
+            pick = (forward or candidates or (numeric if len(numeric) == 1 else [None]))[0]
+        elif len(candidates) == 1:
+            pick = candidates[0]
+        elif forward and len({h.rsplit("/", 1)[0] for h in forward if "/" in h}) <= 1:
+            # 正向有功总/尖/峰/平/谷 of one meter: the total (several groups 1#/2# … are a wide export)
+            pick = next((h for h in forward if "总" in h or "total" in h.lower()), forward[0])
+        if pick is not None:
+            take(pick, "value", "numbers under a value header" if pick in named else "the only column of numbers")
+            for h in numeric:
+                if h != pick:
+                    meaning[h] = "-"
+                    guesses.append(Guess(f"column {h}", "left out", f"another measurement beside '{pick}'",
+                                         f"--column {h}=value"))
+    return meaning, guesses
+
+
+def table_origin(t: _Table) -> str:
+    return getattr(t, "origin", "the file")
+
+
+# ------------------------------------------------------------------------------ kinds
+def _table_kind(t: _Table) -> tuple[str, str]:
+    cols = t.header
+    present = _files._activity_columns_present(cols)
+    bases = [_unit_of(c)[0] for c in cols]
+    if _files._is_energy_statistics(cols):
+        return "statistics", "an energy-statistics form (能源名称, 计量单位, 消费量)"
+    if any(_WHO_RE.match(c) for c in cols) and {"item", "quantity"} <= present:
+        return "manual", "activity records kept by hand (a 录入人 column)"
+    if any(_VALUE_ADDED_RE.search(c) for c in cols) or (
+            any(re.search(r"产量|output", c, re.I) for c in cols) and any(_is(["产品", "product"], b) for b in bases)):
+        return "production", "a production/value-added table (产量, 增加值)"
+    if {"item", "quantity"} <= present:
+        return "activity", "activity records (品种, 数量)"
+    if any(_k(c) in {_k(x) for x in _files._PERIOD_HEADERS} for c in cols):
+        pcol = next(c for c in cols if _k(c) in {_k(x) for x in _files._PERIOD_HEADERS})
+        energy = [c for c in cols if c != pcol and _unit_of(c)[1] and _files._looks_like_energy(_unit_of(c)[0])
+                  and not _VALUE_RE.search(_unit_of(c)[0].replace("电量", ""))]
+        cells = t.frame[pcol].head(50).astype(str).str.strip()
+        monthly = cells.map(lambda s: bool(_MONTHLY.match(s)) or bool(re.match(r"^\d{1,2}\s*月$", s))).mean() > 0.8 \
+            if len(cells) else False
+        if energy and monthly:
+            return "activity", "a monthly ledger (月份 and energy columns with units)"
+    return "readings", "a time column and numbers"
+
+
+def _sniff_file_kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "invoice"
+    if suffix == ".pdf":
+        try:
+            from . import invoice_ocr
+            looks = getattr(invoice_ocr, "looks_like_invoice", None)
+            if looks is not None and looks(path):
+                return "invoice"
+        except ImportError:     # pragma: no cover - the OCR connector ships with the package
+            pass
+        return "pdf-tables"
+    return None
+
+
+# ------------------------------------------------------------------------------ register
+def _register_guess(series: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:
+    """meter → (register, why) from the values in time order."""
+    out = {}
+    for meter, v in series.items():
+        v = v[~np.isnan(v)]
+        if len(v) < 3:
+            out[meter] = ("interval", f"{len(v)} value(s): too few to tell; interval assumed")
+            continue
+        d = np.diff(v)
+        falls = int((d < 0).sum())
+        rises = int((d > 0).sum())
+        pos = d[d > 0]
+        big = len(pos) and float(np.median(v)) > 20 * float(np.median(pos))
+        if falls == 0 and rises >= 0.5 * len(d) and (len(v) >= 8 or big):
+            out[meter] = ("cumulative", f"its {len(v)} values never fall and rise on {rises / len(d):.0%} of steps")
+        else:
+            out[meter] = ("interval", f"its values fall {falls} time(s)" if falls else
+                          f"its {len(v)} values do not grow like a register")
+    return out
+
+
+# ------------------------------------------------------------------------------ planning
+def plan_import(path, *, kind=None, encoding=None, delimiter=None, sheet=None, header_rows=None, columns=None,
+                layout=None, unit=None, register=None, meter=None, period=None, quantity=None, node=None,
+                decimal_comma=None, known_meters: pd.DataFrame | None = None) -> ImportPlan:
+    """Look at ``path`` and decide how to read it (see the module doc).  Keyword arguments are the
+    user's hints (flags or a mapping); ``known_meters`` is the enterprise's meter register (a meter
+    known there lends its unit and register type)."""
+    path = Path(path)
+    if not path.exists():
+        raise _files.FileFormatError(str(path), None, None, "no such file")
+    if path.is_dir():
+        raise _files.FileFormatError(str(path), None, None, "is a folder, not a file")
+    if kind is not None and kind not in KINDS:
+        raise ImportPlanError(f"--kind {kind}: not a kind (one of {', '.join(KINDS)})")
+    if register is not None and register not in ("interval", "cumulative"):
+        raise ImportPlanError(f"--register {register}: interval or cumulative")
+    if unit is not None and _clean_unit(unit) is None:
+        raise ImportPlanError(f"--unit {unit}: not a unit (e.g. kWh, MWh, 万kWh, m3, t, GJ)")
+    if period is not None and not re.fullmatch(r"\d{4}(-(0[1-9]|1[0-2]))?", str(period)):
+        raise ImportPlanError(f"--period {period}: a month YYYY-MM (or a year YYYY)")
+    plan = ImportPlan(path=path, kind=kind or "?", encoding=encoding, delimiter=delimiter, sheet=sheet,
+                      header_rows=list(header_rows or []), unit=unit, register=register, meter=meter,
+                      period=period, quantity=quantity, node=node)
+    for what, v, flag in (("kind", kind, "--kind"), ("encoding", encoding, "--encoding"), ("unit", unit, "--unit"),
+                          ("register", register, "--register"), ("meter", meter, "--meter"),
+                          ("period", period, "--period")):
+        if v is not None:
+            plan.guesses.append(Guess(what, str(v), "given", f"{flag} {v}", given=True))
+    file_kind = _sniff_file_kind(path)
+    if file_kind == "invoice" or kind == "invoice":
+        plan.kind = "invoice"
+        if not kind:
+            plan.guesses.append(Guess("kind", "invoice", "an image or a PDF bill", "--kind"))
+        return plan
+    if file_kind == "pdf-tables":
+        plan.kind = kind or "activity"
+        if not kind:
+            plan.guesses.append(Guess("kind", plan.kind, "a PDF of tables (no bill fields found)", "--kind readings"))
+        return plan
+    if path.suffix.lower() == ".parquet":
+        plan.kind = kind or "readings"
+        return plan
+    tables = load_tables(path, encoding=encoding, delimiter=delimiter, sheet=sheet, header_rows=header_rows or None)
+    t = _pick_table(tables, kind)
+    for x in tables:
+        x.origin = f"{path}#{x.sheet}" if x.sheet else str(path)
+    plan.encoding, plan.delimiter, plan.sheet = plan.encoding or t.encoding, plan.delimiter or t.delimiter, \
+        plan.sheet or t.sheet
+    if t.encoding and not encoding:
+        plan.guesses.append(Guess("encoding", t.encoding, _encoding_why(t.encoding), "--encoding gb18030"))
+    if not header_rows:
+        plan.header_rows = list(t.header_rows)
+        above = f" ({len(t.title)} title line(s) above skipped)" if t.title else ""
+        rows = "–".join(map(str, (t.header_rows[0], t.header_rows[-1]))) if len(t.header_rows) > 1 \
+            else str(t.header_rows[0])
+        plan.guesses.append(Guess("header", f"row {rows}", "the first row of names above the data" + above,
+                                  f"--header-row {t.header_rows[0]}"))
+    if t.sheet and not sheet and len(tables) > 1:
+        plan.guesses.append(Guess("sheet", t.sheet, f"the first of {len(tables)} sheets with a table", "--sheet NAME"))
+    if not kind:
+        plan.kind, why = _table_kind(t)
+        plan.guesses.append(Guess("kind", plan.kind, why, f"--kind {'activity' if plan.kind == 'readings' else 'readings'}"))
+    if not period and t.period and plan.kind in ("activity", "statistics", "production", "manual"):
+        plan.period = t.period
+        plan.guesses.append(Guess("period", t.period, "from the title line", f"--period {t.period}"))
+    if plan.kind == "readings":
+        _plan_readings(plan, t, columns or {}, layout, known_meters, decimal_comma)
+    else:
+        plan.columns = dict(columns or {})
+    return plan
+
+
+def _encoding_why(enc: str) -> str:
+    return {"utf-8": "valid UTF-8", "utf-8-sig": "UTF-8 with a byte-order mark",
+            "gbk": "not UTF-8; decodes as GBK", "gb18030": "not UTF-8 nor GBK; decodes as GB18030"}.get(enc, enc)
+
+
+def _pick_table(tables: list[_Table], kind) -> _Table:
+    if len(tables) == 1 or kind is None:
+        return tables[0]
+    for t in tables:
+        if _table_kind(t)[0] == kind:
+            return t
+    return tables[0]
+
+
+def _plan_readings(plan: ImportPlan, t: _Table, columns: dict, layout, known_meters, decimal_comma) -> None:
+    known = set(known_meters["meter_id"].astype(str)) if known_meters is not None and len(known_meters) else set()
+    if decimal_comma is None:
+        decimal_comma = (t.delimiter in (";", "\t")) and any(
+            t.frame[h].head(50).astype(str).str.fullmatch(r"-?\d+,\d+").mean() > 0.5 for h in t.header)
+        if decimal_comma:
+            plan.guesses.append(Guess("decimal comma", "yes", "numbers written 12,5 in a ';'-separated file",
+                                      "--no-decimal-comma"))
+    plan.decimal_comma = bool(decimal_comma)
+    meaning, guesses = _classify(t, columns, known)
+    plan.guesses.extend(guesses)
+    title = _title_meta(t.title)
+    if not ({"ts"} & set(meaning.values()) or {"date", "time"} <= set(meaning.values())):
+        raise ImportPlanError(f"{t.origin}: no time column found (columns are {', '.join(t.header)}); name it with "
+                              "--column HEADER=ts")
+    values = [h for h, m in meaning.items() if m == "value"]
+    wide = []
+    if layout == "wide" or (not values and "meter_id" not in meaning.values() and layout != "long"):
+        wide = [h for h in t.header if h not in meaning and _num_share(t.frame[h], decimal_comma=plan.decimal_comma) >= 0.8]
+        other = [h for h in wide if _REVERSE_RE.search(h)]
+        if other and len(other) < len(wide):
+            wide = [h for h in wide if h not in other]
+            for h in other:
+                meaning[h] = "-"
+                plan.guesses.append(Guess(f"column {h}", "left out", "reverse or reactive energy, not consumption",
+                                          f"--column {h}=value"))
+        if not wide:
+            raise ImportPlanError(f"{t.origin}: no column of numbers beside the time (columns are "
+                                  f"{', '.join(t.header)}); name the value column with --column HEADER=value")
+        if len(wide) == 1 and not layout:
+            meaning[wide[0]] = "value"
+            plan.guesses.append(Guess(f"column {wide[0]}", "value", "the only column of numbers", f"--column {wide[0]}=…"))
+            wide = []
+    if wide:
+        plan.layout = "wide"
+        for h in wide:
+            meaning[h] = "meter:" + _meter_name(h)
+        plan.guesses.append(Guess("layout", "wide", f"{len(wide)} columns of numbers and no meter column: one meter "
+                                  "per column (" + ", ".join(_meter_name(h) for h in wide[:6]) +
+                                  ("…" if len(wide) > 6 else "") + ")", "--layout long"))
+    else:
+        plan.layout = "long"
+        if "value" not in meaning.values():
+            raise ImportPlanError(f"{t.origin}: no value column found (columns are {', '.join(t.header)}); name it "
+                                  "with --column HEADER=value")
+    for h in t.header:
+        meaning.setdefault(h, "-")
+    plan.columns = meaning
+    # meter
+    if plan.layout == "long" and "meter_id" not in meaning.values() and plan.meter is None:
+        if title.get("meter"):
+            plan.meter = title["meter"]
+            plan.guesses.append(Guess("meter", plan.meter, "from the title line", f"--meter {plan.meter}"))
+        else:
+            raise ImportPlanError(f"{t.origin}: no meter column and no meter named in the title; say which meter "
+                                  "with --meter ID (or --column HEADER=meter_id)")
+    # unit
+    header_units = {h: _unit_of(h)[1] for h, m in meaning.items() if (m == "value" or m.startswith("meter:"))}
+    header_units = {h: u for h, u in header_units.items() if u}
+    if plan.unit is None and "unit" not in meaning.values():
+        units = set(header_units.values())
+        if len(units) == 1:
+            plan.unit = units.pop()
+            plan.guesses.append(Guess("unit", plan.unit, "written in the header", f"--unit {plan.unit}"))
+        elif len(units) > 1 and plan.layout == "wide":
+            plan.guesses.append(Guess("unit", ", ".join(sorted(units)), "each column's header", "--unit"))
+        elif title.get("unit"):
+            plan.unit = title["unit"]
+            plan.guesses.append(Guess("unit", plan.unit, "from the title line", f"--unit {plan.unit}"))
+    # register type, from the data
+    frame = _readings_frame(plan, t)
+    series = {}
+    if len(frame):
+        f = frame.dropna(subset=["ts"]).sort_values(["meter_id", "ts"], kind="stable")
+        for mid, g in f.groupby("meter_id", observed=True, sort=False):
+            series[str(mid)] = pd.to_numeric(g["value"], errors="coerce").to_numpy(dtype="float64")
+    guessed = _register_guess(series)
+    registered, km = {}, None
+    if known_meters is not None and len(known_meters):
+        km = known_meters.assign(meter_id=known_meters["meter_id"].astype(str)).drop_duplicates("meter_id") \
+            .set_index("meter_id")
+        registered = {m: str(km.at[m, "register"]) for m in guessed if m in km.index and "register" in km.columns}
+        if plan.unit is None and "unit" not in meaning.values() and plan.layout == "long" and "unit" in km.columns:
+            units = {str(km.at[m, "unit"]) for m in guessed if m in km.index}
+            if len(units) == 1 and guessed and all(m in km.index for m in guessed):
+                plan.unit = units.pop()
+                plan.guesses.append(Guess("unit", plan.unit, "the meter register's unit (none in the file)",
+                                          f"--unit {plan.unit}"))
+    claim = _header_claim(plan)
+    if plan.register is not None:
+        plan.registers = {m: plan.register for m in guessed}
+    else:
+        kinds = {}
+        for m, (reg, why) in guessed.items():
+            if m in registered:
+                kinds[m] = registered[m]
+                if registered[m] != reg and len(series.get(m, [])) >= 8:
+                    plan.warnings.append(f"meter {m} is registered as {registered[m]} but {why}: the lake's shape "
+                                         f"check will quarantine what contradicts it (--register {reg} if the "
+                                         "register is wrong)")
+                continue
+            if claim and claim[0] != reg and len(series.get(m, [])) >= 8:
+                kinds[m] = claim[0]
+                plan.warnings.append(f"meter {m}: the header says {claim[0]} ({claim[1]}) but {why} — kept as "
+                                     f"{claim[0]}, so the contradiction is quarantined, not summed; pass --register "
+                                     f"{reg} if the values are {reg}")
+            else:
+                kinds[m] = reg
+        plan.registers = kinds
+        distinct = set(kinds.values())
+        if distinct:
+            label = distinct.pop() if len(distinct) == 1 else "per meter"
+            whys = {m: why for m, (r, why) in guessed.items()}
+            sample = next(iter(whys.items()))
+            why = ("from the meter register" if all(m in registered for m in guessed)
+                   else f"from the data (meter {sample[0]}: {sample[1]})")
+            plan.guesses.append(Guess("register", label, why,
+                                      f"--register {'interval' if label == 'cumulative' else 'cumulative'}"))
+    if plan.unit is None and "unit" not in meaning.values() and plan.layout == "long":
+        raise ImportPlanError(f"{t.origin}: no unit in the file (header, unit column or title) and the meter is not "
+                              "registered with one; give it with --unit (e.g. --unit kWh)")
+    if plan.layout == "wide" and plan.unit is None:
+        missing = [h for h, m in meaning.items() if m.startswith("meter:") and not _unit_of(h)[1]]
+        if missing:
+            raise ImportPlanError(f"{t.origin}: no unit for column(s) {', '.join(missing[:5])} (none in the header or "
+                                  "the title); give it with --unit (e.g. --unit kWh)")
+    if plan.quantity is None:
+        u = plan.unit or next(iter(header_units.values()), None)
+        if u:
+            from workbench.core.meters import _default_quantity
+            plan.quantity = _default_quantity(u, "")
+
+
+def _header_claim(plan: ImportPlan) -> tuple[str, str] | None:
+    for h, m in plan.columns.items():
+        if m == "value" or m.startswith("meter:"):
+            base = _unit_of(h)[0]
+            if _CUMULATIVE_CLAIM.search(base):
+                return "cumulative", f"'{h}'"
+            if _INTERVAL_CLAIM.search(base):
+                return "interval", f"'{h}'"
+    return None
+
+
+def _meter_name(header: str) -> str:
+    base, _ = _unit_of(header)
+    parts = [p for p in base.split("/") if p]
+    return parts[0] if parts else header
+
+
+# ------------------------------------------------------------------------------ reading
+def _readings_frame(plan: ImportPlan, t: _Table) -> pd.DataFrame:
+    """Canonical readings cells (meter_id, ts, value [, unit, quantity, register, quality]) + row."""
+    cols = plan.columns
+    f = t.frame
+    inv = {}
+    for h, m in cols.items():
+        if m in ("ts", "date", "time", "meter_id", "value", "unit", "quantity", "register", "quality"):
+            inv.setdefault(m, h)
+    if "ts" in inv:
+        ts_cells = f[inv["ts"]].astype(str)
+    else:
+        ts_cells = f[inv["date"]].astype(str).str.strip() + " " + f[inv["time"]].astype(str).str.strip()
+    parts = []
+    if plan.layout == "wide":
+        for h, m in cols.items():
+            if not m.startswith("meter:"):
+                continue
+            part = pd.DataFrame({"meter_id": m[len("meter:"):], "ts_cell": ts_cells.to_numpy(),
+                                 "value": f[h].to_numpy(), "row": t.rows, "_column": h})
+            u = _unit_of(h)[1]
+            if plan.unit is None and u:
+                part["unit"] = u
+            parts.append(part)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["meter_id", "ts_cell", "value", "row", "_column"])
+    else:
+        out = pd.DataFrame({"meter_id": f[inv["meter_id"]].to_numpy() if "meter_id" in inv else plan.meter,
+                            "ts_cell": ts_cells.to_numpy(), "value": f[inv["value"]].to_numpy(), "row": t.rows})
+        for m in ("unit", "quantity", "register", "quality"):
+            if m in inv:
+                out[m] = f[inv[m]].to_numpy()
+    if plan.decimal_comma:
+        out["value"] = out["value"].astype(str).str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    ts, how = _parse_ts(out["ts_cell"]) if len(out) else (pd.Series([], dtype="datetime64[us]"), "text")
+    out["ts"] = ts.to_numpy() if len(out) else ts
+    out.attrs["ts_how"] = how
+    return out
+
+
+def read_planned(plan: ImportPlan, *, source: str = "file") -> ConnectorResult:
+    """Read the file as ``plan`` says (:func:`plan_import`)."""
+    path = plan.path
+    if plan.kind == "invoice":
+        from . import invoice_ocr
+        return invoice_ocr.read(path)
+    if path.suffix.lower() == ".pdf":
+        return _files.read_pdf_tables(path, kind="readings" if plan.kind == "readings" else "activity", source=source)
+    if path.suffix.lower() == ".parquet":
+        from . import parquet
+        return parquet.read(path, kind=plan.kind)
+    tables = load_tables(path, encoding=plan.encoding, delimiter=plan.delimiter, sheet=plan.sheet,
+                         header_rows=plan.header_rows or None)
+    t = _pick_table(tables, None if plan.sheet else plan.kind)
+    t.origin = f"{path}#{t.sheet}" if t.sheet else str(path)
+    raw = path.read_bytes()
+    meta = {"connector": "import", "source": source, "origin": str(path), "encoding": t.encoding,
+            "format": "xlsx" if t.sheet else "csv", "header_rows": t.header_rows, "plan": plan.to_mapping()}
+    if plan.kind == "readings":
+        data, rejected = _readings(plan, t)
+        kind = "readings"
+    elif plan.kind == "production":
+        data, rejected = _production(plan, t)
+        kind = "production"
+    else:
+        data, rejected, info = _activity(plan, t)
+        meta.update({k: v for k, v in info.items() if k != "skipped"})
+        kind = "activity"
+        if plan.kind == "manual":
+            who = [c for c in t.header if _WHO_RE.match(c)]
+            names = sorted({str(v).strip() for c in who for v in t.frame[c] if str(v).strip()})
+            meta["sender"] = ", ".join(names) or None
+    meta["rejected"] = _files._rejected_frame(t.rejected + rejected, str(path))
+    meta["records"] = len(data)
+    return ConnectorResult(data, meta, kind=kind, raw=raw, raw_name=path.name)
+
+
+def _readings(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list]:
+    cells = _readings_frame(plan, t)
+    how = cells.attrs.get("ts_how", "text")
+    origin = t.origin
+    rejected = []
+    if "quality" in cells:
+        q = cells["quality"].astype(str).str.strip().str.lower()
+        bad = ~q.isin(_GOOD_QUALITY) & q.ne("")
+        for r, v, val in zip(cells.loc[bad, "row"], cells.loc[bad, "quality"], cells.loc[bad, "value"]):
+            rejected.append({"row": int(r), "column": next(h for h, m in plan.columns.items() if m == "quality"),
+                             "reason": f"the source marks this value as bad (quality '{v}')",
+                             "payload": __import__("json").dumps({"value": val, "quality": v}, ensure_ascii=False),
+                             "origin": origin})
+        cells = cells[~bad]
+    frame = pd.DataFrame({"meter_id": cells["meter_id"].astype(str).to_numpy(),
+                          "ts": (cells["ts_cell"] if how == "text" else cells["ts"]).to_numpy(),
+                          "value": cells["value"].to_numpy()})
+    written = {"meter_id": "meter", "ts": "time", "value": "value"}
+    for h, m in plan.columns.items():
+        if m in ("ts", "value", "meter_id", "unit", "quantity", "register"):
+            written[m] = h
+    defaults = {"quantity": plan.quantity or "active_energy"}
+    if plan.unit:
+        defaults["unit"] = plan.unit
+    elif "unit" in cells:
+        frame["unit"] = cells["unit"].to_numpy()
+    if "quantity" in cells:
+        frame["quantity"] = cells["quantity"].to_numpy()
+    if "register" in cells:
+        frame["register"] = cells["register"].to_numpy()
+    elif plan.registers:
+        frame["register"] = cells["meter_id"].astype(str).map(plan.registers).fillna("interval").to_numpy()
+    good, rej = _files._convert_readings(frame, cells["row"].to_numpy(), written, defaults, origin)
+    return good, rejected + rej
+
+
+def _activity(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list, dict]:
+    from workbench.core.factors import default_library
+
+    lib = default_library()
+    frame = t.frame.rename(columns={h: m for h, m in plan.columns.items() if m != "-"})
+    drop = [h for h, m in plan.columns.items() if m == "-"]
+    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    frame = _erp_columns(frame, plan)
+    if plan.kind == "manual":
+        frame = frame.drop(columns=[c for c in frame.columns if _WHO_RE.match(str(c))])
+    good, rej, info = _files._activity_from_table(frame, t.rows, t.origin, lib, period=plan.period,
+                                                  document=f"{plan.path.name}#{t.sheet}" if t.sheet else plan.path.name)
+    return good, rej, info
+
+
+def _erp_columns(frame: pd.DataFrame, plan: ImportPlan) -> pd.DataFrame:
+    """ERP material movements: 物料描述 is the item (物料 is the material code), 过账日期 the period."""
+    cols = list(frame.columns)
+    desc = next((c for c in cols if re.search(r"物料描述|物料名称|material_description|description", str(c), re.I)), None)
+    code = next((c for c in cols if _k(c) in (_k("物料"), _k("物料编码"), _k("物料号"), "material")), None)
+    out = frame
+    if desc is not None:
+        out = out.rename(columns={desc: "item"})
+        if code is not None and code != desc:
+            out = out.rename(columns={code: "material_code"}).drop(columns="material_code")
+        plan.guesses.append(Guess(f"column {desc}", "item", "the material description (the code column is not an "
+                                  "item)", f"--column {desc}=…"))
+    date = next((c for c in out.columns if re.search(r"过账日期|凭证日期|posting_date|业务日期|出库日期|领用日期", str(c), re.I)),
+                None)
+    if date is not None and "period" not in out.columns:
+        d = pd.to_datetime(out[date].astype(str).str.strip(), errors="coerce", format="mixed")
+        out = out.assign(period=d.dt.strftime("%Y-%m").where(d.notna(), out[date].astype(str))).drop(columns=date)
+        plan.guesses.append(Guess(f"column {date}", "period", "the month of each posting date", f"--column {date}=…"))
+    return out
+
+
+def _production(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list]:
+    """A production/value-added table → rows period, node_id, measure, product, quantity, unit, row."""
+    f = t.frame
+    cols = list(f.columns)
+    pcol = next((c for c in cols if _k(c) in {_k(x) for x in _files._PERIOD_HEADERS} or _is(["period"], c)), None)
+    node_col = next((c for c in cols if _is(["node_id", "节点", "设施", "工厂", "facility"], c)), None)
+    product_col = next((c for c in cols if _is(["产品", "产品名称", "product"], _unit_of(c)[0])), None)
+    rows_out, rejected = [], []
+    for i, r in enumerate(t.rows):
+        period = plan.period
+        if pcol is not None:
+            cell = str(f.at[i, pcol]).strip()
+            m = _MONTHLY.match(cell)
+            d = pd.to_datetime(cell, errors="coerce") if not m else None
+            period = f"{int(m.group(1)):04d}-{int(m.group(2)):02d}" if m else (
+                d.strftime("%Y-%m") if d is not None and not pd.isna(d) else None)
+            if period is None:
+                rejected.append({"row": int(r), "column": pcol, "reason": f"'{cell}' is not a month (YYYY-MM)",
+                                 "payload": _files._row_json(f.iloc[i]), "origin": t.origin})
+                continue
+        if period is None:
+            raise ImportPlanError(f"{t.origin}: no period column and none in the title; give it with --period YYYY-MM")
+        node = str(f.at[i, node_col]).strip() if node_col else (plan.node or "")
+        for c in cols:
+            if c in (pcol, node_col, product_col):
+                continue
+            base, unit = _unit_of(c)
+            cell = str(f.at[i, c]).strip().replace(",", "")
+            if not cell:
+                continue
+            if _VALUE_ADDED_RE.search(base):
+                measure, product, unit = "value_added", "", unit or "万元"
+            elif re.search(r"产量|output", base, re.I):
+                measure = "output"
+                product = str(f.at[i, product_col]).strip() if product_col else re.sub(r"产量|output", "", base).strip("_ ")
+                unit = unit or "t"
+            else:
+                continue
+            rows_out.append({"period": period, "node_id": node, "measure": measure, "product": product,
+                             "quantity": cell, "unit": unit, "row": int(r)})
+    data = pd.DataFrame(rows_out, columns=["period", "node_id", "measure", "product", "quantity", "unit", "row"])
+    return data, rejected
