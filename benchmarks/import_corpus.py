@@ -258,6 +258,14 @@ def main(argv=None) -> int:
     print(f"right with no hints:            {right0}/{n} = {right0 / n:.0%}" if n else "no files")
     print(f"right with the truth's hints:   {right1}/{n} = {right1 / n:.0%}" if n else "")
     print(f"stored wrong without a flag:    {wrong}  (must be 0)")
+    text = [r for r in results if r["truth"]["encoding"]]
+    def enc_right(r):   # GB18030 decodes GBK files identically: either name is right for a GBK file
+        got, want = r["no_hints"]["encoding"], r["truth"]["encoding"]
+        return got == want or (want == "gbk" and got == "gb18030")
+    enc_ok = sum(enc_right(r) for r in text)
+    print(f"encoding detected (text files): {enc_ok}/{len(text)}"
+          + "".join(f"\n  {r['file']}: {r['no_hints']['encoding']} ≠ {r['truth']['encoding']}" for r in text
+                    if r["no_hints"]["encoding"] is not None and not enc_right(r)))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
     return 0
