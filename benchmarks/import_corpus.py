@@ -86,7 +86,8 @@ def run_import(cmd: list[str], path: Path, lake: Path, extra: list[str], timeout
     if isinstance(obj, dict) and "files" in obj and len(obj["files"]) == 1:
         obj = obj["files"][0]
     tail = " | ".join(err.strip().splitlines()[-2:])
-    return {"rc": rc, "json": obj, "stderr": tail, "seconds": time.perf_counter() - t0, "args": args[2:]}
+    return {"rc": rc, "json": obj, "stderr": tail, "seconds": time.perf_counter() - t0,
+            "args": args[len(cmd) + 1:], "path": str(path)}
 
 
 # ------------------------------------------------------------------------------- comparison
@@ -170,7 +171,9 @@ def judge(run: dict, truth: dict, hinted: bool, library) -> dict:
     flagged = refused or quarantined > 0 or bool(warnings)
     problems = []
     if refused:
-        problems.append("refused: " + (obj.get("error") or run["stderr"] or f"exit {run['rc']}")[:160])
+        msg = obj.get("error") or run["stderr"] or f"exit {run['rc']}"
+        path = run["path"]
+        problems.append("refused: " + msg.replace(path + ", ", "").replace(path + ": ", "").replace(path, "FILE")[:160])
     else:
         if obj.get("kind") != truth["kind"]:
             problems.append(f"kind {obj.get('kind')} ≠ {truth['kind']}")
@@ -262,8 +265,10 @@ def main(argv=None) -> int:
     def enc_right(r):   # GB18030 decodes GBK files identically: either name is right for a GBK file
         got, want = r["no_hints"]["encoding"], r["truth"]["encoding"]
         return got == want or (want == "gbk" and got == "gb18030")
-    enc_ok = sum(enc_right(r) for r in text)
-    print(f"encoding detected (text files): {enc_ok}/{len(text)}"
+    reported = [r for r in text if r["no_hints"]["encoding"] is not None]
+    enc_ok = sum(enc_right(r) for r in reported)
+    print(f"encoding detected (text files): {enc_ok}/{len(reported)} of those that report one "
+          f"({len(text) - len(reported)} of {len(text)} refused before)"
           + "".join(f"\n  {r['file']}: {r['no_hints']['encoding']} ≠ {r['truth']['encoding']}" for r in text
                     if r["no_hints"]["encoding"] is not None and not enc_right(r)))
     if args.json_out:
