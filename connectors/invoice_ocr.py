@@ -52,6 +52,7 @@ import datetime as _dt
 import io
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -78,10 +79,19 @@ __all__ = [
     "InvoiceResult",
     "OCRUnavailable",
     "OcrBox",
+    "PDF_SCALE",
     "ReviewPending",
     "ReviewQueue",
+    "build_result",
+    "default_threshold",
     "engine_info",
     "extract_fields",
+    "known_from_master_data",
+    "looks_like_invoice",
+    "ocr_image",
+    "page_image",
+    "pdf_text_score",
+    "read_pdf_invoice",
     "get_engine",
     "name",
     "parse_date",
@@ -93,10 +103,26 @@ __all__ = [
 ]
 
 name = "invoice_ocr"
-FIELDS = ("date", "period", "supplier", "account_no", "item", "quantity", "unit", "amount", "currency")
-ITEMS = ("grid", "natural_gas", "heat")
+FIELDS = ("date", "period", "supplier", "customer", "account_no", "item", "quantity", "unit", "unit_price",
+          "amount", "tax", "currency")
+#: fields a bill may legitimately not print: absent → empty and not reviewed; read but doubtful → reviewed
+OPTIONAL = ("customer", "unit_price", "tax")
+ITEMS = ("grid", "natural_gas", "heat", "water")
 UNITS = ("kWh", "MWh", "万kWh", "Nm3", "万Nm3", "m3", "万m3", "t", "GJ")
-DEFAULT_THRESHOLD = 0.85
+MONEY_FIELDS = ("amount", "tax")
+NUMBER_FIELDS = ("quantity", "unit_price", "amount", "tax")
+_FALLBACK_THRESHOLD = 0.85
+
+
+def default_threshold() -> float:
+    """The trust threshold shipped with the calibration model (fallback 0.85 without it)."""
+    from .invoice_calibration import load_model
+
+    model = load_model()
+    return model.threshold if model is not None else _FALLBACK_THRESHOLD
+
+
+DEFAULT_THRESHOLD = default_threshold()
 
 
 class InvoiceImageError(WorkbenchError, ValueError):
@@ -181,6 +207,10 @@ def get_engine():
                   "Global.text_score": 0.3}
         for task, path in paths.items():
             params[f"{task}.model_path"] = str(path)
+        threads = os.environ.get("WORKBENCH_OCR_THREADS", "").strip()
+        if threads.isdigit() and int(threads) >= 1:  # e.g. 1 per worker process when OCR runs in parallel
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
+            params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
         with _no_downloads():
             engine = RapidOCR(params=params)
             for loader in ("_load_det_model", "_load_cls_model", "_load_rec_model"):
@@ -532,6 +562,8 @@ class _Line:
             return 0.0
         if mode == "mean":
             return float(sum(vals) / len(vals))
+        if mode == "min":
+            return float(min(vals))
         core = [v for k, v in zip(ks, vals) if self.text[k].isascii() and self.text[k].isalnum()]
         return float(min(core or vals))
 
@@ -644,6 +676,14 @@ class _Cand:
     tier: int = 1
     how: str = "right"
     ocr: float | None = None
+    label_cert: float = 1.0      # how specific the label is
+    parse_cert: float = 1.0      # how cleanly the value parsed
+    ocr_mean: float | None = None
+    text: str = ""               # the characters the value was read from
+    ocr_char_min: float | None = None  # the weakest character of the value (any character)
+    agree: int = 1               # distinct boxes that read the same value
+    rival: float = 0.0           # confidence of the best disagreeing value of the same tier
+    others: list = field(default_factory=list)  # the other values read for the field
 
     @property
     def score(self) -> float:
@@ -675,6 +715,18 @@ class _Hit:
     def ocr(self) -> float:
         return self.line.span_score(self.start, self.end, self.mode)
 
+    @property
+    def ocr_mean(self) -> float:
+        return self.line.span_score(self.start, self.end, "mean")
+
+    @property
+    def ocr_char_min(self) -> float:
+        return self.line.span_score(self.start, self.end, "min")
+
+    @property
+    def text(self) -> str:
+        return self.line.text[self.start:self.end]
+
 
 def _label_re(words: Iterable[str]) -> str:
     """Alternation of label words, longest first, tolerant to spaces between characters."""
@@ -692,35 +744,47 @@ _QTY_LABELS = {
     "本期用热量": (1.0, 1, "heat"), "用热量": (1.0, 1, "heat"), "结算热量": (1.0, 1, "heat"),
     "本期用汽量": (1.0, 1, "heat"), "用汽量": (1.0, 1, "heat"), "蒸汽量": (1.0, 1, "heat"),
     "供汽量": (1.0, 1, "heat"), "结算汽量": (1.0, 1, "heat"), "热量": (0.9, 2, "heat"),
+    "本期用水量": (1.0, 1, "water"), "用水量": (1.0, 1, "water"), "实用水量": (1.0, 1, "water"),
+    "结算水量": (1.0, 1, "water"), "计费水量": (1.0, 1, "water"), "水量": (0.9, 2, "water"),
     "本期用量": (0.95, 1, None), "用量": (0.9, 2, None), "数量": (0.95, 2, None),
 }
 _AMOUNT_LABELS = {
     "价税合计": (1.0, 1), "应缴金额": (1.0, 1), "应付金额": (1.0, 1), "应收金额": (1.0, 1),
     "应交金额": (1.0, 1), "本期应缴": (1.0, 1), "本期应付": (1.0, 1), "应缴电费": (1.0, 1),
     "应缴费用": (1.0, 1), "费用合计": (1.0, 1), "燃气费合计": (1.0, 1), "电费合计": (1.0, 1),
-    "热费合计": (1.0, 1), "汽费合计": (1.0, 1), "合计金额": (1.0, 1), "金额合计": (1.0, 1),
+    "热费合计": (1.0, 1), "汽费合计": (1.0, 1), "应缴水费": (1.0, 1), "水费合计": (1.0, 1),
+    "应缴燃气费": (1.0, 1), "应缴热费": (1.0, 1), "合计金额": (1.0, 1), "金额合计": (1.0, 1),
     "总金额": (0.95, 1), "本期金额": (0.95, 1), "小写": (0.95, 1),
     "合计": (0.75, 2), "金额": (0.8, 2),
 }
 _DATE_LABELS = {"开票日期": (1.0, 1), "出账日期": (1.0, 2), "账单日期": (1.0, 2), "结算日期": (1.0, 2),
                 "抄表日期": (0.95, 3)}
-_PERIOD_LABELS = ["账期", "计费周期", "结算月份", "所属期", "费用所属期", "账单月份", "用电月份", "用气月份",
+_CUSTOMER_LABELS = {"户名": 1.0, "客户名称": 1.0, "用户名称": 1.0, "购买方名称": 1.0, "购方名称": 1.0,
+                    "用电户名": 1.0, "用水户名": 1.0, "单位名称": 0.8}
+_PRICE_LABELS = {"单价": (1.0, 1), "平均电价": (1.0, 1), "平均单价": (1.0, 1), "综合单价": (1.0, 1),
+                 "结算单价": (1.0, 1), "电价": (0.9, 1), "气价": (0.9, 1), "水价": (0.9, 1), "热价": (0.9, 1),
+                 "价格": (0.8, 2)}
+_TAX_LABELS = {"其中税额": (1.0, 1), "合计税额": (1.0, 1), "税额": (1.0, 1), "增值税额": (1.0, 1), "税金": (0.9, 2)}
+_PERIOD_LABELS = ["账期", "计费周期", "结算月份", "所属期", "费用所属期", "账单月份", "用电月份", "用气月份", "用水月份", "用热月份",
                   "计费月份", "电费年月", "计费期间", "抄表周期", "结算周期", "账单周期", "结算期间", "计费年月"]
 _SUPPLIER_LABELS = {"销售方名称": 1.0, "销方名称": 1.0, "供电单位": 1.0, "供气单位": 1.0,
-                    "供热单位": 1.0, "供汽单位": 1.0, "收款单位": 1.0, "收款方": 0.95, "收款单位名称": 1.0}
+                    "供热单位": 1.0, "供汽单位": 1.0, "供水单位": 1.0, "收款单位": 1.0, "收款方": 0.95, "收款单位名称": 1.0}
 _ACCOUNT_LABELS = {"户号": 1.0, "客户编号": 1.0, "用户编号": 1.0, "客户号": 1.0, "用户号": 1.0, "缴费号": 0.95,
                    "客户代码": 0.95, "用户代码": 0.95, "户口号": 0.95}
 _ITEM_KEYWORDS = {
     "grid": ["电费", "电量", "供电", "国家电网", "国网", "用电", "kWh", "千瓦时", "电度", "电价"],
-    "natural_gas": ["燃气", "天然气", "用气", "供气", "气量", "Nm3", "立方米"],
+    "natural_gas": ["燃气", "天然气", "用气", "供气", "气量", "Nm3", "标方"],
     "heat": ["蒸汽", "热力", "供热", "用热", "热量", "用汽", "供汽", "汽量", "GJ", "吉焦", "热费"],
+    "water": ["水费", "用水", "供水", "自来水", "水务", "水量", "污水", "水价"],
 }
 _HINTS = {"grid": "grid", "electricity": "grid", "power": "grid", "电": "grid", "电力": "grid", "电费": "grid",
           "natural_gas": "natural_gas", "gas": "natural_gas", "燃气": "natural_gas", "天然气": "natural_gas",
-          "heat": "heat", "steam": "heat", "蒸汽": "heat", "热力": "heat", "热": "heat"}
-_DEFAULT_UNIT = {"grid": "kWh", "natural_gas": "m3", "heat": "GJ"}
+          "heat": "heat", "steam": "heat", "蒸汽": "heat", "热力": "heat", "热": "heat",
+          "water": "water", "水": "water", "自来水": "water", "水费": "water"}
+_DEFAULT_UNIT = {"grid": "kWh", "natural_gas": "m3", "heat": "GJ", "water": "m3"}
 _NOT_AFTER_CJK = f"(?<![{_CJK}])"
 _PAREN_UNIT = re.compile(r"\s*\(([^()]{1,12})\)")
+_PAREN_MONEY = re.compile(r"\s*\((?:元|元/[^()]{1,8}|¥|RMB|含税|不含税|小写)\)")
 _SEP = re.compile(r"[\s:)\]]*")  # also the ")" of a label in parentheses: "(小写)¥302,148.00"
 
 
@@ -746,6 +810,10 @@ def _value_at(layout: _Layout, n: int, line: _Line, m: re.Match, parser, *, box_
             a = pm.start(1) + (len(pm.group(1)) - len(pm.group(1).lstrip()))
             label_unit = (u, cert, line.span_score(a, a + used), line.span_boxes(a, a + used))
         end = pm.end()
+    mm = _PAREN_MONEY.match(line.text, end)
+    if mm:
+        end = mm.end()
+    head_end = end   # the label with its "(unit)": a table header cell
     end = _SEP.match(line.text, end).end()
     if end < len(line.text):
         stop = line.box_end(end) if box_only else len(line.text)
@@ -756,7 +824,7 @@ def _value_at(layout: _Layout, n: int, line: _Line, m: re.Match, parser, *, box_
     last = m.end() - 1
     if line.text[end: line.box_end(last)].strip(" :"):
         return None  # other text follows the label in its box: not a key/value or header cell
-    x0, x1 = line.span_x(m.start(), m.end())
+    x0, x1 = line.span_x(m.start(), head_end if line.box_end(head_end - 1) == line.box_end(m.start()) else m.end())
     hit = layout.below(n, x0, x1)
     if hit is None:
         return None
@@ -768,8 +836,10 @@ def _value_at(layout: _Layout, n: int, line: _Line, m: re.Match, parser, *, box_
 
 
 def _cand(fld: str, hit: _Hit, certainty: float, label: str, tier: int = 1) -> _Cand:
-    hit.mode = "mean" if fld == "supplier" else "digits"
-    return _Cand(fld, hit.value, certainty * hit.certainty, hit.boxes, label, tier, hit.how, hit.ocr)
+    hit.mode = "mean" if fld in ("supplier", "customer") else "digits"
+    return _Cand(fld, hit.value, certainty * hit.certainty, hit.boxes, label, tier, hit.how, hit.ocr,
+                 label_cert=certainty, parse_cert=hit.certainty, ocr_mean=hit.ocr_mean, text=hit.text,
+                 ocr_char_min=hit.ocr_char_min)
 
 
 def _combine(cands: list[_Cand]) -> tuple[_Cand | None, float, list[_Cand]]:
@@ -806,6 +876,9 @@ def _combine(cands: list[_Cand]) -> tuple[_Cand | None, float, list[_Cand]]:
     if rivals:
         conf = min(conf * (1.0 - 0.6 * max(rivals)), 0.6)
     best = max(groups[best_key], key=lambda c: (c.tier == top, c.conf))
+    best.agree = len({tuple(sorted(b.idx for b in c.boxes)) for c in groups[best_key]})
+    best.rival = max(rivals, default=0.0)
+    best.others = [k for k in groups if k != best_key]
     return best, min(conf, 1.0), groups[best_key]
 
 
@@ -840,6 +913,140 @@ def _quantity(s: str):
     return _number(s, money=False)
 
 
+def _price(s: str):
+    """A unit price: a number, maybe after ``¥`` and before ``元/kWh`` (3–4 decimals are normal here)."""
+    m = re.match(r"[\s:]*[¥]?\s*", s)
+    k = m.end() if m else 0
+    v, cert, used = _number(s[k:], money=False)
+    if v is None:
+        return None, 0.0, 0
+    if cert == 0.7 and re.match(r"\d{1,3}\.\d{3}(?![\d,.])", s[k:]):
+        cert = 1.0
+    return v, cert, k + used, k
+
+
+def _decimals(text: str) -> int:
+    m = re.search(r"\.(\d+)", text or "")
+    return len(m.group(1)) if m else 0
+
+
+_CHECK_FIELDS = {"qpa": ("quantity", "unit_price", "amount"), "att": ("amount", "tax")}
+
+
+def _cross_checks(out: dict, amount_cands: list) -> dict:
+    """``qpa``: quantity × unit price ≈ amount (or amount − tax), within the rounding of the printed
+    price; ``att``: another amount on the bill (the net 金额/合计) + tax ≈ amount.  True / False /
+    None (not all numbers read)."""
+    q, p, a, t = (out[f]["value"] for f in ("quantity", "unit_price", "amount", "tax"))
+    checks: dict = {"qpa": None, "att": None}
+    if q is not None and p is not None and a is not None:
+        pc = out["unit_price"].get("cand")
+        tol = abs(q) * 0.5 * 10.0 ** -_decimals(pc.text if pc else "") + 0.011
+        qp = q * p
+        checks["qpa"] = bool(abs(qp - a) <= tol or (t is not None and abs(qp - (a - t)) <= tol)
+                             or (t is not None and abs(qp + t - a) <= tol))
+    if a is not None and t is not None:
+        nets = {round(c.value, 2) for c in amount_cands if c.value is not None and abs(c.value - a) > 0.005}
+        if nets:
+            checks["att"] = any(abs(n + t - a) <= 0.011 for n in nets)
+    return checks
+
+
+def _features(fld: str, entry: dict, checks: dict, page: dict, *, hint_conflict: bool = False) -> dict:
+    """What the calibration model sees of one field (see :mod:`connectors.invoice_calibration`)."""
+    c = entry.get("cand")
+    value = entry["value"]
+    f = {"found": value is not None, "ocr_min": 0.0, "ocr_mean": 0.0, "label_cert": 0.0, "parse_cert": 0.0,
+         "tier": 3, "how": "none", "agree": 0, "rival": 0.0, "others": 0, "known": entry.get("known"),
+         "page_quality": page["quality"], "n_chars": len(str(value)) if value is not None else 0,
+         "hint_conflict": hint_conflict, "text_layer": page["text_layer"]}
+    if c is not None:
+        f.update(ocr_min=float(c.ocr_char_min if c.ocr_char_min is not None else c.score),
+                 ocr_mean=float(c.ocr_mean if c.ocr_mean is not None else c.score),
+                 label_cert=float(c.label_cert), parse_cert=float(c.parse_cert), tier=int(c.tier),
+                 how=_how(c),
+                 agree=int(getattr(c, "agree", 1)), rival=float(getattr(c, "rival", 0.0)),
+                 others=len(getattr(c, "others", [])))
+        if c.how not in ("right", "below"):
+            f["label_cert"] = float(c.certainty)
+    for k, fields_ in _CHECK_FIELDS.items():
+        if fld in fields_:
+            f[f"xc_{k}"] = checks.get(k)
+    return f
+
+
+_ASSUMED = ("month of the date", "end of the billing period", "hint", "inferred")
+
+
+def _how(c: _Cand) -> str:
+    """right (beside its label, or a unit in the label), below (a table cell), inferred (assumed:
+    a commodity's default unit, a period from the date …, or keywords)."""
+    if c.how == "below":
+        return "below"
+    if c.how in _ASSUMED or c.how.startswith("default") or c.how == "keywords" or c.label == "letterhead":
+        return "inferred"
+    return "right"
+
+
+def _calibrated(fld: str, entry: dict, text_layer: bool) -> float:
+    """The field's probability of being right: the calibration model (fitted on the project's own
+    rendered bills, shipped in ``connectors/data``) on OCR'd images; the label and parse certainty
+    on a PDF's text layer (no recognition error possible there) — near 1 when the text is clean,
+    confirmed when the cross-checks hold.  Policies on top: disagreeing readings, an account or
+    name not in the caller's master data, a kind hint that contradicts the bill go to review."""
+    from . import invoice_calibration as cal
+
+    f = entry["features"]
+    if text_layer:
+        conf = float(entry["cand"].certainty) if entry.get("cand") is not None else entry["heuristic"]
+        if f.get("agree", 0) >= 2 and f.get("label_cert", 0) >= 0.95:
+            conf = max(conf, 0.99)
+        if any(f.get(k) is True for k in ("xc_qpa", "xc_att")):
+            conf = max(conf, 0.995)
+    else:
+        model = cal.load_model()
+        conf = model.predict(fld, f) if model is not None and model.has(fld) else entry["heuristic"]
+    if any(f.get(k) is False for k in ("xc_qpa", "xc_att")):
+        conf = min(conf, 0.8)      # the numbers contradict each other: a person looks
+    if fld == "amount" and f["tier"] != 1:
+        conf = min(conf, 0.8)      # only a generic 金额/合计: maybe the net of a VAT invoice, not the total
+    if f["how"] == "inferred" and fld in ("unit", "date", "period"):
+        conf = min(conf, 0.8)      # a unit, date or period assumed, not read: a person confirms it
+    if f["rival"] > 0:
+        conf = min(conf, 0.6)
+    if f["known"] == "unknown":
+        conf = min(conf, 0.7)
+    if f["known"] == "exact":
+        conf = max(conf, 0.995 if not text_layer else 0.999)   # a registered name or account, exactly
+    if f["hint_conflict"]:
+        conf = 0.5
+    return max(0.0, min(1.0, conf))
+
+
+def _known_lists(known) -> dict:
+    """``known`` as ``{"supplier": [...], "customer": [...], "account_no": [...]}`` (lists of text)."""
+    if not known:
+        return {}
+    if not isinstance(known, dict):
+        raise ValueError("known: a dict of lists {'supplier': [...], 'customer': [...], 'account_no': [...]}")
+    unknown = set(known) - {"supplier", "customer", "account_no"}
+    if unknown:
+        raise ValueError(f"known: only 'supplier', 'customer' and 'account_no' lists are used, not {sorted(unknown)}")
+    return {k: [str(x) for x in (v or []) if x is not None and str(x).strip()] for k, v in known.items()}
+
+
+def known_from_master_data(master, enterprise_id: str) -> dict:
+    """Known suppliers, customer names and accounts of one enterprise from the master data
+    (``workbench.registry.MasterData`` or anything with its ``table`` and ``enterprise`` methods):
+    ``{"supplier": [...], "customer": [...], "account_no": [...]}`` for ``known=``."""
+    acc = master.table("accounts", enterprise_id)
+    rec = master.enterprise(enterprise_id)
+    names = [rec.get(k) for k in ("name_zh", "name_en", "name", "legal_name") if rec.get(k)]
+    return {"supplier": sorted({str(x) for x in acc.get("supplier", []) if isinstance(x, str) and x.strip()}),
+            "customer": sorted(set(names)),
+            "account_no": sorted({str(x) for x in acc.get("account", []) if x is not None and str(x).strip()})}
+
+
 def _floor4(x: float) -> float:
     """``x`` rounded down to 4 decimals (tolerating float noise such as 0.85 * 1e4 = 8499.999…)."""
     return math.floor(float(x) * 1e4 + 1e-6) / 1e4
@@ -872,6 +1079,7 @@ def _check_known(out: dict, fld: str, known: Iterable[str] | None, *, snap: bool
     if value in names:
         entry["confidence"] = max(entry["confidence"], 0.95)
         entry["reason"] += "; matches a known value"
+        entry["known"] = "exact"
         return
     if snap:
         dists = sorted((_edit_distance(value, k), k) for k in names)
@@ -880,13 +1088,15 @@ def _check_known(out: dict, fld: str, known: Iterable[str] | None, *, snap: bool
             entry["reason"] += f"; read {value!r}, snapped to known {dists[0][1]!r} (edit distance {dists[0][0]})"
             entry["value"] = dists[0][1]
             entry["confidence"] = min(max(entry["confidence"], 0.5), 0.9)
+            entry["known"] = "snapped"
             return
     entry["confidence"] = min(entry["confidence"], 0.7)
     entry["reason"] += "; not a known value"
+    entry["known"] = "unknown"
 
 
 def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000), *, kind_hint=None,
-                   known: dict | None = None) -> dict:
+                   known: dict | None = None, text_layer: bool = False) -> dict:
     """Fields of a bill from OCR boxes → ``{field: {value, confidence, boxes, reason}}`` plus
     ``_layout`` (the de-skewed lines).  A pure function of the boxes: testable without OCR.
 
@@ -897,10 +1107,10 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
 
     def put(fld, cand, conf, reason=""):
         if cand is None:
-            out[fld] = {"value": None, "confidence": 0.0, "boxes": [], "reason": reason or "not found"}
+            out[fld] = {"value": None, "confidence": 0.0, "boxes": [], "reason": reason or "not found", "cand": None}
         else:
             out[fld] = {"value": cand.value, "confidence": _floor4(conf), "boxes": cand.boxes,
-                        "reason": reason or f"{cand.label} ({cand.how})"}
+                        "reason": reason or f"{cand.label} ({cand.how})", "cand": cand}
 
     # ---- item (commodity): keyword evidence, optionally the caller's hint
     scores, hits = _item_evidence(layout)
@@ -910,10 +1120,14 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
     if kind_hint is not None:
         hint = _HINTS.get(str(kind_hint).strip().lower()) or _HINTS.get(str(kind_hint).strip())
         if hint is None:
-            raise ValueError(f"unknown kind_hint {kind_hint!r} (electricity/grid, gas/natural_gas, steam/heat)")
+            raise ValueError(f"unknown kind_hint {kind_hint!r} (electricity/grid, gas/natural_gas, steam/heat, water)")
     item_cand, item_conf, item_reason = None, 0.0, "no commodity keywords"
     if evidence:
         n_kw = len(hits[evidence])
+        vat_class = {"grid": "供电|电力", "natural_gas": "燃气|天然气", "heat": "热力|蒸汽|供热",
+                     "water": "水冰雪|自来水|供水"}[evidence]
+        if any(re.search(rf"\*(?:{vat_class})\*", ln.text) for ln in layout.lines):
+            n_kw += 2   # the VAT tax-classification of the line item (*热力*蒸汽) names the commodity
         share = scores[evidence] / total
         cert = share * (1.0 if n_kw >= 3 else 0.9 if n_kw == 2 else 0.7)
         boxes = max(hits[evidence], key=lambda h: h[0])[1]
@@ -1072,13 +1286,80 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
     kbest, kconf, _ = _combine(kcands)
     put("account_no", kbest, kconf)
 
-    known = known or {}
-    unknown = set(known) - {"supplier", "account_no"}
-    if unknown:
-        raise ValueError(f"known: only 'supplier' and 'account_no' lists are used, not {sorted(unknown)}")
+    # ---- customer (the buyer / account holder)
+    ccands = []
+    for n, line, m, label in _iter_labels(layout, _CUSTOMER_LABELS):
+        if m.start() > 0 and line.text[m.start() - 1] in "账开":
+            continue  # 账户名 / 开户名 (bank account)
+        hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+        if hit:
+            ccands.append(_cand("customer", hit, _CUSTOMER_LABELS[label], label))
+    anchors = {k: [b for b in layout.boxes if k in b.text] for k in ("销售方", "购买方")}
+    if anchors["购买方"]:  # two-column VAT layout: the 名称 nearer to 购买方 than to 销售方
+        for n, line, m, label in _iter_labels(layout, ["名称"]):
+            k = m.start()
+            own = line.owner[k]
+            before = "".join(line.text[j] for j in range(k) if line.owner[j] == own).rstrip()
+            if before and _CJK_RE.match(before[-1]) and not before.endswith("购买方"):
+                continue
+            lb = line.boxes[own]
+
+            def dist2(b, lb=lb):
+                return math.hypot((b.x0 + b.x1 - lb.x0 - lb.x1) / 2, b.yc - lb.yc)
+            if min(map(dist2, anchors["购买方"])) >= min(map(dist2, anchors["销售方"]), default=math.inf):
+                continue
+            hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+            if hit:
+                ccands.append(_cand("customer", hit, 0.95, "购买方·名称"))
+    cbest, cconf, _ = _combine(ccands)
+    put("customer", cbest, cconf)
+
+    # ---- unit price
+    pr_cands = []
+    for n, line, m, label in _iter_labels(layout, _PRICE_LABELS):
+        cert, tier = _PRICE_LABELS[label]
+        if label in ("单价", "价格") and m.start() > 0 and _CJK_RE.match(line.text[m.start() - 1]) \
+                and line.text[m.start() - 1] not in "均合算":
+            continue
+        hit = _value_at(layout, n, line, m, _price)
+        if hit is not None and hit.value > 0:
+            pr_cands.append(_cand("unit_price", hit, cert, label, tier))
+    prbest, prconf, _ = _combine(pr_cands)
+    put("unit_price", prbest, prconf)
+
+    # ---- tax
+    tcands = []
+    for n, line, m, label in _iter_labels(layout, _TAX_LABELS):
+        cert, tier = _TAX_LABELS[label]
+        hit = _value_at(layout, n, line, m, _money_after_label)
+        if hit is not None and hit.value >= 0:
+            tcands.append(_cand("tax", hit, cert, label, tier))
+    tbest, tconf, _ = _combine(tcands)
+    put("tax", tbest, tconf)
+
+    known = _known_lists(known)
     _check_known(out, "supplier", known.get("supplier"), snap=True)
+    _check_known(out, "customer", known.get("customer"), snap=True)
     _check_known(out, "account_no", known.get("account_no"), snap=False)
+    checks = _cross_checks(out, acands)
+    quality = [float(np.median(b.char_score)) for b in layout.boxes if b.char_score]
+    page = {"quality": float(np.median(quality)) if quality else 0.0, "boxes": len(layout.boxes),
+            "text_layer": text_layer, "angle": abs(layout.angle)}
+    for f in FIELDS:
+        entry = out[f]
+        entry["heuristic"] = entry["confidence"]
+        entry["features"] = _features(f, entry, checks, page, hint_conflict=(f == "item" and item_conf == 0.5
+                                                                              and bool(hint)))
+        entry["checks"] = {k: v for k, v in checks.items() if f in _CHECK_FIELDS[k] and v is not None}
+        if entry["value"] is None:
+            entry["confidence"] = 0.0
+            continue
+        entry["confidence"] = _floor4(_calibrated(f, entry, text_layer))
+        entry.pop("cand", None)
+    for f in FIELDS:
+        out[f].pop("cand", None)
     out["_layout"] = layout
+    out["_checks"] = checks
     return out
 
 
@@ -1099,8 +1380,7 @@ class InvoiceResult(ConnectorResult):
 
     def with_threshold(self, threshold: float) -> InvoiceResult:
         """The same reading screened at another threshold, without running OCR again."""
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        threshold = _check_threshold(threshold)
         if self.metadata.get("reviewed"):
             raise ValueError("a reviewed (released) result is not screened again")
         row = self.data.iloc[0]
@@ -1170,40 +1450,21 @@ def _screen(readings: dict, threshold: float) -> tuple[pd.DataFrame, list]:
         trusted = r["value"] is not None and r["confidence"] >= threshold
         row[f] = r["value"] if trusted else None
         row[f"{f}_confidence"] = r["confidence"]
-        if not trusted:
+        if not trusted and not (r["value"] is None and f in OPTIONAL):
             review.append({"field": f, "value": r["value"], "confidence": r["confidence"], "box": r["box"],
                            "reason": r["reason"]})
     row["needs_review"] = bool(review)
     data = pd.DataFrame([row])
-    for f in ("quantity", "amount"):
+    for f in NUMBER_FIELDS:
         data[f] = pd.to_numeric(data[f], errors="coerce").astype("float64")
     return data[[*FIELDS, *(f"{f}_confidence" for f in FIELDS), "needs_review"]], review
 
 
-def read_invoice(image_path_or_bytes, *, kind_hint=None, threshold: float = DEFAULT_THRESHOLD,
-                 raw_name: str | None = None, source: str = "invoice-scan", known: dict | None = None) -> InvoiceResult:
-    """Read one bill/invoice image into a one-row ``invoice`` :class:`ConnectorResult`.
-
-    ``image_path_or_bytes``: a path, the image bytes, or a binary file object (PNG, JPEG, …).
-    ``kind_hint``: ``electricity``/``grid``, ``gas``/``natural_gas``, ``steam``/``heat`` when the
-    caller knows the commodity.  ``known``: optional master data ``{"supplier": [names],
-    "account_no": [numbers]}`` — exact matches raise the confidence, a supplier name one misread
-    character away is snapped to the registered name, unknown values go to review.
-    Fields with confidence < ``threshold`` are left empty in ``data``
-    and listed in ``result.review`` (``needs_review`` True).  Raises :class:`InvoiceImageError` for
-    bytes that are not an image and :class:`FileNotFoundError` for a missing path.
-    """
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    t0 = time.perf_counter()
-    raw, raw_name, origin = _load(image_path_or_bytes, raw_name)
-    img, fmt = _decode(raw, raw_name or origin)
-    t1 = time.perf_counter()
+def ocr_image(img) -> list[OcrBox]:
+    """The OCR boxes of a PIL image (RGB), with per-character scores when the engine gives them."""
     engine = get_engine()
-    t2 = time.perf_counter()
     with _CALL_LOCK:
         res = engine(img, return_word_box=True, return_single_char_box=True)
-    t3 = time.perf_counter()
     boxes = []
     if getattr(res, "txts", None) is not None and getattr(res, "boxes", None) is not None:
         words = getattr(res, "word_results", None) or [None] * len(res.txts)
@@ -1212,44 +1473,267 @@ def read_invoice(image_path_or_bytes, *, kind_hint=None, threshold: float = DEFA
         for t, s, b, w in zip(res.txts, res.scores, res.boxes, words):
             boxes.append(OcrBox(str(t), float(s), np.asarray(b).tolist(),
                                 _align_char_scores(str(t), w) if w else None))
-    fields = extract_fields(boxes, img.size, kind_hint=kind_hint, known=known)
-    layout = fields.pop("_layout")
-    t4 = time.perf_counter()
+    return boxes
 
+
+def read_invoice(image_path_or_bytes, *, kind_hint=None, threshold: float | None = None,
+                 raw_name: str | None = None, source: str = "invoice-scan", known: dict | None = None) -> InvoiceResult:
+    """Read one bill/invoice image into a one-row ``invoice`` :class:`ConnectorResult`.
+
+    ``image_path_or_bytes``: a path, the image bytes, or a binary file object (PNG, JPEG, …).
+    ``kind_hint``: ``electricity``/``grid``, ``gas``/``natural_gas``, ``steam``/``heat``,
+    ``water`` when the caller knows the commodity.  ``known``: optional master data
+    ``{"supplier": [names], "customer": [names], "account_no": [numbers]}`` (see
+    :func:`known_from_master_data`) — exact matches raise the confidence, a name one misread
+    character away is snapped to the registered name (the reason says so), unknown values go to
+    review.  Fields with confidence < ``threshold`` (default: the calibrated
+    :data:`DEFAULT_THRESHOLD`) are left empty in ``data`` and listed in ``result.review``
+    (``needs_review`` True).  Raises :class:`InvoiceImageError` for bytes that are not an image
+    and :class:`FileNotFoundError` for a missing path.
+    """
+    threshold = _check_threshold(threshold)
+    t0 = time.perf_counter()
+    raw, raw_name, origin = _load(image_path_or_bytes, raw_name)
+    img, fmt = _decode(raw, raw_name or origin)
+    t1 = time.perf_counter()
+    get_engine()
+    t2 = time.perf_counter()
+    boxes = ocr_image(img)
+    t3 = time.perf_counter()
+    fields = extract_fields(boxes, img.size, kind_hint=kind_hint, known=known)
+    t4 = time.perf_counter()
+    return build_result(fields, raw=raw, raw_name=raw_name, origin=origin, source=source, threshold=threshold,
+                        kind_hint=kind_hint, n_boxes=len(boxes), engine=engine_info(),
+                        timing={"decode_s": round(t1 - t0, 4), "engine_s": round(t2 - t1, 4),
+                                "ocr_s": round(t3 - t2, 4), "parse_s": round(t4 - t3, 4),
+                                "total_s": round(t4 - t0, 4)},
+                        image={"width": img.size[0], "height": img.size[1], "format": fmt})
+
+
+def _check_threshold(threshold) -> float:
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return float(threshold)
+
+
+def build_result(fields: dict, *, raw: bytes, raw_name, origin, source, threshold, kind_hint, n_boxes: int,
+                 engine: dict, timing: dict, image: dict, extra: dict | None = None) -> InvoiceResult:
+    """The :class:`InvoiceResult` of :func:`extract_fields`' output (images and PDFs alike)."""
+    layout = fields.pop("_layout")
+    checks = fields.pop("_checks", {})
     readings = {f: {"value": _jsonable(fields[f]["value"]), "confidence": _floor4(fields[f]["confidence"]),
                     "box": _bbox(fields[f]["boxes"]), "reason": fields[f]["reason"]} for f in FIELDS}
     data, review = _screen(readings, threshold)
-
     warnings = []
-    if not boxes:
+    if not n_boxes:
         warnings.append("no text recognised on the image")
     elif all(fields[f]["value"] is None for f in ("quantity", "amount", "account_no", "period")):
         warnings.append("no bill fields recognised (quantity, amount, account, period) — is this an invoice or bill?")
+    if checks.get("qpa") is False:
+        warnings.append("quantity × unit price does not match the amount: the numbers go to review")
+    if checks.get("att") is False:
+        warnings.append("net amount + tax does not match the total: the numbers go to review")
     meta = {
         "connector": name,
         "source": source,
         "origin": origin,
-        "engine": engine_info(),
-        "timing": {"decode_s": round(t1 - t0, 4), "engine_s": round(t2 - t1, 4),
-                   "ocr_s": round(t3 - t2, 4), "parse_s": round(t4 - t3, 4), "total_s": round(t4 - t0, 4)},
-        "image": {"width": img.size[0], "height": img.size[1], "format": fmt},
+        "engine": engine,
+        "timing": timing,
+        "image": image,
         "threshold": float(threshold),
         "kind_hint": kind_hint,
         "needs_review": bool(review),
         "review": review,
-        "fields": {f: {"reason": r["reason"], "box": r["box"]} for f, r in readings.items()},
+        "fields": {f: {"reason": r["reason"], "box": r["box"], "heuristic": fields[f].get("heuristic"),
+                       "features": fields[f].get("features"), "checks": fields[f].get("checks", {})}
+                   for f, r in readings.items()},
+        "checks": checks,
         "ocr_lines": layout.text(),
-        "ocr_boxes": len(boxes),
+        "ocr_boxes": n_boxes,
         "deskew_deg": round(math.degrees(layout.angle), 2),
         "warnings": warnings,
         "records": 1,
+        **(extra or {}),
     }
     return InvoiceResult(data, meta, kind="invoice", raw=raw, raw_name=raw_name)
 
 
-def read(source, **options) -> InvoiceResult:
-    """Connector-protocol entry point: :func:`read_invoice`."""
-    return read_invoice(source, **options)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+def read(source, *, known: dict | None = None, threshold: float | None = None, **options) -> InvoiceResult:
+    """Connector-protocol entry point for ``workbench import``: a bill or invoice as an image
+    (OCR) or a PDF (its text layer read directly, a scanned PDF rasterised and OCR'd) → a
+    one-row ``invoice`` result.  ``known``: master data (:func:`known_from_master_data`);
+    ``threshold``: the trust threshold (default :data:`DEFAULT_THRESHOLD`).  Bad input raises
+    :class:`InvoiceImageError` with one line naming the file."""
+    head, label = _peek(source)
+    if head.startswith(b"%PDF") or label.lower().endswith(".pdf"):
+        return read_pdf_invoice(source, known=known, threshold=threshold, **options)
+    return read_invoice(source, known=known, threshold=threshold, **options)
+
+
+def _peek(source) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:8]), ""
+    if hasattr(source, "read"):
+        return b"", str(getattr(source, "name", "") or "")
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise InvoiceImageError(f"{path}: is a directory, not an image or PDF")
+    with open(path, "rb") as fh:
+        return fh.read(8), str(path)
+
+
+def looks_like_invoice(path) -> bool:
+    """Whether a PDF (or image) is a bill / invoice rather than a PDF of tables: images are;
+    a PDF is when its text layer has bill labels (户号, 价税合计, 应缴金额, 发票 …) — a PDF without
+    a text layer is a scan, which only the invoice reader can read.  False for a file that cannot
+    be opened as a PDF."""
+    head, label = _peek(path)
+    if not (head.startswith(b"%PDF") or label.lower().endswith(".pdf")):
+        return label.lower().endswith(IMAGE_SUFFIXES)
+    try:
+        score, has_text = pdf_text_score(path)
+    except InvoiceImageError:
+        return False
+    return score >= 2 or not has_text
+
+
+# =========================================================================== PDF bills and e-invoices
+#
+# A PDF e-invoice (数电票) or a utility's PDF bill carries its text: the words and their positions
+# are read with pdfplumber and go through the same field reader as OCR boxes (extract_fields with
+# text_layer=True): no recognition error is possible, so a field's confidence is its label's
+# specificity × the parse certainty — near 1 for a clean value behind a specific label, raised by
+# agreeing readings and holding cross-checks; contradicting numbers still go to review.  A PDF
+# without a text layer (a scan saved as PDF) is rasterised with pypdfium2 and OCR'd like an image
+# (calibrated confidence).  Boxes are in pixels of the page rendered at PDF_SCALE × 72 dpi, so a
+# reviewer's crop (page_image) matches them.
+
+PDF_SCALE = 2.0   # page points → pixels (144 dpi): OCR of scans, box coordinates, review crops
+_BILL_WORDS = ("发票", "价税合计", "税额", "开票日期", "销售方", "购买方", "户号", "户名", "客户编号", "用户编号",
+               "应缴金额", "应付金额", "电费", "燃气费", "水费", "热费", "账期", "计费周期", "抄表", "用电量", "用气量",
+               "用水量", "用热量", "用汽量", "缴费", "账单", "结算单", "单价")
+
+
+def _open(raw: bytes, label: str):
+    import pdfplumber
+
+    if not raw:
+        raise InvoiceImageError(f"{label}: empty input (0 bytes), not a PDF")
+    if not raw.lstrip()[:5].startswith(b"%PDF"):
+        raise InvoiceImageError(f"{label}: not a PDF (no %PDF header)")
+    try:
+        doc = pdfplumber.open(io.BytesIO(raw))
+        _ = doc.pages  # parses the page tree
+        if not doc.pages:
+            doc.close()
+            raise InvoiceImageError(f"{label}: the PDF has no pages")
+        return doc
+    except InvoiceImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pdfminer raises many kinds on damaged files
+        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InvoiceImageError(f"{label}: cannot read the PDF ({type(exc).__name__}: {msg})") from exc
+
+
+def _page_words(page) -> list[OcrBox]:
+    try:
+        words = page.extract_words(keep_blank_chars=False, x_tolerance=2, y_tolerance=2)
+    except Exception:  # noqa: BLE001 - a damaged content stream: treat as no text layer
+        return []
+    boxes = []
+    for w in words:
+        text = str(w.get("text", "")).strip()
+        if not text:
+            continue
+        x0, x1, y0, y1 = (float(w[k]) * PDF_SCALE for k in ("x0", "x1", "top", "bottom"))
+        boxes.append(OcrBox(text, 1.0, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], [1.0] * len(text)))
+    return boxes
+
+
+def _score_text(text: str) -> int:
+    t = re.sub(r"\s+", "", text or "")
+    return sum(1 for w in _BILL_WORDS if w in t)
+
+
+def pdf_text_score(source) -> tuple[int, bool]:
+    """(number of bill words in the text of the first two pages, whether there is a text layer)."""
+    raw, raw_name, origin = _load(source, None)
+    with _open(raw, raw_name or origin) as doc:
+        text = ""
+        for page in doc.pages[:2]:
+            try:
+                text += (page.extract_text() or "") + "\n"
+            except Exception:  # noqa: BLE001
+                continue
+    return _score_text(text), len(re.sub(r"\s+", "", text)) >= 10
+
+
+def page_image(raw: bytes, page: int = 0, scale: float = PDF_SCALE):
+    """Page ``page`` of a PDF rendered as a PIL image at ``scale`` × 72 dpi (pypdfium2)."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError as exc:  # pragma: no cover - installed with pdfplumber
+        raise InvoiceImageError("pypdfium2 is not installed: a PDF page cannot be rendered") from exc
+    pdf = pdfium.PdfDocument(raw)
+    try:
+        return pdf[page].render(scale=scale).to_pil().convert("RGB")
+    finally:
+        pdf.close()
+
+
+def read_pdf_invoice(source, *, known: dict | None = None, threshold: float | None = None, kind_hint=None,
+                     raw_name: str | None = None, source_name: str = "invoice-pdf", **_ignored) -> InvoiceResult:
+    """Read a bill / e-invoice PDF into a one-row ``invoice`` result (see the module doc).
+
+    The page with the most bill words is read (the first of a bill is usually the one)."""
+    threshold = _check_threshold(threshold)
+    t0 = time.perf_counter()
+    raw, raw_name, origin = _load(source, raw_name)
+    label = raw_name or origin
+    with _open(raw, label) as doc:
+        best = None
+        for k, page in enumerate(doc.pages[:4]):
+            words = _page_words(page)
+            score = _score_text("".join(b.text for b in words))
+            if best is None or score > best[0]:
+                best = (score, k, words, (float(page.width), float(page.height)))
+        n_pages = len(doc.pages)
+    score, k, words, (pw, ph) = best
+    size = (round(pw * PDF_SCALE), round(ph * PDF_SCALE))
+    t1 = time.perf_counter()
+    if words and len("".join(b.text for b in words)) >= 10:
+        if score < 2:
+            raise InvoiceImageError(f"{label}: not a bill or invoice — its text has no bill fields "
+                                    f"(户号, 价税合计, 应缴金额 …); a PDF of tables is read by connectors.files")
+        fields = extract_fields(words, size, kind_hint=kind_hint, known=known, text_layer=True)
+        if all(fields[f]["value"] is None for f in ("quantity", "amount")):
+            raise InvoiceImageError(f"{label}: not a bill or invoice — no quantity or amount in its text")
+        engine = {"name": "pdf-text-layer", "reader": "pdfplumber"}
+        mode, n_boxes = "text", len(words)
+        t2 = t1
+    else:  # a scan saved as PDF: rasterise and OCR
+        img = page_image(raw, k, PDF_SCALE)
+        size = img.size
+        boxes = ocr_image(img)
+        t2 = time.perf_counter()
+        fields = extract_fields(boxes, size, kind_hint=kind_hint, known=known)
+        engine = engine_info()
+        mode, n_boxes = "ocr", len(boxes)
+    t3 = time.perf_counter()
+    result = build_result(fields, raw=raw, raw_name=raw_name, origin=origin, source=source_name, threshold=threshold,
+                          kind_hint=kind_hint, n_boxes=n_boxes, engine=engine,
+                          timing={"open_s": round(t1 - t0, 4), "ocr_s": round(t2 - t1, 4),
+                                  "parse_s": round(t3 - t2, 4), "total_s": round(t3 - t0, 4)},
+                          image={"width": size[0], "height": size[1], "format": "PDF", "page": k, "pages": n_pages,
+                                 "scale": PDF_SCALE},
+                          extra={"pdf": {"mode": mode, "page": k, "pages": n_pages, "bill_words": score}})
+    return result
 
 
 # =========================================================================== review queue
@@ -1260,9 +1744,9 @@ def _validate(field_name: str, value):
         raise ValueError(f"unknown field {field_name!r} (one of {', '.join(FIELDS)})")
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError(f"{field_name}: a reviewed value is required")
-    if field_name in ("quantity", "amount"):
+    if field_name in NUMBER_FIELDS:
         if isinstance(value, str):
-            v, _, used = parse_number(value, money=field_name == "amount")
+            v, _, used = parse_number(value.strip().lstrip("¥￥").strip(), money=field_name in MONEY_FIELDS)
             if v is None or _norm(value)[used:].strip(" 元"):
                 raise ValueError(f"{field_name}: {value!r} is not a number")
             value = v
@@ -1317,7 +1801,7 @@ class ReviewQueue:
     CREATE TABLE IF NOT EXISTS items (
         item_id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE, raw_name TEXT,
         raw BLOB, data TEXT NOT NULL, metadata TEXT NOT NULL, queued_at TEXT NOT NULL, queued_by TEXT,
-        released_at TEXT);
+        released_at TEXT, batch_id TEXT, enterprise TEXT, ingested_batch TEXT);
     CREATE TABLE IF NOT EXISTS fields (
         item_id INTEGER NOT NULL REFERENCES items(item_id), field TEXT NOT NULL, suggested TEXT,
         confidence REAL NOT NULL, box TEXT, reason TEXT, status TEXT NOT NULL DEFAULT 'pending',
@@ -1334,6 +1818,10 @@ class ReviewQueue:
         self._lock = threading.Lock()
         with self._con:
             self._con.executescript(self._SCHEMA)
+            have = {r[1] for r in self._con.execute("PRAGMA table_info(items)")}
+            for col in ("batch_id", "enterprise", "ingested_batch"):   # queues made before these columns
+                if col not in have:
+                    self._con.execute(f"ALTER TABLE items ADD COLUMN {col} TEXT")
 
     def close(self):
         self._con.close()
@@ -1348,8 +1836,12 @@ class ReviewQueue:
         self._con.execute("INSERT INTO events (item_id, field, action, value, actor, at) VALUES (?,?,?,?,?,?)",
                           (item_id, field_name, action, json.dumps(value, ensure_ascii=False), actor, _now()))
 
-    def put(self, result: ConnectorResult, *, sender: str | None = None) -> int:
-        """Queue ``result``; returns its item id (the existing one if the same image is queued)."""
+    def put(self, result: ConnectorResult, *, sender: str | None = None, batch_id: str | None = None,
+            enterprise: str | None = None) -> int:
+        """Queue ``result``; returns its item id (the existing one if the same image is queued).
+
+        ``batch_id``: the lake batch that holds the image (its quarantined row); ``enterprise``:
+        whose lake it is (see :mod:`workbench.ingestion.review`)."""
         if result.kind != "invoice":
             raise ValueError(f"only invoice results are reviewed here, got kind {result.kind!r}")
         sha = result.sha256
@@ -1357,14 +1849,17 @@ class ReviewQueue:
             raise ValueError("the result has no sha256 (raw bytes missing)")
         review = result.metadata.get("review", [])
         with self._lock, self._con:
-            row = self._con.execute("SELECT item_id FROM items WHERE sha256 = ?", (sha,)).fetchone()
+            row = self._con.execute("SELECT item_id, batch_id FROM items WHERE sha256 = ?", (sha,)).fetchone()
             if row:
+                if batch_id and not row["batch_id"]:
+                    self._con.execute("UPDATE items SET batch_id = ? WHERE item_id = ?", (batch_id, row["item_id"]))
                 return int(row["item_id"])
             meta = {k: v for k, v in result.metadata.items() if k != "review"}
             cur = self._con.execute(
-                "INSERT INTO items (sha256, raw_name, raw, data, metadata, queued_at, queued_by) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO items (sha256, raw_name, raw, data, metadata, queued_at, queued_by, batch_id, enterprise) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
                 (sha, result.raw_name, result.raw, result.data.to_json(orient="records", force_ascii=False),
-                 json.dumps(meta, ensure_ascii=False, default=str), _now(), sender))
+                 json.dumps(meta, ensure_ascii=False, default=str), _now(), sender, batch_id, enterprise))
             item_id = int(cur.lastrowid)
             for r in review:
                 self._con.execute(
@@ -1441,12 +1936,76 @@ class ReviewQueue:
                 reviewed.append({"field": f["field"], "value": value, "suggested": json.loads(f["suggested"]),
                                  "ocr_confidence": f["confidence"], "reviewer": f["reviewer"],
                                  "resolved_at": f["resolved_at"]})
-            for col in ("quantity", "amount"):
+            for col in NUMBER_FIELDS:
                 data[col] = pd.to_numeric(data[col], errors="coerce").astype("float64")
             data["needs_review"] = False
-            if not item["released_at"]:
-                self._con.execute("UPDATE items SET released_at = ? WHERE item_id = ?", (_now(), item_id))
+            released_at = item["released_at"]
+            if not released_at:
+                released_at = _now()
+                self._con.execute("UPDATE items SET released_at = ? WHERE item_id = ?", (released_at, item_id))
                 self._event(item_id, None, "released", None, released_by)
-        meta.update(needs_review=False, review=[], reviewed=reviewed, review_item=item_id)
+        # who checked it, when, and the image it was read from (the lake batch holding the raw bytes)
+        data["reviewed_by"] = ", ".join(sorted({r["reviewer"] for r in reviewed})) or None
+        data["reviewed_at"] = max((r["resolved_at"] for r in reviewed), default=None)
+        data["review_item"] = int(item_id)
+        data["image_sha256"] = item["sha256"]
+        data["image_batch"] = item["batch_id"]
+        meta.update(needs_review=False, review=[], reviewed=reviewed, review_item=item_id, released_at=released_at,
+                    image_sha256=item["sha256"], image_batch=item["batch_id"], enterprise=item["enterprise"])
         meta.pop("received_at", None)
         return InvoiceResult(data, meta, kind="invoice", raw=item["raw"], raw_name=item["raw_name"])
+
+    def item(self, item_id: int) -> dict:
+        """One queued item: ``item_id, sha256, raw_name, batch_id, enterprise, queued_at, queued_by,
+        released_at, ingested_batch, metadata`` (without the raw bytes)."""
+        row = self._con.execute("SELECT * FROM items WHERE item_id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no review item {item_id}")
+        out = {k: row[k] for k in row.keys() if k not in ("raw", "data", "metadata")}
+        out["metadata"] = json.loads(row["metadata"])
+        return out
+
+    def items(self, *, open_only: bool = False) -> list[dict]:
+        """Every item (``open_only``: those not yet ingested) with its counts of pending and resolved fields."""
+        rows = self._con.execute(
+            "SELECT i.item_id, i.raw_name, i.sha256, i.batch_id, i.enterprise, i.queued_at, i.released_at, "
+            "i.ingested_batch, SUM(f.status = 'pending') AS pending, SUM(f.status = 'resolved') AS resolved "
+            "FROM items i LEFT JOIN fields f USING (item_id) GROUP BY i.item_id ORDER BY i.item_id").fetchall()
+        out = [{**dict(r), "pending": int(r["pending"] or 0), "resolved": int(r["resolved"] or 0)} for r in rows]
+        return [r for r in out if not r["ingested_batch"]] if open_only else out
+
+    def raw(self, item_id: int) -> bytes:
+        row = self._con.execute("SELECT raw FROM items WHERE item_id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no review item {item_id}")
+        return bytes(row["raw"])
+
+    def mark_ingested(self, item_id: int, batch_id: str, *, actor: str | None = None) -> None:
+        """Record the lake batch that took the released row (kept in the audit trail)."""
+        with self._lock, self._con:
+            self._con.execute("UPDATE items SET ingested_batch = ? WHERE item_id = ?", (batch_id, item_id))
+            self._event(item_id, None, "ingested", batch_id, actor)
+
+    def page(self, item_id: int):
+        """The image the item was read from (a PDF's page rendered as it was read), PIL RGB."""
+        meta = self.item(item_id)["metadata"]
+        raw = self.raw(item_id)
+        img_meta = meta.get("image", {})
+        if img_meta.get("format") == "PDF":
+            return page_image(raw, int(img_meta.get("page", 0)), float(img_meta.get("scale", PDF_SCALE)))
+        img, _ = _decode(raw, meta.get("origin", "review item"))
+        return img
+
+    def crop(self, item_id: int, field: str, *, pad: int = 12, page=None):
+        """The part of the image where ``field`` was read (its box with ``pad`` px around), or the
+        whole page when the field has no box (not found).  ``page``: the item's page, when the
+        caller already has it."""
+        row = self._con.execute("SELECT box FROM fields WHERE item_id = ? AND field = ?", (item_id, field)).fetchone()
+        img = page if page is not None else self.page(item_id)
+        box = json.loads(row["box"]) if row is not None and row["box"] else None
+        if not box:
+            return img
+        x0, y0, x1, y1 = box
+        w, h = img.size
+        return img.crop((max(0, int(x0) - pad), max(0, int(y0) - pad), min(w, int(math.ceil(x1)) + pad),
+                         min(h, int(math.ceil(y1)) + pad)))
