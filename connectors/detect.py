@@ -156,11 +156,18 @@ _METER_WORDS = ["表号", "计量点", "计量点编号", "计量点号", "计�
                 "电表名称", "电表", "仪表编号", "仪表名称", "仪表", "测点", "测点编号", "测点名称", "点位", "设备名称",
                 "设备", "设备编号", "回路名称", "回路", "支路名称", "支路", "表名", "通讯地址", "表地址", "meter",
                 "meter_code", "meter_no", "meter_id", "meter_name", "point", "point_id", "tag", "tagname",
-                "tag_name", "device", "device_name", "device_id", "channel"]
+                "tag_name", "device", "device_name", "device_id", "channel", "流量计", "计量器具", "位号", "仪表位号"]
+#: meter columns named so unambiguously that numeric ids (表号 3301001234) are still ids
+_METER_ID_WORDS = {"表号", "表计编号", "电表号", "计量点编号", "仪表编号", "测点编号", "设备编号", "通讯地址", "表地址",
+                   "meter_no", "meter_id", "meter_code", "point_id", "device_id", "tag"}
 _UNIT_WORDS = ["单位", "计量单位", "units", "unit", "uom", "unit_of_measure"]
+_MULTIPLIER_WORDS = ["倍率", "综合倍率", "乘率", "CT倍率", "变比", "multiplier", "factor", "ct_ratio"]
 _QUANTITY_WORDS = ["指标", "测量项", "数据项", "参数", "metric", "measure", "variable", "quantity"]
 _REGISTER_WORDS = ["寄存器", "读数类型", "计量方式", "register_type", "register"]
 _QUALITY_WORDS = ["quality", "质量", "质量码", "数据质量", "品质", "质量标志", "quality_code", "status", "状态"]
+_UNIT_SUFFIX = re.compile(r"(?:^|[_\s\-])(?P<u>kwh|mwh|gwh|wh|kvarh|nm3|m3|gj|mj|kg|t)$", re.I)
+_UNIT_SPELLING = {"kwh": "kWh", "mwh": "MWh", "gwh": "GWh", "wh": "Wh", "kvarh": "kvarh", "nm3": "Nm3", "m3": "m3",
+                  "gj": "GJ", "mj": "MJ", "kg": "kg", "t": "t"}
 _GOOD_QUALITY = {"good", "ok", "正常", "有效", "192", "0xc0", "g", "valid", "0"}
 _VALUE_RE = re.compile(r"读数|示数|示值|表码|表底|止码|电能|电量|用电|有功|用量|用水|用气|耗量|能耗|消耗|累计|"
                        r"热量|流量|value|reading|energy|kwh|consumption|usage|^val$|^数值$|^值$|^测量值$", re.I)
@@ -195,6 +202,7 @@ class _Table:
     sheet: str | None = None
     rejected: list = field(default_factory=list)
     period: str | None = None
+    total_rows: list = field(default_factory=list)     # 合计/总计 rows left out (derived, not data)
 
 
 def _csv_grid(text: str, delimiter: str) -> list[list[str]]:
@@ -312,19 +320,28 @@ def _csv_table(path: Path, raw: bytes, *, encoding=None, delimiter=None, header_
                 raise _files.FileFormatError(origin, i + 1, header[max(len(rec) - 1, 0)],
                                              f"the file is truncated: its last line ends in the middle of a row "
                                              f"({len(rec)} of {width} fields and no final line break)")
-            if len(rec) < width and all(not c.strip() for c in rec[1:]) and _footer(rec[0]):
+            if _footer(rec[0]) and (all(not c.strip() for c in rec[1:]) or _files._FOOTER.match(rec[0].strip())):
                 break
             rejected.append({"row": i + 1, "column": None, "reason": f"row has {len(rec)} fields, the header has {width}",
                              "payload": __import__("json").dumps(rec, ensure_ascii=False), "origin": origin})
             continue
-        if _footer(rec[0]) and all(not c.strip() for c in rec[1:]):
+        if _footer(rec[0]) and (all(not c.strip() for c in rec[1:]) or _files._FOOTER.match(rec[0].strip())):
             break
+        if not recs and _numbering_row(rec):
+            continue        # 甲 乙 丙 1 2 3 …: the column numbers of a statistical form
         recs.append(rec)
         rows.append(i + 1)
     frame = pd.DataFrame(recs, columns=header, dtype=object) if recs else pd.DataFrame(columns=header, dtype=object)
     period, _ = _files._period_from_title(title)
     return _Table(header, frame, np.asarray(rows, dtype=np.int64), [h + 1 for h in hdr], title, dec.encoding, delim,
                   rejected=rejected, period=period)
+
+
+def _numbering_row(rec: list[str]) -> bool:
+    try:
+        return _files._is_numbering_row(rec)
+    except ValueError:      # cells such as '0,5' (a decimal comma) are no column numbers
+        return False
 
 
 def _footer(cell: str) -> bool:
@@ -375,6 +392,21 @@ def _cell_text(v) -> str:
     return str(v)
 
 
+def _drop_totals(t: _Table) -> _Table:
+    """Rows whose first filled cell is 合计/总计/小计/Total are sums of the rows above: left out (and
+    listed, so the user sees it)."""
+    if not len(t.frame):
+        return t
+    first = t.frame.apply(lambda r: next((str(v).strip() for v in r if str(v).strip() not in ("", "nan", "None")), ""),
+                          axis=1)
+    total = first.str.match(r"^(合\s*计|总\s*计|小\s*计|total|sum|grand total)[:：]?$", case=False).to_numpy()
+    if total.any():
+        t.total_rows = [int(r) for r in t.rows[total]]
+        t.frame = t.frame[~total].reset_index(drop=True)
+        t.rows = t.rows[~total]
+    return t
+
+
 def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=None) -> list[_Table]:
     """The table(s) of a CSV or XLSX file, header rows found (see the module doc)."""
     path = Path(path)
@@ -387,17 +419,22 @@ def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=
     if not raw.strip():
         raise _files.FileFormatError(str(path), None, None, "the file is empty")
     if path.suffix.lower() in (".xlsx", ".xlsm") or raw[:4] == b"PK\x03\x04":
-        return _xlsx_tables(path, raw, sheet=sheet, header_rows=header_rows)
-    return [_csv_table(path, raw, encoding=encoding, delimiter=delimiter, header_rows=header_rows)]
+        return [_drop_totals(t) for t in _xlsx_tables(path, raw, sheet=sheet, header_rows=header_rows)]
+    return [_drop_totals(_csv_table(path, raw, encoding=encoding, delimiter=delimiter, header_rows=header_rows))]
 
 
 # ------------------------------------------------------------------------------ column meaning
 def _unit_of(header: str) -> tuple[str, str | None]:
-    """Header base and a unit written inside it (``正向有功总电能(kWh)`` → kWh; ``1#变压器/电量(万kWh)``)."""
+    """Header base and a unit written inside it (``正向有功总电能(kWh)`` → kWh; ``1#变压器/电量(万kWh)``;
+    ``energy_kwh`` → kWh)."""
     last = header.split("/")[-1]
     base, unit = _files._split_unit(last)
     if unit is None:
         base, unit = _files._split_unit(header)
+        if unit is None:
+            m = _UNIT_SUFFIX.search(header)
+            if m and m.start() > 0:
+                return header[: m.start()], _UNIT_SPELLING[m.group("u").lower()]
         return base, _clean_unit(unit)
     return (header[: -len(last)] + base) if "/" in header else base, _clean_unit(unit)
 
@@ -441,14 +478,47 @@ def _parse_ts(cells: pd.Series) -> tuple[pd.Series, str]:
             return (pd.to_datetime(nums, unit="ms", utc=True, errors="coerce").dt.tz_convert(_files.LOCAL_TZ),
                     "unix milliseconds")
     ts, bad, blank = _files._to_ts(s.astype(object))
+    if len(s) and ts.isna().mean() > 0.5:
+        alt, how = _day_month_year(s)
+        if alt is not None and alt.notna().mean() > ts.notna().mean():
+            return alt, how
     return ts, "text"
+
+
+_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_YMD_DOTS = re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def _day_month_year(s: pd.Series) -> tuple[pd.Series | None, str]:
+    """``13/10/2025 00:15`` (day first when a first field is > 12, month first when a second one
+    is, day first when nothing tells — European meter software) and ``2025.10.01`` (SAP)."""
+    text = s.astype(str).str.strip()
+    m = text.str.extract(_YMD_DOTS)
+    if m[0].notna().mean() > 0.5:
+        y, mo, d = m[0], m[1], m[2]
+        order = "year.month.day"
+    else:
+        m = text.str.extract(_DMY)
+        if m[0].notna().mean() <= 0.5:
+            return None, "text"
+        a, b = pd.to_numeric(m[0]), pd.to_numeric(m[1])
+        monthfirst = bool((b > 12).any()) and not bool((a > 12).any())
+        d, mo = (m[1], m[0]) if monthfirst else (m[0], m[1])
+        y = m[2]
+        order = "month/day/year" if monthfirst else "day/month/year"
+    hh = m[3].fillna("0")
+    mm = m[4].fillna("0")
+    ss = m[5].fillna("0")
+    iso = (y + "-" + mo.str.zfill(2) + "-" + d.str.zfill(2) + " " + hh.str.zfill(2) + ":" + mm.str.zfill(2) + ":"
+           + ss.str.zfill(2))
+    return pd.to_datetime(iso, format="%Y-%m-%d %H:%M:%S", errors="coerce"), order
 
 
 def _ts_share(cells: pd.Series, n: int = 200) -> float:
     sample = cells.head(n).astype(str).str.strip()
     sample = sample[sample.ne("")]
-    if not len(sample):
-        return 0.0
+    if not len(sample) or sample.str.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?").mean() > 0.5:
+        return 0.0        # clock times alone are not timestamps
     ts, how = _parse_ts(sample)
     if how == "text" and sample.str.fullmatch(r"[-+]?\d+(\.\d+)?").all():
         return 0.0          # plain numbers are not timestamps
@@ -490,8 +560,8 @@ def _classify(table: _Table, explicit: dict, known_meters: set) -> tuple[dict, l
             share = _ts_share(table.frame[h])
             if share >= 0.9:
                 date_only = table.frame[h].head(50).astype(str).str.strip().str.fullmatch(
-                    r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?").all()
-                clock = next((c for c in free if c != h and _is(_CLOCK_WORDS, c)
+                    r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}").all()
+                clock = next((c for c in free if c != h
                               and table.frame[c].head(50).astype(str).str.strip().str.fullmatch(
                                   r"\d{1,2}:\d{2}(:\d{2})?").all()), None)
                 if date_only and clock:
@@ -503,13 +573,14 @@ def _classify(table: _Table, explicit: dict, known_meters: set) -> tuple[dict, l
     free = [h for h in table.header if h not in meaning]
     # meter, unit, quantity, register, quality by name
     for words, m in ((_METER_WORDS, "meter_id"), (_UNIT_WORDS, "unit"), (_QUANTITY_WORDS, "quantity"),
-                     (_REGISTER_WORDS, "register"), (_QUALITY_WORDS, "quality")):
+                     (_REGISTER_WORDS, "register"), (_QUALITY_WORDS, "quality"), (_MULTIPLIER_WORDS, "multiplier")):
         if m in taken:
             continue
         for h in free:
             base = _unit_of(h)[0]
-            if _is(words, base) and (m != "meter_id" or _num_share(table.frame[h]) < 1.0 or
-                                     table.frame[h].astype(str).str.strip().isin(known_meters).any()):
+            if _is(words, base) and (m != "meter_id" or _num_share(table.frame[h]) < 1.0 or _is(_METER_ID_WORDS, base)
+                                     or table.frame[h].astype(str).str.strip().isin(known_meters).any()
+                                     or table.frame[h].head(200).astype(str).str.fullmatch(r"\d{6,}").all()):
                 take(h, m, f"the header '{h}' names it")
                 break
         free = [h for h in table.header if h not in meaning]
@@ -547,6 +618,127 @@ def table_origin(t: _Table) -> str:
     return getattr(t, "origin", "the file")
 
 
+# ------------------------------------------------------------------------------ activity views
+_ACT_ITEM = ["能源名称", "能源种类", "能源品种", "货物名称", "物料描述", "物料名称", "燃料名称", "燃料品种", "品名", "品种",
+             "description", "material_description", "item_description", "物资名称", "fuel", "energy", "energy_type"]
+_ACT_CODE = ["物料", "物料编码", "物料号", "物料代码", "material", "material_code", "item", "item_code", "item_no"]
+_ACT_QTY = ["净重", "实发数量", "发生数量", "出库数量", "领用数量", "数量", "消耗量", "用量", "quantity", "qty", "net_weight",
+            "consumption", "amount_used"]
+_ACT_DROP = ["毛重", "皮重", "gross_weight", "tare_weight", "单价", "金额", "price", "unit_price", "amount", "value",
+             "cost"]
+_ACT_DATE = ["过账日期", "凭证日期", "过磅日期", "日期", "transaction_date", "posting_date", "date", "出库日期", "领用日期",
+             "业务日期", "单据日期"]
+_REVERSAL = {"262", "202", "222", "252", "292"}     # SAP movement types that reverse a goods issue
+_MOVEMENT = ["移动类型", "movement_type", "mvt", "bwart"]
+#: SAP/ERP units of measure (ISO codes) → units pint reads
+_UOM = {"TO": "t", "TON": "t", "T": "t", "MT": "t", "TNE": "t", "KG": "kg", "G": "g", "M3": "m3", "NM3": "Nm3", "KWH": "kWh", "MWH": "MWh", "GJ": "GJ",
+        "L": "L", "LT": "L", "KL": "kL", "MJ": "MJ"}
+
+
+def _find(cols, words) -> str | None:
+    keys = {_k(w) for w in words}
+    return next((c for c in cols if _k(_unit_of(c)[0]) in keys or _k(c) in keys), None)
+
+
+def _activity_view(frame: pd.DataFrame, lib=None) -> tuple[pd.DataFrame, list[Guess], float]:
+    """ERP, weighbridge and ledger tables in the activity reader's words: (frame with item,
+    quantity, unit, period columns where found, the guesses, the share of rows whose item the
+    factor library knows)."""
+    if lib is None:
+        from workbench.core.factors import default_library
+        lib = default_library()
+    cols = list(frame.columns)
+    guesses: list[Guess] = []
+    present = _files._activity_columns_present(cols)
+    ren, drop = {}, []
+    item = None if "item" in cols else _find(cols, _ACT_ITEM)
+    code = _find([c for c in cols if c != item], _ACT_CODE)
+    if item is not None:
+        ren[item] = "item"
+        guesses.append(Guess(f"column {item}", "item", "names the energy or material", f"--column {item}=…"))
+        if code is not None:
+            drop.append(code)
+            guesses.append(Guess(f"column {code}", "left out", f"a material code beside the name in '{item}'",
+                                 f"--column {code}=item"))
+    elif "item" not in present and code is not None and "item" not in cols:
+        ren[code] = "item"
+    if "quantity" not in cols:
+        qty = _find(cols, _ACT_QTY)
+        if qty is not None:
+            ren[qty] = "quantity"
+            u = _unit_of(qty)[1]
+            guesses.append(Guess(f"column {qty}", "quantity", "the quantity column" + (f" (in {u})" if u else ""),
+                                 f"--column {qty}=…"))
+    if "unit" not in cols:
+        unit = _find([c for c in cols if c not in ren], _UNIT_WORDS)
+        if unit is not None:
+            ren[unit] = "unit"
+    if "period" not in cols:
+        date = _find([c for c in cols if c not in ren], _ACT_DATE + sorted(_files._PERIOD_HEADERS))
+        if date is not None:
+            ren[date] = "_date"
+    drop += [c for c in cols if c not in ren and _find([c], _ACT_DROP)]
+    out = frame.drop(columns=[c for c in drop if c in frame.columns]).rename(columns=ren)
+    if "quantity" in out and "unit" not in out:
+        src = next(k for k, v in ren.items() if v == "quantity") if "quantity" in ren.values() else None
+        u = _unit_of(src)[1] if src else None
+        if u:
+            out["unit"] = u
+    if "_date" in out:
+        cells = out["_date"].astype(str).str.strip()
+        months = cells.map(lambda c: _period_of(c) if _MONTHLY.match(c) else None)
+        if months.notna().mean() > 0.5:        # already months (2025-01, 2025年1月)
+            out["period"] = months.where(months.notna(), cells).to_numpy()
+        else:
+            d, _ = _parse_ts(cells)
+            d = pd.Series(d, index=out.index)
+            out["period"] = d.dt.strftime("%Y-%m").where(d.notna(), cells).to_numpy()
+            src = next(k for k, v in ren.items() if v == "_date")
+            guesses.append(Guess(f"column {src}", "period", "the month of each date", f"--column {src}=…"))
+        out = out.drop(columns="_date")
+    if "unit" in out:
+        up = out["unit"].astype(str).str.strip()
+        mapped = up.str.upper().map(_UOM)
+        if mapped.notna().any():
+            out["unit"] = mapped.where(mapped.notna(), up)
+            guesses.append(Guess("units", "ERP codes", "TO → t, KG → kg, M3 → m3 …", "--column"))
+    mv = _find(list(out.columns), _MOVEMENT)
+    if mv is not None and "quantity" in out:
+        rev = out[mv].astype(str).str.strip().isin(_REVERSAL)
+        if rev.any():
+            q = pd.to_numeric(out["quantity"].astype(str).str.replace(",", "", regex=False), errors="coerce")
+            out.loc[rev & q.notna(), "quantity"] = (-q[rev & q.notna()].abs()).astype(str)
+            guesses.append(Guess(f"column {mv}", "reversals", f"{int(rev.sum())} reversal movement(s) (262 …) "
+                                 "subtracted", f"--column {mv}=ignore"))
+    share = 0.0
+    if "item" in out and len(out):
+        names = out["item"].astype(str).str.strip()
+        uniq = names.unique()[:200]
+        known = {n for n in uniq if _files._item_category(lib, n)[0] is not None}
+        share = float(names.isin(known).mean())
+        if "unit" in out:       # gas volumes as statistics write them: 立方米 → Nm3 (stated in the guesses)
+            cat = names.map(lambda n: _files._item_category(lib, n)[1])
+            units = out["unit"].astype(str).str.strip()
+            gas = cat.eq("fuel") & units.isin(list(_files._GAS_UNITS))
+            if gas.any():
+                out.loc[gas, "unit"] = [_files._stat_unit(u, "fuel") for u in units[gas]]
+                guesses.append(Guess("gas volumes", "Nm3", _files.GAS_VOLUME_ASSUMPTION, "--column"))
+    return out, guesses, share
+
+
+_MONTH_COL = re.compile(r"^(?:(?P<y>\d{4})\s*[年\-/.]\s*)?(?P<m>\d{1,2})\s*月?$")
+
+
+def _month_columns(cols) -> dict:
+    """Columns that are months (``1月`` … ``12月``, ``2025-01``): column → (year or None, month)."""
+    out = {}
+    for c in cols:
+        m = _MONTH_COL.match(str(c).strip())
+        if m and (str(c).strip().endswith("月") or m.group("y")) and 1 <= int(m.group("m")) <= 12:
+            out[c] = (int(m.group("y")) if m.group("y") else None, int(m.group("m")))
+    return out
+
+
 # ------------------------------------------------------------------------------ kinds
 def _table_kind(t: _Table) -> tuple[str, str]:
     cols = t.header
@@ -556,11 +748,18 @@ def _table_kind(t: _Table) -> tuple[str, str]:
         return "statistics", "an energy-statistics form (能源名称, 计量单位, 消费量)"
     if any(_WHO_RE.match(c) for c in cols) and {"item", "quantity"} <= present:
         return "manual", "activity records kept by hand (a 录入人 column)"
-    if any(_VALUE_ADDED_RE.search(c) for c in cols) or (
-            any(re.search(r"产量|output", c, re.I) for c in cols) and any(_is(["产品", "product"], b) for b in bases)):
+    cells = " ".join(t.frame.head(50).astype(str).to_numpy().ravel().tolist()) if len(t.frame) else ""
+    if any(_VALUE_ADDED_RE.search(c) for c in cols) or re.search(r"增加值", cells) or (
+            any(re.search(r"产量|output", c, re.I) for c in cols) and any(_is(["产品", "product"], b) for b in bases)) \
+            or ({"period", "node_id"} <= set(cols) and any(c.endswith("_t") for c in cols)):
         return "production", "a production/value-added table (产量, 增加值)"
     if {"item", "quantity"} <= present:
         return "activity", "activity records (品种, 数量)"
+    view, _, known = _activity_view(t.frame)
+    if known >= 0.5 and "quantity" in view.columns:
+        return "activity", "records of energy items (the factor library knows them) with quantities"
+    if known >= 0.5 and len(_month_columns(cols)) >= 2:
+        return "activity", "a ledger with a column per month"
     if any(_k(c) in {_k(x) for x in _files._PERIOD_HEADERS} for c in cols):
         pcol = next(c for c in cols if _k(c) in {_k(x) for x in _files._PERIOD_HEADERS})
         energy = [c for c in cols if c != pcol and _unit_of(c)[1] and _files._looks_like_energy(_unit_of(c)[0])
@@ -571,6 +770,17 @@ def _table_kind(t: _Table) -> tuple[str, str]:
         if energy and monthly:
             return "activity", "a monthly ledger (月份 and energy columns with units)"
     return "readings", "a time column and numbers"
+
+
+def _pdf_text(path: Path) -> str:
+    """The first page's text of a PDF ('' when it has no text layer or cannot be read)."""
+    try:
+        import pdfplumber
+
+        with pdfplumber.open(path) as pdf:
+            return (pdf.pages[0].extract_text() or "") if pdf.pages else ""
+    except Exception:  # noqa: BLE001 - the table reader reports an unreadable PDF
+        return ""
 
 
 def _sniff_file_kind(path: Path) -> str | None:
@@ -646,9 +856,17 @@ def plan_import(path, *, kind=None, encoding=None, delimiter=None, sheet=None, h
             plan.guesses.append(Guess("kind", "invoice", "an image or a PDF bill", "--kind"))
         return plan
     if file_kind == "pdf-tables":
-        plan.kind = kind or "activity"
+        text = _pdf_text(path)
+        stats = bool(re.search(r"能源购进|消费与库存|205-1", text))
+        plan.kind = kind or ("statistics" if stats else "activity")
         if not kind:
-            plan.guesses.append(Guess("kind", plan.kind, "a PDF of tables (no bill fields found)", "--kind readings"))
+            plan.guesses.append(Guess("kind", plan.kind, "a PDF of tables" + (" (能源购进、消费与库存)" if stats else ""),
+                                      "--kind readings"))
+        if not period:
+            found, _ = _files._period_from_title([ln for ln in text.splitlines()[:15]])
+            if found:
+                plan.period = found
+                plan.guesses.append(Guess("period", found, "printed above the table", f"--period {found}"))
         return plan
     if path.suffix.lower() == ".parquet":
         plan.kind = kind or "readings"
@@ -668,6 +886,9 @@ def plan_import(path, *, kind=None, encoding=None, delimiter=None, sheet=None, h
             else str(t.header_rows[0])
         plan.guesses.append(Guess("header", f"row {rows}", "the first row of names above the data" + above,
                                   f"--header-row {t.header_rows[0]}"))
+    if t.total_rows:
+        plan.guesses.append(Guess("total rows", "left out", f"row(s) {', '.join(map(str, t.total_rows[:5]))} are "
+                                  "合计/总计 sums of the rows above", "(edit the file to keep them)"))
     if t.sheet and not sheet and len(tables) > 1:
         plan.guesses.append(Guess("sheet", t.sheet, f"the first of {len(tables)} sheets with a table", "--sheet NAME"))
     if not kind:
@@ -709,6 +930,10 @@ def _plan_readings(plan: ImportPlan, t: _Table, columns: dict, layout, known_met
     meaning, guesses = _classify(t, columns, known)
     plan.guesses.extend(guesses)
     title = _title_meta(t.title)
+    days = _day_columns([h for h in t.header if h not in meaning], _year_of(plan.period) or _year_in(t.title))
+    if len(days) >= 2 and not ({"ts", "date"} & set(meaning.values())):
+        _plan_days(plan, t, meaning, days, title)
+        return
     if not ({"ts"} & set(meaning.values()) or {"date", "time"} <= set(meaning.values())):
         raise ImportPlanError(f"{t.origin}: no time column found (columns are {', '.join(t.header)}); name it with "
                               "--column HEADER=ts")
@@ -830,6 +1055,62 @@ def _plan_readings(plan: ImportPlan, t: _Table, columns: dict, layout, known_met
             plan.quantity = _default_quantity(u, "")
 
 
+_DAY_COL = re.compile(r"^(?:(?P<y>\d{4})\s*[年\-/.]\s*)?(?P<m>\d{1,2})\s*[月\-/.]\s*(?P<d>\d{1,2})\s*日?$")
+_TOTAL_RE = re.compile(r"^(合计|总计|小计|total|sum)$", re.I)
+
+
+def _day_columns(cols, year) -> dict:
+    """Columns that are days (``10月1日``, ``2025-10-01``, ``10/1``): column → ISO date."""
+    out = {}
+    for c in cols:
+        m = _DAY_COL.match(str(c).strip())
+        if not m:
+            continue
+        y = int(m.group("y")) if m.group("y") else year
+        if y is None:
+            continue
+        try:
+            out[c] = pd.Timestamp(year=y, month=int(m.group("m")), day=int(m.group("d")))
+        except ValueError:
+            continue
+    return out
+
+
+def _plan_days(plan: ImportPlan, t: _Table, meaning: dict, days: dict, title: dict) -> None:
+    """A daily report: a row per meter (circuit), a column per day, 合计 left out."""
+    plan.layout = "days"
+    if "meter_id" not in meaning.values():
+        text = next((h for h in t.header if h not in meaning and h not in days and _num_share(t.frame[h]) < 0.5), None)
+        if text is None:
+            raise ImportPlanError(f"{t.origin}: a column per day but no column naming the meters; name it with "
+                                  "--column HEADER=meter_id")
+        meaning[text] = "meter_id"
+        plan.guesses.append(Guess(f"column {text}", "meter_id", "names a meter on each row", f"--column {text}=…"))
+    for h, d in days.items():
+        meaning[h] = "day:" + d.strftime("%Y-%m-%d")
+    for h in t.header:
+        meaning.setdefault(h, "-")
+    plan.columns = meaning
+    first, last = min(days.values()), max(days.values())
+    plan.guesses.append(Guess("layout", "a column per day", f"{len(days)} day columns {first:%Y-%m-%d} … {last:%Y-%m-%d}"
+                              " (合计 columns and rows left out)", "--layout long"))
+    if plan.unit is None:
+        if title.get("unit"):
+            plan.unit = title["unit"]
+            plan.guesses.append(Guess("unit", plan.unit, "from the title line", f"--unit {plan.unit}"))
+        else:
+            raise ImportPlanError(f"{t.origin}: no unit in the title or the headers; give it with --unit (e.g. --unit kWh)")
+    if plan.register is None:
+        plan.register = None
+    meters = [str(v).strip() for v in t.frame[next(h for h, m in meaning.items() if m == "meter_id")]]
+    plan.registers = {m: plan.register or "interval" for m in meters if m and not _TOTAL_RE.match(m)}
+    if plan.register is None:
+        plan.guesses.append(Guess("register", "interval", "a daily report holds each day's consumption",
+                                  "--register cumulative"))
+    from workbench.core.meters import _default_quantity
+    plan.quantity = plan.quantity or _default_quantity(plan.unit, "")
+
+
 def _header_claim(plan: ImportPlan) -> tuple[str, str] | None:
     for h, m in plan.columns.items():
         if m == "value" or m.startswith("meter:"):
@@ -854,13 +1135,27 @@ def _readings_frame(plan: ImportPlan, t: _Table) -> pd.DataFrame:
     f = t.frame
     inv = {}
     for h, m in cols.items():
-        if m in ("ts", "date", "time", "meter_id", "value", "unit", "quantity", "register", "quality"):
+        if m in ("ts", "date", "time", "meter_id", "value", "unit", "quantity", "register", "quality", "multiplier"):
             inv.setdefault(m, h)
-    if "ts" in inv:
-        ts_cells = f[inv["ts"]].astype(str)
-    else:
-        ts_cells = f[inv["date"]].astype(str).str.strip() + " " + f[inv["time"]].astype(str).str.strip()
     parts = []
+    if plan.layout != "days":
+        if "ts" in inv:
+            ts_cells = f[inv["ts"]].astype(str)
+        else:
+            ts_cells = f[inv["date"]].astype(str).str.strip() + " " + f[inv["time"]].astype(str).str.strip()
+    if plan.layout == "days":
+        mcol = next(h for h, m in cols.items() if m == "meter_id")
+        names = f[mcol].astype(str).str.strip()
+        keep = ~names.str.match(_TOTAL_RE.pattern, case=False) & names.ne("")
+        for h, m in cols.items():
+            if m.startswith("day:"):
+                parts.append(pd.DataFrame({"meter_id": names[keep].to_numpy(), "ts_cell": m[4:],
+                                           "value": f.loc[keep, h].to_numpy(), "row": t.rows[keep.to_numpy()]}))
+        out = pd.concat(parts, ignore_index=True)
+        ts = pd.to_datetime(out["ts_cell"])
+        out["ts"] = ts
+        out.attrs["ts_how"] = "day columns"
+        return out
     if plan.layout == "wide":
         for h, m in cols.items():
             if not m.startswith("meter:"):
@@ -879,6 +1174,14 @@ def _readings_frame(plan: ImportPlan, t: _Table) -> pd.DataFrame:
         for m in ("unit", "quantity", "register", "quality"):
             if m in inv:
                 out[m] = f[inv[m]].to_numpy()
+        if "multiplier" in inv:     # 示数 × 倍率: the meter's reading times its CT/PT ratio
+            v = pd.to_numeric(out["value"].astype(str).str.replace(",", "", regex=False), errors="coerce")
+            k = pd.to_numeric(f[inv["multiplier"]].astype(str).str.strip(), errors="coerce").to_numpy()
+            ok = v.notna().to_numpy() & ~np.isnan(k)
+            out["value"] = np.where(ok, (v.to_numpy() * np.where(ok, k, 1)).astype(str), out["value"].astype(str))
+            bad_k = v.notna().to_numpy() & np.isnan(k)
+            if bad_k.any():
+                out.loc[bad_k, "value"] = "倍率 " + f[inv["multiplier"]].astype(str).to_numpy()[bad_k]
     if plan.decimal_comma:
         out["value"] = out["value"].astype(str).str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     ts, how = _parse_ts(out["ts_cell"]) if len(out) else (pd.Series([], dtype="datetime64[us]"), "text")
@@ -894,7 +1197,8 @@ def read_planned(plan: ImportPlan, *, source: str = "file") -> ConnectorResult:
         from . import invoice_ocr
         return invoice_ocr.read(path)
     if path.suffix.lower() == ".pdf":
-        return _files.read_pdf_tables(path, kind="readings" if plan.kind == "readings" else "activity", source=source)
+        return _files.read_pdf_tables(path, kind="readings" if plan.kind == "readings" else "activity", source=source,
+                                      period=plan.period)
     if path.suffix.lower() == ".parquet":
         from . import parquet
         return parquet.read(path, kind=plan.kind)
@@ -967,74 +1271,184 @@ def _activity(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list, dict]:
     frame = t.frame.rename(columns={h: m for h, m in plan.columns.items() if m != "-"})
     drop = [h for h, m in plan.columns.items() if m == "-"]
     frame = frame.drop(columns=[c for c in drop if c in frame.columns])
-    frame = _erp_columns(frame, plan)
     if plan.kind == "manual":
         frame = frame.drop(columns=[c for c in frame.columns if _WHO_RE.match(str(c))])
-    good, rej, info = _files._activity_from_table(frame, t.rows, t.origin, lib, period=plan.period,
+    rows = t.rows
+    if plan.kind != "statistics":
+        frame, guesses, _ = _activity_view(frame, lib)
+        plan.guesses.extend(g for g in guesses if g.what not in {x.what for x in plan.guesses})
+        frame, rows = _net_reversals(frame, rows)
+        months = _month_columns(frame.columns)
+        if "item" in frame and len(months) >= 2 and "quantity" not in frame:
+            frame, rows = _melt_months(frame, rows, months, plan, t)
+    good, rej, info = _files._activity_from_table(frame, rows, t.origin, lib, period=plan.period,
                                                   document=f"{plan.path.name}#{t.sheet}" if t.sheet else plan.path.name)
     return good, rej, info
 
 
-def _erp_columns(frame: pd.DataFrame, plan: ImportPlan) -> pd.DataFrame:
-    """ERP material movements: 物料描述 is the item (物料 is the material code), 过账日期 the period."""
-    cols = list(frame.columns)
-    desc = next((c for c in cols if re.search(r"物料描述|物料名称|material_description|description", str(c), re.I)), None)
-    code = next((c for c in cols if _k(c) in (_k("物料"), _k("物料编码"), _k("物料号"), "material")), None)
-    out = frame
-    if desc is not None:
-        out = out.rename(columns={desc: "item"})
-        if code is not None and code != desc:
-            out = out.rename(columns={code: "material_code"}).drop(columns="material_code")
-        plan.guesses.append(Guess(f"column {desc}", "item", "the material description (the code column is not an "
-                                  "item)", f"--column {desc}=…"))
-    date = next((c for c in out.columns if re.search(r"过账日期|凭证日期|posting_date|业务日期|出库日期|领用日期", str(c), re.I)),
-                None)
-    if date is not None and "period" not in out.columns:
-        d = pd.to_datetime(out[date].astype(str).str.strip(), errors="coerce", format="mixed")
-        out = out.assign(period=d.dt.strftime("%Y-%m").where(d.notna(), out[date].astype(str))).drop(columns=date)
-        plan.guesses.append(Guess(f"column {date}", "period", "the month of each posting date", f"--column {date}=…"))
-    return out
+def _net_reversals(frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """A negative quantity (a reversed goods issue, SAP 262) is taken off the latest earlier issue of
+    the same item, unit and month — activity records are never negative — and the record says so in
+    its document field.  A reversal with nothing to net against stays and is quarantined."""
+    if not {"item", "quantity", "period"} <= set(frame.columns) or not len(frame):
+        return frame, rows
+    q = pd.to_numeric(frame["quantity"].astype(str).str.replace(",", "", regex=False), errors="coerce")
+    neg = q < 0
+    if not neg.any():
+        return frame, rows
+    frame = frame.copy()
+    unit = frame["unit"].astype(str) if "unit" in frame else pd.Series("", index=frame.index)
+    key = frame["item"].astype(str) + "\x1f" + unit + "\x1f" + frame["period"].astype(str)
+    drop = []
+    qv = q.copy()
+    notes = {}
+    for i in np.flatnonzero(neg.to_numpy()):
+        earlier = [j for j in range(i - 1, -1, -1) if key.iat[j] == key.iat[i] and qv.iat[j] > 0 and j not in drop]
+        if not earlier or qv.iat[earlier[0]] + qv.iat[i] < 0:
+            continue
+        j = earlier[0]
+        qv.iat[j] = qv.iat[j] + qv.iat[i]
+        notes.setdefault(j, []).append(int(rows[i]))
+        drop.append(i)
+    for j, rs in notes.items():
+        frame.iat[j, frame.columns.get_loc("quantity")] = repr(float(qv.iat[j]))
+        doc = f"net of the reversal(s) in row(s) {', '.join(map(str, rs))}"
+        if "document" in frame:
+            frame.iat[j, frame.columns.get_loc("document")] = f"{frame.iat[j, frame.columns.get_loc('document')]}; {doc}"
+        else:
+            frame["document"] = ""
+            frame.iat[j, frame.columns.get_loc("document")] = doc
+    keep = np.ones(len(frame), bool)
+    keep[drop] = False
+    return frame[keep].reset_index(drop=True), np.asarray(rows)[keep]
+
+
+def _melt_months(frame, rows, months, plan, t):
+    """A ledger with a column per month (1月 … 12月, 累计 left out) → one record per item and month."""
+    year = next((y for y, _ in months.values() if y), None) or _year_of(plan.period) or _year_of(t.period) \
+        or _year_in(t.title)
+    if year is None:
+        raise ImportPlanError(f"{t.origin}: the months have no year (none in the title); give it with --period YYYY")
+    keep = [c for c in frame.columns if c not in months and not re.search(r"累计|合计|total|备注|note", str(c), re.I)]
+    recs, out_rows = [], []
+    for i, r in enumerate(rows):
+        base = {c: frame.iloc[i][c] for c in keep}
+        for c, (y, m) in months.items():
+            cell = str(frame.iloc[i][c]).strip()
+            if cell in ("", "nan", "None", "-", "—"):
+                continue
+            recs.append({**base, "quantity": cell, "period": f"{y or year:04d}-{m:02d}"})
+            out_rows.append(r)
+    plan.guesses.append(Guess("layout", "a column per month", f"{len(months)} month columns of {year}; 累计/合计 "
+                              "columns left out", "--period YYYY"))
+    return pd.DataFrame(recs), np.asarray(out_rows, dtype=np.int64)
+
+
+def _year_of(period) -> int | None:
+    return int(str(period)[:4]) if period and re.match(r"^\d{4}", str(period)) else None
+
+
+def _year_in(lines) -> int | None:
+    m = re.search(r"(20\d{2})", " ".join(lines or []))
+    return int(m.group(1)) if m else None
+
+
+_NAME_WORDS = ["指标名称", "产品名称", "产品", "项目", "指标", "名称", "product", "item", "indicator"]
+_THIS_MONTH = re.compile(r"本月|本期|当月|数量|产量|数值|value|quantity|output", re.I)
+_NOT_THIS_MONTH = re.compile(r"累计|同比|增长|上年|去年|%|比重|计划|ytd|year_to_date", re.I)
+
+
+def _period_of(cell: str) -> str | None:
+    m = _MONTHLY.match(cell)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}"
+    d = pd.to_datetime(cell, errors="coerce") if cell else None
+    return None if d is None or pd.isna(d) else d.strftime("%Y-%m")
 
 
 def _production(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list]:
-    """A production/value-added table → rows period, node_id, measure, product, quantity, unit, row."""
+    """A production/value-added table → rows period, node_id, measure, product, quantity, unit, row.
+
+    Layouts: the workbench's own ``monthly.csv`` (period, node_id, value_added_10k_cny, <product>_t);
+    one row per indicator (月份, 指标名称, 计量单位, 本月数 — 本年累计/同比 columns left out); one row
+    per month with a column per measure (月份, 产品, 产量(吨), 工业增加值(万元))."""
     f = t.frame
     cols = list(f.columns)
+    if {"period", "node_id"} <= set(cols):
+        from . import production
+
+        data, guessed = production.reshape(f.assign(), origin=t.origin)
+        data["row"] = t.rows[data["row"].to_numpy() - 2]
+        if guessed:
+            plan.guesses.append(Guess("products", ", ".join(guessed), "columns named <product>_t, in tonnes",
+                                      "(the enterprise's products in the master data)"))
+        return data, []
     pcol = next((c for c in cols if _k(c) in {_k(x) for x in _files._PERIOD_HEADERS} or _is(["period"], c)), None)
     node_col = next((c for c in cols if _is(["node_id", "节点", "设施", "工厂", "facility"], c)), None)
-    product_col = next((c for c in cols if _is(["产品", "产品名称", "product"], _unit_of(c)[0])), None)
+    name_col = next((c for c in cols if _is(_NAME_WORDS, _unit_of(c)[0])), None)
+    unit_col = next((c for c in cols if _is(_UNIT_WORDS, c)), None)
     rows_out, rejected = [], []
-    for i, r in enumerate(t.rows):
-        period = plan.period
-        if pcol is not None:
-            cell = str(f.at[i, pcol]).strip()
-            m = _MONTHLY.match(cell)
-            d = pd.to_datetime(cell, errors="coerce") if not m else None
-            period = f"{int(m.group(1)):04d}-{int(m.group(2)):02d}" if m else (
-                d.strftime("%Y-%m") if d is not None and not pd.isna(d) else None)
-            if period is None:
-                rejected.append({"row": int(r), "column": pcol, "reason": f"'{cell}' is not a month (YYYY-MM)",
-                                 "payload": _files._row_json(f.iloc[i]), "origin": t.origin})
+
+    def period_at(i, r):
+        if pcol is None:
+            if plan.period is None or not re.fullmatch(r"\d{4}-\d{2}", str(plan.period)):
+                raise ImportPlanError(f"{t.origin}: no month column and no month in the title; give it with "
+                                      "--period YYYY-MM")
+            return plan.period
+        cell = str(f.at[i, pcol]).strip()
+        per = _period_of(cell)
+        if per is None:
+            rejected.append({"row": int(r), "column": pcol, "reason": f"'{cell}' is not a month (YYYY-MM)",
+                             "payload": _files._row_json(f.iloc[i]), "origin": t.origin})
+        return per
+
+    if name_col is not None and not any(_VALUE_ADDED_RE.search(c) for c in cols):     # one row per indicator
+        values = [c for c in cols if c not in (pcol, node_col, name_col, unit_col) and _THIS_MONTH.search(c)
+                  and not _NOT_THIS_MONTH.search(c)]
+        if not values:
+            raise ImportPlanError(f"{t.origin}: which column holds this period's figures? (columns are "
+                                  f"{', '.join(cols)}); name it with --column HEADER=value")
+        vcol = values[0]
+        if len([c for c in cols if _NOT_THIS_MONTH.search(c)]):
+            plan.guesses.append(Guess(f"column {vcol}", "quantity", "this period's figures (累计/同比 columns left "
+                                      "out)", f"--column {vcol}=…"))
+        for i, r in enumerate(t.rows):
+            name = str(f.at[i, name_col]).strip()
+            cell = str(f.at[i, vcol]).strip().replace(",", "")
+            if not name or not cell:
                 continue
-        if period is None:
-            raise ImportPlanError(f"{t.origin}: no period column and none in the title; give it with --period YYYY-MM")
-        node = str(f.at[i, node_col]).strip() if node_col else (plan.node or "")
-        for c in cols:
-            if c in (pcol, node_col, product_col):
+            per = period_at(i, r)
+            if per is None:
                 continue
-            base, unit = _unit_of(c)
-            cell = str(f.at[i, c]).strip().replace(",", "")
-            if not cell:
+            unit = (str(f.at[i, unit_col]).strip() if unit_col else None) or _unit_of(vcol)[1] or ""
+            va = bool(_VALUE_ADDED_RE.search(name))
+            rows_out.append({"period": per, "node_id": str(f.at[i, node_col]).strip() if node_col else (plan.node or ""),
+                             "measure": "value_added" if va else "output", "product": "" if va else name,
+                             "quantity": cell, "unit": unit or ("万元" if va else "t"), "row": int(r)})
+    else:                            # one row per month, a column per measure
+        product_col = next((c for c in cols if _is(["产品", "产品名称", "product"], _unit_of(c)[0])), None)
+        for i, r in enumerate(t.rows):
+            per = period_at(i, r)
+            if per is None:
                 continue
-            if _VALUE_ADDED_RE.search(base):
-                measure, product, unit = "value_added", "", unit or "万元"
-            elif re.search(r"产量|output", base, re.I):
-                measure = "output"
-                product = str(f.at[i, product_col]).strip() if product_col else re.sub(r"产量|output", "", base).strip("_ ")
-                unit = unit or "t"
-            else:
-                continue
-            rows_out.append({"period": period, "node_id": node, "measure": measure, "product": product,
-                             "quantity": cell, "unit": unit, "row": int(r)})
+            node = str(f.at[i, node_col]).strip() if node_col else (plan.node or "")
+            for c in cols:
+                if c in (pcol, node_col, product_col):
+                    continue
+                base, unit = _unit_of(c)
+                cell = str(f.at[i, c]).strip().replace(",", "")
+                if not cell:
+                    continue
+                if _VALUE_ADDED_RE.search(base):
+                    measure, product, unit = "value_added", "", unit or "万元"
+                elif re.search(r"产量|output", base, re.I):
+                    measure = "output"
+                    product = str(f.at[i, product_col]).strip() if product_col else \
+                        re.sub(r"产量|output", "", base).strip("_ ")
+                    unit = unit or "t"
+                else:
+                    continue
+                rows_out.append({"period": per, "node_id": node, "measure": measure, "product": product,
+                                 "quantity": cell, "unit": unit, "row": int(r)})
     data = pd.DataFrame(rows_out, columns=["period", "node_id", "measure", "product", "quantity", "unit", "row"])
     return data, rejected

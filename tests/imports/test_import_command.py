@@ -188,7 +188,7 @@ def test_production_table(tmp_path, lake):
     doc = run_json(f, *lake, "--dry-run", "--node", "plant")
     assert doc["kind"] == "production"
     t = totals(doc)
-    assert t["value_added"] == (3550.0, "万元") and t["output:熟料"] == (102500.0, "t")
+    assert t["value_added"] == (3550.0, "万元") and t["熟料"] == (102500.0, "t")
 
 
 def test_manual_records_and_the_former_spelling(tmp_path, lake):
@@ -238,3 +238,45 @@ def test_gb18030_only_file(tmp_path, lake):
 def test_bad_hints_are_one_line(vendor_gbk, lake, args, words):
     r = run(vendor_gbk, *lake, "--dry-run", *args)
     assert r.exit_code == 2 and words in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_meter_reading_sheet_multiplies_by_the_ratio(tmp_path, lake):
+    f = tmp_path / "抄表.csv"
+    f.write_text("抄表日期,户号,表号,本次示数,倍率\n2025-10-01,3301234567,4401019981,100.0,80\n"
+                 "2025-10-02,3301234567,4401019981,101.5,80\n2025-10-03,3301234567,4401019981,103.0,80\n",
+                 encoding="gbk")
+    doc = run_json(f, *lake, "--dry-run", "--register-meters", "--unit", "kWh", "--register", "cumulative")
+    g = {x["what"]: x["value"] for x in doc["guesses"]}
+    assert g["column 倍率"] == "multiplier" and g["column 表号"] == "meter_id"
+    assert totals(doc) == {"4401019981": (240.0, "kWh")}      # (103.0 − 100.0) × 80
+
+
+def test_daily_report_with_a_column_per_day_and_a_total_row(tmp_path, lake):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["配电室日用电量报表"])
+    ws.append(["统计周期：2025-10-01 至 2025-10-03 单位：kWh"])
+    ws.append(["序号", "回路名称", "10月1日", "10月2日", "10月3日", "合计"])
+    ws.append([1, "1#窑主电机", 100, 110.5, 90, 300.5])
+    ws.append([2, "煤磨", 20, 30, 25, 75])
+    ws.append(["总计", None, 120, 140.5, 115, 375.5])
+    f = tmp_path / "daily.xlsx"
+    wb.save(f)
+    doc = run_json(f, *lake, "--dry-run", "--register-meters")
+    assert totals(doc) == {"1#窑主电机": (300.5, "kWh"), "煤磨": (75.0, "kWh")}
+    g = {x["what"]: x for x in doc["guesses"]}
+    assert g["layout"]["value"] == "a column per day" and g["total rows"]["value"] == "left out"
+
+
+def test_erp_reversal_is_netted_and_weighbridge_takes_the_net_weight(tmp_path, lake):
+    sap = tmp_path / "sap.csv"
+    sap.write_text("物料,物料描述,移动类型,过账日期,数量,计量单位\n10000123,原煤,261,2025.10.01,100,TO\n"
+                   "10000123,原煤,261,2025.10.05,50,TO\n10000123,原煤,262,2025.10.06,-30,TO\n", encoding="gbk")
+    doc = run_json(sap, *lake, "--dry-run")
+    assert doc["kind"] == "activity" and doc["stored"] == 2 and doc["quarantined"] == 0
+    assert totals(doc)["raw_coal"][0] == pytest.approx(120.0)     # 100 + 50 − 30
+    wb = tmp_path / "磅单.csv"
+    wb.write_text("过磅日期,车牌号,货物名称,毛重(吨),皮重(吨),净重(吨)\n2025-10-01 08:00,浙E1,原煤,48.9,16.1,32.8\n"
+                  "2025-10-02 09:00,浙E2,原煤,47.0,16.25,30.75\n", encoding="gb18030")
+    doc = run_json(wb, *lake, "--dry-run")
+    assert doc["kind"] == "activity" and totals(doc)["raw_coal"][0] == pytest.approx(63.55)   # 32.8 + 30.75

@@ -193,7 +193,7 @@ def totals(kind: str, tables: dict) -> list[dict]:
         p = tables.get("production")
         if p is None or not len(p):
             return []
-        key = p["measure"].where(p["measure"] != "output", "output:" + p["product"].astype(str))
+        key = p["measure"].where(p["measure"] != "output", p["product"].astype(str))
         out = []
         for k, g in p.groupby(key, sort=True):
             q, u = _in_unit(g["quantity"].to_numpy(dtype="float64"), g["unit"].astype(str).to_numpy(), "t")
@@ -220,6 +220,10 @@ def import_file(path, *, lake, enterprise: str | None = None, dry_run: bool = Fa
         lake = lake.for_enterprise(enterprise)
     path = Path(path)
     p = plan(path, lake=lake, hints=hints, mapping=mapping)
+    if p.kind == "production" and not p.node:
+        p.node = _root_node(lake)
+        p.guesses.append(detect.Guess("node", p.node, "production rows without a node belong to the enterprise",
+                                      f"--node {p.node}"))
     result = read(p, source=source)
     if p.kind == "manual" and not sender:
         sender = result.metadata.get("sender")
@@ -285,6 +289,16 @@ def _in_unit(values, units, to: str) -> tuple[float, str]:
         except UnitError:
             pass
     return float(values.sum()), str(units[0])
+
+
+def _root_node(lake) -> str:
+    """The enterprise's top boundary node (``ENT`` when the lake has no boundary yet)."""
+    b = lake.boundary()
+    if len(b) and "parent_id" in b:
+        top = b[b["parent_id"].fillna("").astype(str).str.strip().eq("")]
+        if len(top):
+            return str(top["node_id"].iat[0])
+    return "ENT"
 
 
 def _rows_in(result) -> int:
