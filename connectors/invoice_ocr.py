@@ -1,38 +1,43 @@
-"""Invoices and utility bills read by image recognition (seed §7.2 d).
+"""Invoices and utility bills: images by OCR, PDFs by their text layer (seed §7.2 d; issue 12, points 5–6).
 
-:func:`read_invoice` runs RapidOCR (ONNX models shipped inside the installed ``rapidocr`` package —
-nothing is downloaded, ever) on a photo/scan of a Chinese electricity, natural-gas or steam/heat
-bill or VAT invoice and returns a :class:`ConnectorResult` of kind ``invoice`` with one row:
+:func:`read` (the connector entry point, also what ``workbench import`` calls) takes a photo/scan
+(:func:`read_invoice`: RapidOCR with the ONNX models shipped inside the installed ``rapidocr``
+package — nothing is downloaded, ever) or a PDF (:func:`read_pdf_invoice`: the text layer read
+with pdfplumber; a scan saved as PDF is rasterised with pypdfium2 and OCR'd) of a Chinese
+electricity, natural-gas, steam/heat or water bill or VAT e-invoice and returns a
+:class:`ConnectorResult` of kind ``invoice`` with one row:
 
-``date`` (ISO date: 开票日期 › 出账/账单/结算日期 › 抄表日期), ``period`` (billing period
-``YYYY-MM``: 账期 / 计费周期 / 结算月份 / 所属期 …), ``supplier`` (销售方名称 / 供电单位 / 收款单位 …),
-``account_no`` (户号 / 客户编号 / 用户编号), ``item`` (factor-library code ``grid`` / ``natural_gas``
-/ ``heat``), ``quantity`` + ``unit`` (用电量 kWh, 用气量 Nm3/m3, 用汽量 t, 用热量 GJ …), ``amount``
-(价税合计 / 应缴金额 …, a number) and ``currency`` (``CNY``), each with ``<field>_confidence``
-(0–1), plus ``needs_review``.
+``date`` (ISO date: 开票日期 › 出账/账单/结算日期 › 抄表日期), ``period`` (billing period ``YYYY-MM``),
+``supplier``, ``customer`` (户名 / 购买方), ``account_no`` (户号 / 客户编号 / 用户编号), ``item``
+(``grid`` / ``natural_gas`` / ``heat`` / ``water``), ``quantity`` + ``unit``, ``unit_price``,
+``amount`` (total payable, tax included), ``tax`` and ``currency`` (``CNY``), each with
+``<field>_confidence`` (0–1), plus ``needs_review``.  ``customer``, ``unit_price`` and ``tax`` are
+optional: not printed → empty, not reviewed.  :func:`looks_like_invoice` tells a bill PDF from a
+PDF of tables.  Water has no emission factor: it is carried as invoice data (see docs/invoices.md).
 
 How a field is read
-    OCR gives text boxes with positions and a recognition score.  Boxes are de-skewed (median
-    text angle) and grouped into lines.  A field's *label* (key) is searched with tolerant regexes
-    on NFKC-normalised text (full-width digits and punctuation, spaces OCR puts between Chinese
-    characters); its value is the text right after the label on the same line (same box or the
-    next box to the right) or — for table headers and stacked layouts, when nothing follows the
-    label in its box — the cell directly below it.  Values are parsed tolerantly (thousands
-    separators, ``¥``/``￥``/``元``, ``年月日``/``-``/``/`` dates, date ranges, ``Nm³``/``m³``/``吨``/
-    ``千瓦时`` …).
+    Boxes (OCR boxes, or the PDF's words) are de-skewed (median text angle) and grouped into lines.
+    A field's *label* is searched with tolerant regexes on NFKC-normalised text; its value is the
+    text right after the label on the same line or — for table headers (``单价(元/m³)``) — the cell
+    directly below.  Values are parsed tolerantly (thousands separators, ``¥``/``元``, date
+    formats and ranges, ``Nm³``/``m³``/``吨``/``千瓦时`` …).
 
-Confidence
-    ``confidence = OCR score of the value × parse certainty``.  The OCR score is per character
-    (rapidocr's single-character scores): the weakest letter/digit of a number, date or code (a
-    number is only as good as its worst digit), the mean for a name.  The parse certainty is 1 for
-    a clean value behind a specific label and lower for generic labels (``合计``, a ``金额`` column),
-    repaired values (``O``→``0``), ambiguous separators (``9.850``), values inferred rather than
-    read (a unit from the commodity, a period from the date, CNY from a Chinese document).  Values
-    read from different boxes that agree combine (noisy-or) when a specific label is among them;
-    specific labels that disagree cap the confidence at 0.6.  Optional master data
-    (``known={"supplier": [...], "account_no": [...]}``) confirms, snaps (a supplier name one
-    misread character away) or sends unknown values to review.  0 when nothing was found.  Shown
-    confidences are rounded *down* to 4 decimals and the threshold is applied to the shown value.
+Confidence: calibrated
+    Each field gets features (:func:`_features`: weakest and mean OCR score of its characters,
+    the page's OCR quality, label specificity and tier, right-of-label / table cell / assumed,
+    parse certainty, agreeing and disagreeing readings, the cross-checks quantity × unit price ≈
+    amount and net + tax ≈ total, the match with master data, length) that
+    :mod:`connectors.invoice_calibration` maps to the probability of being right with a model
+    fitted on the project's own rendered bills (``benchmarks/invoice_calibration.py``; shipped as
+    ``connectors/data/invoice_calibration.json``).  On a PDF's text layer no misread is possible:
+    the confidence is the label's specificity × the parse certainty, confirmed by the
+    cross-checks.  Rules on top (:func:`_calibrated`): disagreeing labels, contradicting numbers,
+    assumed units/dates, unknown master data and a contradicting kind hint go to review.
+    ``known={"supplier": [...], "customer": [...], "account_no": [...]}`` (see
+    :func:`known_from_master_data`): exact matches are trusted, a name one misread character from
+    one known name is snapped to it (the reason says so), unknown values go to review.  Shown
+    confidences are rounded *down* to 4 decimals; the threshold (default
+    :data:`DEFAULT_THRESHOLD`, chosen by the benchmark) is applied to the shown value.
 
 Review, never silent entry
     A field below ``threshold`` is *not* put into ``data``: its cell is empty (None/NaN), the row has
@@ -40,10 +45,11 @@ Review, never silent entry
     ``{field, value, confidence, box, reason}`` — the suggested value and where it is on the image.
     :class:`ReviewQueue` (SQLite) holds such results until a person confirms or corrects every
     listed field (who and when are kept); :meth:`ReviewQueue.release` is the only way to get the
-    completed row.
+    completed row, and :mod:`workbench.ingestion.review` puts it into the lake with the reviewer's
+    name and time and the lake batch of the image (:mod:`connectors.invoice_review` is the desk).
 
-``raw`` is the image file's bytes exactly as received; ``metadata`` carries the engine (name,
-version, models), timings and the OCR lines for audit.
+``raw`` is the file's bytes exactly as received; ``metadata`` carries the engine, timings, each
+field's features, reason and box, the cross-checks and the text lines for audit.
 """
 from __future__ import annotations
 
@@ -758,7 +764,7 @@ _AMOUNT_LABELS = {
     "合计": (0.75, 2), "金额": (0.8, 2),
 }
 _DATE_LABELS = {"开票日期": (1.0, 1), "出账日期": (1.0, 2), "账单日期": (1.0, 2), "结算日期": (1.0, 2),
-                "抄表日期": (0.95, 3)}
+                "抄表日期": (1.0, 3)}
 _CUSTOMER_LABELS = {"户名": 1.0, "客户名称": 1.0, "用户名称": 1.0, "购买方名称": 1.0, "购方名称": 1.0,
                     "用电户名": 1.0, "用水户名": 1.0, "单位名称": 0.8}
 _PRICE_LABELS = {"单价": (1.0, 1), "平均电价": (1.0, 1), "平均单价": (1.0, 1), "综合单价": (1.0, 1),
@@ -998,7 +1004,14 @@ def _calibrated(fld: str, entry: dict, text_layer: bool) -> float:
 
     f = entry["features"]
     if text_layer:
-        conf = float(entry["cand"].certainty) if entry.get("cand") is not None else entry["heuristic"]
+        c = entry.get("cand")
+        if c is None:
+            conf = entry["heuristic"]
+        else:  # no misread is possible: only the label (a generic one) and the parse can mislead
+            parse = min(1.0, c.parse_cert / 0.98) if c.how == "below" else c.parse_cert   # a ruled cell is exact
+            conf = float(parse) * (1.0 if c.label_cert >= 0.95 else float(c.label_cert))
+            if _how(c) == "inferred":
+                conf = float(c.certainty)
         if f.get("agree", 0) >= 2 and f.get("label_cert", 0) >= 0.95:
             conf = max(conf, 0.99)
         if any(f.get(k) is True for k in ("xc_qpa", "xc_att")):
@@ -1008,6 +1021,9 @@ def _calibrated(fld: str, entry: dict, text_layer: bool) -> float:
         conf = model.predict(fld, f) if model is not None and model.has(fld) else entry["heuristic"]
     if any(f.get(k) is False for k in ("xc_qpa", "xc_att")):
         conf = min(conf, 0.8)      # the numbers contradict each other: a person looks
+    if (not text_layer and (fld in NUMBER_FIELDS or fld == "account_no") and f["ocr_min"] < 0.6
+            and not any(f.get(k) is True for k in ("xc_qpa", "xc_att"))):
+        conf = min(conf, 0.8)      # a digit the engine itself doubts, and no other number confirms it
     if fld == "amount" and f["tier"] != 1:
         conf = min(conf, 0.8)      # only a generic 金额/合计: maybe the net of a VAT invoice, not the total
     if f["how"] == "inferred" and fld in ("unit", "date", "period"):
@@ -1494,7 +1510,7 @@ def read_invoice(image_path_or_bytes, *, kind_hint=None, threshold: float | None
     threshold = _check_threshold(threshold)
     t0 = time.perf_counter()
     raw, raw_name, origin = _load(image_path_or_bytes, raw_name)
-    img, fmt = _decode(raw, raw_name or origin)
+    img, fmt = _decode(raw, _label(raw_name, origin))
     t1 = time.perf_counter()
     get_engine()
     t2 = time.perf_counter()
@@ -1574,11 +1590,20 @@ def read(source, *, known: dict | None = None, threshold: float | None = None, *
     return read_invoice(source, known=known, threshold=threshold, **options)
 
 
+def _label(raw_name, origin) -> str:
+    """How an error names the input: the path it was read from, else the name it was given."""
+    return origin if origin and not str(origin).startswith("<") else (raw_name or origin)
+
+
 def _peek(source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source[:8]), ""
     if hasattr(source, "read"):
-        return b"", str(getattr(source, "name", "") or "")
+        pos = source.tell() if hasattr(source, "tell") else None
+        head = source.read(8) if pos is not None else b""
+        if pos is not None:
+            source.seek(pos)
+        return bytes(head or b""), str(getattr(source, "name", "") or "")
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -1664,7 +1689,7 @@ def _score_text(text: str) -> int:
 def pdf_text_score(source) -> tuple[int, bool]:
     """(number of bill words in the text of the first two pages, whether there is a text layer)."""
     raw, raw_name, origin = _load(source, None)
-    with _open(raw, raw_name or origin) as doc:
+    with _open(raw, _label(raw_name, origin)) as doc:
         text = ""
         for page in doc.pages[:2]:
             try:
@@ -1695,7 +1720,7 @@ def read_pdf_invoice(source, *, known: dict | None = None, threshold: float | No
     threshold = _check_threshold(threshold)
     t0 = time.perf_counter()
     raw, raw_name, origin = _load(source, raw_name)
-    label = raw_name or origin
+    label = _label(raw_name, origin)
     with _open(raw, label) as doc:
         best = None
         for k, page in enumerate(doc.pages[:4]):
