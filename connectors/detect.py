@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ KINDS = ("readings", "activity", "statistics", "production", "invoice", "manual"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
 MAPPING_VERSION = 1
+#: rows of a CSV the plan looks at (the whole file is read by :func:`read_planned`)
+PLAN_SAMPLE_ROWS = 20_000
 
 
 class ImportPlanError(WorkbenchError, ValueError):
@@ -286,18 +289,40 @@ def _flatten(grid: list[list[str]], hdr: list[int]) -> list[str]:
     return _files._dedupe(names)
 
 
-def _csv_table(path: Path, raw: bytes, *, encoding=None, delimiter=None, header_rows=None) -> _Table:
+def _head_lines(text: str, n: int) -> str:
+    """The first ``n`` lines of ``text`` (all of it when shorter)."""
+    pos = -1
+    for _ in range(n):
+        pos = text.find("\n", pos + 1)
+        if pos < 0:
+            return text
+    return text[: pos + 1]
+
+
+_FOOTER_START = set("单统填报审负制注说备") | set("合总小tTsS")
+
+
+def _csv_table(path: Path, raw: bytes, *, encoding=None, delimiter=None, header_rows=None,
+               max_rows: int | None = None) -> _Table:
+    """The table of a CSV file; ``max_rows``: only the first rows (a sample for planning)."""
     origin = str(path)
     first_lines = raw[:65536].split(b"\n")[:30]
     sample = b"\n".join(first_lines).decode("latin-1")
     delim = delimiter or _sniff_delimiter(sample)
     dec = _files._decode(raw, origin, encoding, delim, full_check=True)
     text = dec.text
-    try:
-        grid = _csv_grid(text, delim)
+    sampled = max_rows is not None
+    if sampled:
+        cut = _head_lines(text, max_rows + 60)
+        sampled = len(cut) < len(text)
+        text = cut
+    quick = not sampled and '"' not in text and text.count("\n", 0, 1 << 20) > 5000
+    try:         # a big unquoted file: the header is found in its first lines, the body read by pandas
+        grid = _csv_grid(_head_lines(text, 300) if quick else text, delim)
     except csv.Error as exc:
         raise _files.FileFormatError(origin, None, None, f"malformed CSV: {exc}") from None
-    if not any(any(c.strip() for c in row) for row in grid):
+    if not any(any(c.strip() for c in row) for row in grid[:200]) and not any(
+            any(c.strip() for c in row) for row in grid):
         raise _files.FileFormatError(origin, None, None, "the file is empty")
     hdr, start = _header_block(grid, header_rows)
     if not hdr:
@@ -306,35 +331,105 @@ def _csv_table(path: Path, raw: bytes, *, encoding=None, delimiter=None, header_
     header = _flatten(grid, hdr)
     width = len(header)
     title = [" ".join(c.strip() for c in grid[r] if c.strip()) for r in range(min(hdr)) if any(c.strip() for c in grid[r])]
+    if quick:
+        frame, rows, rejected = _fast_body(text, start, header, delim, origin)
+        period, _ = _files._period_from_title(title)
+        return _Table(header, frame, rows, [h + 1 for h in hdr], title, dec.encoding, delim, rejected=rejected,
+                      period=period)
     recs, rows, rejected = [], [], []
-    ends_nl = text.endswith("\n")
+    ends_nl = text.endswith("\n") or sampled
     last = len(grid) - 1
     for i in range(start, len(grid)):
         rec = grid[i]
-        if not rec or all(not c.strip() for c in rec):
-            continue
-        if len(rec) > width and not any(c.strip() for c in rec[width:]):
-            rec = rec[:width]
-        if len(rec) != width:
-            if i == last and not ends_nl and len(rec) < width:
-                raise _files.FileFormatError(origin, i + 1, header[max(len(rec) - 1, 0)],
-                                             f"the file is truncated: its last line ends in the middle of a row "
-                                             f"({len(rec)} of {width} fields and no final line break)")
-            if _footer(rec[0]) and (all(not c.strip() for c in rec[1:]) or _files._FOOTER.match(rec[0].strip())):
+        n = len(rec)
+        first = rec[0] if n else ""
+        if first[:1] in _FOOTER_START or first[:1].isspace():
+            if _footer(first) and (all(not c.strip() for c in rec[1:]) or _files._FOOTER.match(first.strip())):
                 break
-            rejected.append({"row": i + 1, "column": None, "reason": f"row has {len(rec)} fields, the header has {width}",
-                             "payload": __import__("json").dumps(rec, ensure_ascii=False), "origin": origin})
+        if n == width:
+            if not recs and _numbering_row(rec):
+                continue        # 甲 乙 丙 1 2 3 …: the column numbers of a statistical form
+            recs.append(rec)
+            rows.append(i + 1)
             continue
-        if _footer(rec[0]) and (all(not c.strip() for c in rec[1:]) or _files._FOOTER.match(rec[0].strip())):
-            break
-        if not recs and _numbering_row(rec):
-            continue        # 甲 乙 丙 1 2 3 …: the column numbers of a statistical form
-        recs.append(rec)
-        rows.append(i + 1)
+        if not n or all(not c.strip() for c in rec):
+            continue
+        if n > width and not any(c.strip() for c in rec[width:]):
+            recs.append(rec[:width])
+            rows.append(i + 1)
+            continue
+        if i == last and not ends_nl and n < width:
+            raise _files.FileFormatError(origin, i + 1, header[max(n - 1, 0)],
+                                         f"the file is truncated: its last line ends in the middle of a row "
+                                         f"({n} of {width} fields and no final line break)")
+        rejected.append({"row": i + 1, "column": None, "reason": f"row has {n} fields, the header has {width}",
+                         "payload": json.dumps(rec, ensure_ascii=False), "origin": origin})
     frame = pd.DataFrame(recs, columns=header, dtype=object) if recs else pd.DataFrame(columns=header, dtype=object)
     period, _ = _files._period_from_title(title)
     return _Table(header, frame, np.asarray(rows, dtype=np.int64), [h + 1 for h in hdr], title, dec.encoding, delim,
                   rejected=rejected, period=period)
+
+
+def _fast_body(text: str, start: int, header: list[str], delim: str, origin: str):
+    """The body of a big unquoted CSV (no quotes: a record is a line) through pandas' C parser, line
+    numbers kept exactly: the lines whose field count is the header's go to the parser, the others
+    are judged one by one (blank: spacing; extra empty fields: trimmed; otherwise rejected with the
+    row).  The last line cut short without a line break is a truncated file."""
+    ends_nl = text.endswith("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    width = len(header)
+    body = lines[start:]
+    counts = np.fromiter((ln.count(delim) for ln in body), dtype=np.int64, count=len(body)) + 1
+    firsts = [ln[:1] for ln in body]
+    stop = len(body)
+    for i, ch in enumerate(firsts):     # a footer line ends the table
+        if ch in _FOOTER_START or ch.isspace():
+            cells = body[i].split(delim)
+            if _footer(cells[0]) and (all(not c.strip() for c in cells[1:]) or _files._FOOTER.match(cells[0].strip())):
+                stop = i
+                break
+    footer_cut = stop < len(body)
+    counts, body = counts[:stop], body[:stop]
+    good = counts == width
+    rows_good = np.flatnonzero(good)
+    if len(rows_good) and _numbering_row(body[rows_good[0]].split(delim)):
+        good[rows_good[0]] = False
+        skip_first = rows_good[0]
+    else:
+        skip_first = -1
+    extra_recs, extra_rows, rejected = [], [], []
+    for i in np.flatnonzero(~good):
+        if i == skip_first:
+            continue
+        rec = body[i].split(delim)
+        if not any(c.strip() for c in rec):
+            continue
+        if len(rec) > width and not any(c.strip() for c in rec[width:]):
+            extra_recs.append([c.strip() if j == 0 else c for j, c in enumerate(rec[:width])])
+            extra_rows.append(start + i + 1)
+            continue
+        if i == len(body) - 1 and not footer_cut and not ends_nl and len(rec) < width:
+            raise _files.FileFormatError(origin, start + i + 1, header[max(len(rec) - 1, 0)],
+                                         f"the file is truncated: its last line ends in the middle of a row "
+                                         f"({len(rec)} of {width} fields and no final line break)")
+        rejected.append({"row": start + i + 1, "column": None,
+                         "reason": f"row has {len(rec)} fields, the header has {width}",
+                         "payload": json.dumps(rec, ensure_ascii=False), "origin": origin})
+    idx = np.flatnonzero(good)
+    names = list(range(width))
+    frame = pd.read_csv(io.StringIO("\n".join(body[i] for i in idx) + "\n"), header=None, names=names, dtype=str,
+                        keep_default_na=False, sep=delim, engine="c", skipinitialspace=True, quoting=csv.QUOTE_NONE) \
+        if len(idx) else pd.DataFrame(columns=names, dtype=object)
+    rows = start + idx + 1
+    if extra_recs:
+        frame = pd.concat([frame, pd.DataFrame(extra_recs, columns=names)], ignore_index=True)
+        rows = np.concatenate([rows, np.asarray(extra_rows, dtype=np.int64)])
+        order = np.argsort(rows, kind="stable")
+        frame, rows = frame.iloc[order].reset_index(drop=True), rows[order]
+    frame.columns = header
+    return frame.astype(object), np.asarray(rows, dtype=np.int64), rejected
 
 
 def _numbering_row(rec: list[str]) -> bool:
@@ -392,14 +487,27 @@ def _cell_text(v) -> str:
     return str(v)
 
 
+_TOTAL_CELL = r"^\s*(合\s*计|总\s*计|小\s*计|total|sum|grand total)\s*[:：]?\s*$"
+
+
 def _drop_totals(t: _Table) -> _Table:
-    """Rows whose first filled cell is 合计/总计/小计/Total are sums of the rows above: left out (and
-    listed, so the user sees it)."""
+    """Rows whose first filled cell (of the first three) is 合计/总计/小计/Total are sums of the rows
+    above: left out (and listed, so the user sees it)."""
     if not len(t.frame):
         return t
-    first = t.frame.apply(lambda r: next((str(v).strip() for v in r if str(v).strip() not in ("", "nan", "None")), ""),
-                          axis=1)
-    total = first.str.match(r"^(合\s*计|总\s*计|小\s*计|total|sum|grand total)[:：]?$", case=False).to_numpy()
+    total = np.zeros(len(t.frame), bool)
+    at = np.arange(len(t.frame))             # rows whose cells so far are all blank
+    pat = re.compile(_TOTAL_CELL, re.I)
+    for c in t.frame.columns[:3]:
+        if not len(at):
+            break
+        cell = t.frame[c].to_numpy(dtype=object)[at]
+        codes, uniq = pd.factorize(cell)      # a regex per distinct cell, not per row
+        hit = np.array([bool(pat.match(str(u))) for u in uniq], dtype=bool)
+        blank = np.array([str(u).strip() in ("", "nan", "None") for u in uniq], dtype=bool)
+        ok = codes >= 0
+        total[at[ok & hit[np.maximum(codes, 0)]]] = True
+        at = at[~ok | blank[np.maximum(codes, 0)]]
     if total.any():
         t.total_rows = [int(r) for r in t.rows[total]]
         t.frame = t.frame[~total].reset_index(drop=True)
@@ -407,7 +515,8 @@ def _drop_totals(t: _Table) -> _Table:
     return t
 
 
-def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=None) -> list[_Table]:
+def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=None,
+                max_rows: int | None = None) -> list[_Table]:
     """The table(s) of a CSV or XLSX file, header rows found (see the module doc)."""
     path = Path(path)
     try:
@@ -420,7 +529,8 @@ def load_tables(path, *, encoding=None, delimiter=None, sheet=None, header_rows=
         raise _files.FileFormatError(str(path), None, None, "the file is empty")
     if path.suffix.lower() in (".xlsx", ".xlsm") or raw[:4] == b"PK\x03\x04":
         return [_drop_totals(t) for t in _xlsx_tables(path, raw, sheet=sheet, header_rows=header_rows)]
-    return [_drop_totals(_csv_table(path, raw, encoding=encoding, delimiter=delimiter, header_rows=header_rows))]
+    return [_drop_totals(_csv_table(path, raw, encoding=encoding, delimiter=delimiter, header_rows=header_rows,
+                                    max_rows=max_rows))]
 
 
 # ------------------------------------------------------------------------------ column meaning
@@ -477,12 +587,34 @@ def _parse_ts(cells: pd.Series) -> tuple[pd.Series, str]:
         if 1e12 <= med < 5e12:
             return (pd.to_datetime(nums, unit="ms", utc=True, errors="coerce").dt.tz_convert(_files.LOCAL_TZ),
                     "unix milliseconds")
+    fmt = _ts_format(s)
+    if fmt is not None:     # one format fits the sample: the C parser for all, the detailed path for the rest
+        ts = pd.to_datetime(s, format=fmt, errors="coerce")
+        rest = ts.isna() & s.ne("")
+        if not rest.any():
+            return ts.astype("datetime64[us]"), "text"
     ts, bad, blank = _files._to_ts(s.astype(object))
     if len(s) and ts.isna().mean() > 0.5:
         alt, how = _day_month_year(s)
         if alt is not None and alt.notna().mean() > ts.notna().mean():
             return alt, how
     return ts, "text"
+
+
+_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S",
+            "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y%m%d%H%M%S")
+
+
+def _ts_format(s: pd.Series) -> str | None:
+    """The one naive timestamp format every cell of a sample is written in, if there is one."""
+    sample = s.head(200)
+    sample = sample[sample.ne("")]
+    if not len(sample) or sample.str.contains(r"[+Z]\d{0,2}:?\d{0,2}$|T.*[+-]\d{2}:?\d{2}$", regex=True).any():
+        return None
+    for fmt in _FORMATS:
+        if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all():
+            return fmt
+    return None
 
 
 _DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
@@ -871,7 +1003,8 @@ def plan_import(path, *, kind=None, encoding=None, delimiter=None, sheet=None, h
     if path.suffix.lower() == ".parquet":
         plan.kind = kind or "readings"
         return plan
-    tables = load_tables(path, encoding=encoding, delimiter=delimiter, sheet=sheet, header_rows=header_rows or None)
+    tables = load_tables(path, encoding=encoding, delimiter=delimiter, sheet=sheet, header_rows=header_rows or None,
+                         max_rows=PLAN_SAMPLE_ROWS)
     t = _pick_table(tables, kind)
     for x in tables:
         x.origin = f"{path}#{x.sheet}" if x.sheet else str(path)
@@ -1239,7 +1372,7 @@ def _readings(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list]:
         for r, v, val in zip(cells.loc[bad, "row"], cells.loc[bad, "quality"], cells.loc[bad, "value"]):
             rejected.append({"row": int(r), "column": next(h for h, m in plan.columns.items() if m == "quality"),
                              "reason": f"the source marks this value as bad (quality '{v}')",
-                             "payload": __import__("json").dumps({"value": val, "quality": v}, ensure_ascii=False),
+                             "payload": json.dumps({"value": val, "quality": v}, ensure_ascii=False),
                              "origin": origin})
         cells = cells[~bad]
     frame = pd.DataFrame({"meter_id": cells["meter_id"].astype(str).to_numpy(),
@@ -1256,6 +1389,18 @@ def _readings(plan: ImportPlan, t: _Table) -> tuple[pd.DataFrame, list]:
         frame["unit"] = cells["unit"].to_numpy()
     if "quantity" in cells:
         frame["quantity"] = cells["quantity"].to_numpy()
+    if "register" not in cells and plan.register is None and plan.layout != "days":
+        # the plan saw a sample: meters that first appear further down are judged on their own data
+        ids = pd.unique(cells["meter_id"].astype(str))
+        later = [m for m in ids if m not in plan.registers]
+        if later:
+            sub = cells[cells["meter_id"].astype(str).isin(later)].dropna(subset=["ts"])
+            sub = sub.sort_values(["meter_id", "ts"], kind="stable")
+            series = {str(m): pd.to_numeric(g["value"], errors="coerce").to_numpy(dtype="float64")
+                      for m, g in sub.groupby("meter_id", sort=False)}
+            claim = _header_claim(plan)
+            for m, (reg, _) in _register_guess(series).items():
+                plan.registers[m] = claim[0] if claim and claim[0] != reg and len(series[m]) >= 8 else reg
     if "register" in cells:
         frame["register"] = cells["register"].to_numpy()
     elif plan.registers:

@@ -280,3 +280,26 @@ def test_erp_reversal_is_netted_and_weighbridge_takes_the_net_weight(tmp_path, l
                   "2025-10-02 09:00,浙E2,原煤,47.0,16.25,30.75\n", encoding="gb18030")
     doc = run_json(wb, *lake, "--dry-run")
     assert doc["kind"] == "activity" and totals(doc)["raw_coal"][0] == pytest.approx(63.55)   # 32.8 + 30.75
+
+
+def test_a_big_file_keeps_exact_row_numbers(tmp_path, lake):
+    """Over 5,000 lines the body goes through pandas' parser: blank lines, a row with too many
+    fields, text in a value and a footer line must still be found at their own line numbers."""
+    lines = ["电能数据导出", "采集时间,表计名称,用电量(kWh)"]          # lines 1–2; data from line 3
+    for i in range(6000):
+        lines.append(f"{_ts(i)},M1,1")
+    lines[99] = ""                                   # line 100: blank (spacing, not a row)
+    lines[2000] = f"{_ts(1998)},M1,1,extra"          # line 2001: 4 fields
+    lines[3000] = f"{_ts(2998)},M1,abc"              # line 3001: text in the value
+    lines.append("制表人：张三")                      # a footer: the table ends
+    f = tmp_path / "big.csv"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    doc = run_json(f, *lake, "--dry-run", "--register-meters", "--register", "interval")
+    rows = {q["row"]: q["reason"] for q in doc["quarantine"]}
+    assert set(rows) == {2001, 3001} and "4 fields" in rows[2001] and "abc" in rows[3001]
+    # 6000 data lines − 1 blank − 2 quarantined = 5997 values of 1 kWh
+    assert doc["rows"] == 5999 and totals(doc) == {"M1": (5997.0, "kWh")}
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(("\n".join(lines[:-1]) + "\n").encode() + f"{_ts(7000)},M".encode())
+    r = run(cut, *lake, "--dry-run")
+    assert r.exit_code == 2 and "truncated" in r.output and "row 6003" in r.output

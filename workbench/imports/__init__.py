@@ -137,12 +137,14 @@ def propose_meters(result, plan_: detect.ImportPlan, lake) -> pd.DataFrame:
     ids = pd.Series(d["meter_id"].astype(str).unique())
     new = ids[~ids.isin(known)]
     rows = []
-    for m in new:
-        sub = d[d["meter_id"].astype(str) == m]
-        unit = str(sub["unit"].astype(str).mode().iat[0]) if "unit" in sub and len(sub) else (plan_.unit or "")
-        reg = plan_.registers.get(m) or (str(sub["register"].astype(str).mode().iat[0]) if "register" in sub else "interval")
-        qty = str(sub["quantity"].astype(str).mode().iat[0]) if "quantity" in sub else (plan_.quantity or "")
-        rows.append({"meter_id": m, "node_id": plan_.node or "", "unit": unit, "register": reg, "quantity": qty})
+    sub = d[d["meter_id"].astype(str).isin(set(new))]
+
+    def mode(g, col, default):
+        return str(g[col].astype(str).mode().iat[0]) if col in g and len(g) else default
+    for m, g in sub.groupby(sub["meter_id"].astype(str), sort=False):
+        rows.append({"meter_id": m, "node_id": plan_.node or "", "unit": mode(g, "unit", plan_.unit or ""),
+                     "register": plan_.registers.get(m) or mode(g, "register", "interval"),
+                     "quantity": mode(g, "quantity", plan_.quantity or "")})
     return pd.DataFrame(rows, columns=["meter_id", "node_id", "unit", "register", "quantity"])
 
 
