@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import click
-import pandas as pd
 
 DEFAULT_LAKE = os.environ.get("WORKBENCH_LAKE", "data/lake")
 
@@ -138,6 +137,8 @@ def _one_line(exc: Exception, path: Path) -> str:
 
 
 def _print(out) -> None:
+    import pandas as pd
+
     p = out.plan
     head = f"{out.path} — {p.kind}"
     if p.encoding:
@@ -184,3 +185,5 @@ def _print(out) -> None:
         click.echo(f"Batch {out.batch_id}: {out.status}" + (f" — {out.message}" if out.message else ""))
     if out.mapping_path:
         click.echo(f"Mapping: {out.mapping_path} (replay with --mapping)")
+    elif out.dry_run:
+        click.echo("Keep these guesses for next time: --save-mapping M.yaml (then --mapping M.yaml)")
