@@ -300,3 +300,59 @@ def test_factor_units_must_fit_their_factor(tmp_path, row, column, fragment):
         read_activity(f)
     assert err.value.row == 2 and err.value.column == column
     assert fragment in str(err.value) and str(f) in str(err.value)
+
+
+# --------------------------------------------------------------------------- the quantity in its factor's unit
+@pytest.mark.parametrize("source,item,qty,unit,want,want_unit", [
+    # the library's factor units: grid tCO2/MWh, raw coal NCV GJ/t, natural gas NCV GJ/(10^4 Nm3),
+    # heat tCO2/GJ, limestone tCO2/t, SF6 GWP tCO2e/t
+    ("purchased_electricity", "grid", 1.2, "万千瓦时", 12.0, "MWh"),           # 1.2 × 10⁴ kWh = 12 MWh
+    ("purchased_electricity", "grid", 3_000.0, "度", 3.0, "MWh"),
+    ("combustion", "raw_coal", 50.0, "吨", 50.0, "t"),
+    ("combustion", "raw_coal", 2_500.0, "kg", 2.5, "t"),
+    ("combustion", "natural_gas", 30_000.0, "Nm3", 3.0, "10^4 Nm3"),
+    ("combustion", "raw_coal", 100.0, "GJ", 100.0, "GJ"),                   # heat already: the CC is per heat
+    ("combustion", "raw_coal", 2.0, "吨标准煤", 58.6152, "GJ"),              # 2 × 29.3076 GJ
+    ("purchased_heat", "heat", 500.0, "MJ", 0.5, "GJ"),
+    ("process", "limestone", 10.0, "t", 10.0, "t"),
+    ("process", "sf6", 5.0, "kg", 0.005, "t"),
+])
+def test_quantity_normalized_to_the_unit_its_factor_is_expressed_per(source, item, qty, unit, want, want_unit):
+    out = normalize_activity(pd.DataFrame([dict(source=source, item=item, quantity=qty, unit=unit)]))
+    r = out.iloc[0]
+    assert (r["quantity"], r["unit"]) == (qty, unit)                       # as written, for traceability
+    assert r["quantity_normalized"] == pytest.approx(want, rel=REL) and r["unit_normalized"] == want_unit
+    cols = list(out.columns)
+    assert cols[cols.index("unit") + 1:cols.index("unit") + 3] == ["quantity_normalized", "unit_normalized"]
+
+
+def test_a_site_factor_decides_the_unit():
+    # natural gas in t with a site NCV in GJ/t: per t; grid with a site EF per kWh: per kWh; a fuel
+    # with a site EF per t (FC × EF): per t
+    out = normalize_activity(pd.DataFrame([
+        dict(source="combustion", item="natural_gas", quantity=5, unit="t", ncv=48, ncv_unit="GJ/t"),
+        dict(source="purchased_electricity", item="grid", quantity=2, unit="MWh", emission_factor=0.0006,
+             ef_unit="tCO2/kWh"),
+        dict(source="combustion", item="raw_coal", quantity=800, unit="kg", emission_factor=1.9, ef_unit="tCO2/t")]))
+    assert out["quantity_normalized"].tolist() == pytest.approx([5.0, 2_000.0, 0.8], rel=REL)
+    assert out["unit_normalized"].tolist() == ["t", "kWh", "t"]
+
+
+def test_a_quantity_that_does_not_convert_to_its_factors_unit_is_a_unit_problem():
+    # natural gas in t: its NCV is per 10^4 Nm3 and no site NCV is given — the engine could not
+    # account it either; said at the record, not later
+    e = err([dict(source="combustion", item="natural_gas", quantity=5, unit="t"),
+             dict(source="combustion", item="raw_coal", quantity=5, unit="t")])
+    assert_where(e, "act.csv", 2, "unit")
+    assert len(e.problems) == 1
+    assert "unit 't' cannot be converted to 10^4 Nm3, the unit natural_gas's factor is expressed per" in str(e)
+
+
+def test_per_unit_is_the_denominator_of_a_factor_unit():
+    from workbench.core.activity import per_unit
+    from workbench.core.units import conversion_factor
+
+    assert per_unit("tCO2/MWh") == "MWh" and per_unit("GJ/t") == "t" and per_unit("tCO2/GJ") == "GJ"
+    assert conversion_factor(per_unit("GJ/(10^4 Nm3)"), "Nm3") == 1e4
+    with pytest.raises(ValueError, match="not per a unit of activity"):
+        per_unit("percent")

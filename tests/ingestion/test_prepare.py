@@ -224,11 +224,12 @@ def test_conflicting_duplicate_is_quarantined_and_shows_as_a_gap():
 # --------------------------------------------------------------------------- registers
 def test_cumulative_register_rollover_and_reset():
     # capacity 99 999: 99 980 → 99 990 (10) → 5 (rollover: 5 + 99 999 − 99 990 = 14) → 20 (15)
-    # → 3 (reset: 3, counted from zero) → 7 (4)
-    b = series("C1", "2025-06-30 22:00", [99_980, 99_990, 5, 20, 3, 7])
+    # → 1 (reset: 1 ≤ 2, 10 % of 20 — counted from zero) → 7 (6).  (A drop from 20 to 3 would be
+    # a register fall: 3 > 2.)
+    b = series("C1", "2025-06-30 22:00", [99_980, 99_990, 5, 20, 1, 7])
     p = prepare_readings(b, meters(C1))
     c = p.consumption
-    assert values(c) == [10.0, 14.0, 15.0, 3.0, 4.0]
+    assert values(c) == [10.0, 14.0, 15.0, 1.0, 6.0]
     assert flags(c) == ["ok", "rollover", "ok", "reset", "ok"]
     # consumption belongs to the interval starting at the earlier reading
     assert ts_list(c) == ["2025-06-30 22:00", "2025-06-30 22:15", "2025-06-30 22:30", "2025-06-30 22:45",
@@ -426,7 +427,7 @@ def test_curated_frames_pass_the_schemas_and_string_columns_are_categorical():
     p = prepare_readings(series("I1", "2025-01-01", [1, 2, 3]), meters(I1))
     validate_tables(p.readings, p.consumption, p.quarantine, p.gaps)
     assert list(p.readings.columns) == ["meter_id", "node_id", "identifier", "ts", "quantity", "value", "unit",
-                                        "register", "quality_flag"]
+                                        "register", "quality_flag", "value_original", "unit_original"]
     assert list(p.consumption.columns) == ["meter_id", "node_id", "ts", "quantity", "value", "unit",
                                            "quality_flag", "span"]
     assert list(p.quarantine.columns) == ["table", "row", "reason", "payload"]
@@ -484,3 +485,55 @@ def test_the_shape_rule_needs_a_day_that_only_grows():
     p = prepare_readings(batch, m)
     assert set(p.quarantine["payload"].map(lambda s: json.loads(s)["meter_id"])) == {"I6"}
     assert set(p.readings["meter_id"]) == {"I3", "I4", "I5", "C1"}
+
+
+# ------------------------------------------------------------------ plausibility: a register that falls
+def test_a_register_fall_is_quarantined_and_a_rollover_or_reset_is_not():
+    """C1 (capacity 99 999) 1 000 → 1 010 (10) → 980: no rollover (1 010 is far below 90 % of the
+    capacity) and no reset (980 > 101, 10 % of 1 010) — quarantined; 1 005 stays below 1 010 —
+    quarantined too; 1 020 (10 over 3 intervals).  C2 (capacity 99 999) 99 990 → 4: a rollover,
+    4 + 99 999 − 99 990 = 13.  C3 (no capacity) 5 000 → 7: a reset, 7; → 9: 2."""
+    c2 = meter("C2", "cumulative", rollover=99_999)
+    c3 = meter("C3", "cumulative")
+    batch = pd.concat([series("C1", "2026-03-01", [1_000.0, 1_010.0, 980.0, 1_005.0, 1_020.0]),
+                       series("C2", "2026-03-01", [99_990.0, 4.0]),
+                       series("C3", "2026-03-01", [5_000.0, 7.0, 9.0])], ignore_index=True)
+    p = prepare_readings(batch, meters(C1, c2, c3))
+    c = p.consumption.set_index("meter_id")
+    assert values(p.consumption, "C1") == [10.0, 10.0] and p.consumption.loc[p.consumption["meter_id"] == "C1",
+                                                                               "span"].tolist() == [1, 3]
+    assert values(p.consumption, "C2") == [13.0] and flags(p.consumption, "C2") == ["rollover"]
+    assert values(p.consumption, "C3") == [7.0, 2.0] and flags(p.consumption, "C3") == ["reset", "ok"]
+    assert (c["value"] >= 0).all()
+    assert p.counts["register_fall"] == 2 and p.counts["rollover"] == 1 and p.counts["reset"] == 1
+    assert values(p.readings, "C1") == [1_000.0, 1_010.0, 1_020.0]
+    q = p.quarantine
+    assert q["row"].tolist() == [2, 3]
+    assert q["reason"].iloc[0].startswith("register fall: the register of cumulative meter C1 fell from 1010 "
+                                          "(kept reading at 2026-03-01 00:15:00) to 980: not a rollover "
+                                          "(its capacity 99999) nor a reset to near zero")
+    assert [json.loads(x)["value"] for x in q["payload"]] == [980.0, 1_005.0]
+
+
+def test_a_register_fall_across_batches_is_judged_from_the_stored_reading():
+    # stored: C1 at 00:00 = 1 010.  The batch 990, 1 000 (both below 1 010: quarantined), 1 030:
+    # 20 over three intervals from the stored reading; the stored reading emits nothing itself
+    prev = pd.DataFrame({"meter_id": ["C1"], "ts": [pd.Timestamp("2026-03-01 00:00")], "value": [1_010.0]})
+    p = prepare_readings(series("C1", "2026-03-01 00:15", [990.0, 1_000.0, 1_030.0]), meters(C1), previous=prev)
+    assert values(p.consumption) == [20.0] and ts_list(p.consumption) == ["2026-03-01 00:00"]
+    assert p.consumption["span"].tolist() == [3] and p.counts["register_fall"] == 2
+    assert values(p.readings) == [1_030.0]
+    assert p.quarantine["reason"].str.contains("fell from 1010 (kept reading at 2026-03-01 00:00:00)", regex=False).all()
+
+
+def test_a_reading_in_another_unit_keeps_its_value_and_unit_as_written():
+    # meter in kWh: 1.5 kWh stays (nothing kept beside it); 0.002 MWh → 2 kWh, kept as 0.002 MWh;
+    # 3 度 (= kWh, another spelling) → 3 kWh, kept as 3 度
+    b = series("I1", "2026-03-01", [1.5, 0.002, 3.0]).assign(unit=["kWh", "MWh", "度"])
+    r = prepare_readings(b, meters(I1)).readings
+    assert values(r) == [1.5, 2.0, 3.0] and set(r["unit"].astype(str)) == {"kWh"}
+    assert r["value_original"].tolist()[1:] == [0.002, 3.0] and np.isnan(r["value_original"].iloc[0])
+    assert r["unit_original"].astype(object).tolist()[1:] == ["MWh", "度"] and pd.isna(r["unit_original"].iloc[0])
+    # a batch all in the meter's unit: the columns are there, empty
+    r = prepare_readings(series("I1", "2026-03-01", [1.0, 2.0]), meters(I1)).readings
+    assert r["value_original"].isna().all() and r["unit_original"].isna().all()

@@ -131,6 +131,98 @@ def test_a_drop_far_from_capacity_or_without_one_is_a_reset(tmp_path, capacity):
     assert "reset" in lake.sql("SELECT quality_flag FROM consumption")["quality_flag"].tolist()
 
 
+def test_a_register_that_falls_without_a_rollover_or_reset_is_left_out(tmp_path):
+    # no capacity: 100 → 110 (10) → 95: a drop, but 95 > 11 (10 % of 110) is no reset and without a
+    # capacity no rollover — a register fall, left out; 105 stays below the kept 110: left out too.
+    # Consumption 10 only, nothing negative, nothing counted from zero
+    r = series("C1", "2025-05-10 08:00", [100.0, 110.0, 95.0, 105.0])
+    lake, a, b, acc = both(tmp_path, [meter("C1", "cumulative")], r)
+    expect(a, b, {("C1", "2025-05"): 10.0})
+    assert one(acc, "C1", "2025-05")[["n_register_falls", "n_resets", "n_rollovers"]].tolist() == [2, 0, 0]
+    q = lake.sql("SELECT reason, payload FROM quarantine ORDER BY row")
+    assert q["reason"].str.startswith("register fall: the register of cumulative meter C1 fell from 110").all()
+    assert [pd.io.json.ujson_loads(p)["value"] for p in q["payload"]] == [95.0, 105.0]
+    assert "to 95" in q["reason"].iloc[0] and "to 105" in q["reason"].iloc[1]
+    assert lake.sql("SELECT value FROM readings ORDER BY ts")["value"].tolist() == [100.0, 110.0]
+
+
+def test_after_a_register_fall_the_register_continues_from_its_last_kept_reading(tmp_path):
+    # 100, 110, [95, 105 fall below 110], 120: 10 + (120 − 110 = 10, across the 3 intervals from
+    # 08:15, not spread) = 20 — last − first as if the two readings had never come; in one batch
+    # and in two (the second one continues from the stored 110)
+    r = series("C1", "2025-05-10 08:00", [100.0, 110.0, 95.0, 105.0, 120.0])
+    lake, a, b, acc = both(tmp_path, [meter("C1", "cumulative")], r)
+    expect(a, b, {("C1", "2025-05"): 20.0})
+    assert one(acc, "C1", "2025-05")["n_register_falls"] == 2
+    c = lake.sql("SELECT ts, value, span, quality_flag FROM consumption ORDER BY ts")
+    assert c["value"].tolist() == [10.0, 10.0] and c["span"].tolist() == [1, 3]
+    assert c["quality_flag"].tolist() == ["ok", "gap_spanning"]
+    _, a2, _, _ = both(tmp_path / "two", [meter("C1", "cumulative")], r.iloc[:2], r.iloc[2:])
+    expect(a2, b, {("C1", "2025-05"): 20.0})
+
+
+def test_a_rollover_wraps_from_the_top_to_the_bottom_of_the_register(tmp_path):
+    # capacity 100 000: 99 990 → 5 is a rollover, 5 + 100 000 − 99 990 = 15
+    r = series("C1", "2025-06-30 22:00", [99_990.0, 5.0])
+    _, a, b, acc = both(tmp_path, [meter("C1", "cumulative", rollover=100_000.0)], r)
+    expect(a, b, {("C1", "2025-06"): 15.0})
+    assert one(acc, "C1", "2025-06")["n_rollovers"] == 1
+
+
+def test_a_drop_near_capacity_into_the_middle_of_the_register_is_a_fall(tmp_path):
+    # capacity 99 999: 99 980 → 99 990 (10); 50 000 is no wrap (> 9 999.9, 10 % of the capacity)
+    # and no reset (> 9 999, 10 % of 99 990): left out — the old rule made it a rollover of
+    # 50 000 + 99 999 − 99 990 = 50 009; 99 995 (5, across 2 intervals); 3: a rollover,
+    # 3 + 99 999 − 99 995 = 7.  Total 10 + 5 + 7 = 22
+    r = series("C1", "2025-06-30 20:00", [99_980.0, 99_990.0, 50_000.0, 99_995.0, 3.0])
+    lake, a, b, acc = both(tmp_path, [meter("C1", "cumulative", rollover=99_999.0)], r)
+    expect(a, b, {("C1", "2025-06"): 22.0})
+    assert one(acc, "C1", "2025-06")[["n_register_falls", "n_rollovers", "n_resets"]].tolist() == [1, 1, 0]
+    reason = lake.sql("SELECT reason FROM quarantine")["reason"]
+    assert len(reason) == 1 and "to 50000" in reason.iloc[0] and "capacity 99999" in reason.iloc[0]
+
+
+def test_a_replacement_from_near_zero_and_a_reset_still_count(tmp_path):
+    # G1: 800 → 810 (10), then reset to 2 (≤ 81): 2, → 6 (4) = 16; G2 replaces G1 at 0.5 → 1.5 (1):
+    # a replacement's first reading only starts its register, whatever the old meter's last reading
+    r = pd.concat([series("G1", "2025-07-01 00:00", [800.0, 810.0, 2.0, 6.0]),
+                   series("G2", "2025-07-01 02:00", [0.5, 1.5])], ignore_index=True)
+    lake, a, b, acc = both(tmp_path, [meter("G1", "cumulative"), meter("G2", "cumulative", replaces="G1")], r)
+    expect(a, b, {("G1", "2025-07"): 16.0, ("G2", "2025-07"): 1.0})
+    assert acc["n_register_falls"].sum() == 0 and one(acc, "G1", "2025-07")["n_resets"] == 1
+    assert "quarantine" not in lake.tables()
+
+
+def test_an_interval_series_shaped_like_a_register_is_left_out_by_both(tmp_path, monkeypatch):
+    # I1 (interval) sends a register: 100 values 5 000, 5 001, … 5 099 from 1 August 00:00 to 2 August
+    # 00:45 — every step rises, none falls: the lake quarantines them, the accounting leaves the
+    # meter's consumption out (summed it would be 100 × 5 000 + 4 950 = 504 950 kWh) and says why;
+    # I2's ordinary load 1, 3, 2, 3 (it falls) repeated 25 times is 25 × 9 = 225
+    import workbench.inventory.readings as readings_mod
+
+    up = series("I1", "2025-08-01 00:00", 5_000.0 + np.arange(100))
+    load = series("I2", "2025-08-01 00:00", np.tile([1.0, 3.0, 2.0, 3.0], 25))   # 25 × 9 = 225
+    r = pd.concat([up, load], ignore_index=True)
+    lake, a, b, acc = both(tmp_path, [meter("I1"), meter("I2")], r)
+    expect(a, b, {("I2", "2025-08"): 225.0})
+    i1 = one(acc, "I1", "2025-08")
+    assert np.isnan(i1["consumption"]) and i1["n_intervals"] == 0 and i1["completeness"] == 0
+    assert i1["excluded"].startswith("register shape: meter I1 is registered as an interval meter but its 100 "
+                                     "values from 5000 (2025-08-01 00:00:00) to 5099 (2025-08-02 00:45:00) only grow")
+    assert one(acc, "I2", "2025-08")["excluded"] == ""
+    assert lake.sql("SELECT count(*) AS n FROM quarantine WHERE reason LIKE 'register shape: meter I1%'")["n"][0] == 100
+    # the same when the stream hands the series over in blocks of 7 readings
+    monkeypatch.setattr(readings_mod, "BLOCK_ROWS", 7)
+    small = meter_consumption(r, pd.DataFrame([meter("I1"), meter("I2")]))
+    assert np.isnan(one(small, "I1", "2025-08")["consumption"]) and one(small, "I2", "2025-08")["consumption"] == 225.0
+    # one fall anywhere, or fewer than a day of values, and the series is judged as a load
+    dip = up.assign(value=up["value"].where(up.index != 50, 1.0))
+    short = up.iloc[:95]
+    for r2, want in ((dip, 5_000.0 * 99 + sum(range(100)) - 50 + 1.0), (short, 5_000.0 * 95 + sum(range(95)))):
+        c = meter_consumption(r2, pd.DataFrame([meter("I1")]))
+        assert one(c, "I1", "2025-08")["consumption"] == want and one(c, "I1", "2025-08")["excluded"] == ""
+
+
 def test_equal_duplicates_are_one_reading(tmp_path):
     # repeats with the same value (and one within 1e-9 relative) are the first row's reading:
     # I1 1.5 + 2.5 + 3.0 = 7 (not 9.5); C1 60 − 50 + 75 − 60 = 25
@@ -208,6 +300,21 @@ def test_the_closing_reading_of_a_period_is_found_past_a_gap_and_a_conflict(tmp_
     expect(a, whole, {("C1", "2025-01"): 55.0, ("C1", "2025-02"): 1.0})
 
 
+@pytest.mark.parametrize("keys", [256, 1])
+def test_the_closing_reading_of_a_period_is_found_past_a_register_fall(tmp_path, monkeypatch, keys):
+    # January only.  C1: 22:00 = 100, 22:15 = 110; 1 Feb 00:00 = 95 and 00:15 = 105 fall below
+    # 110 (left out); 00:30 = 130 closes the difference from 22:15: January = 10 + 20 = 30, the
+    # lake's January too — also when the candidates after the end are read one key at a time
+    import workbench.inventory.readings as readings_mod
+
+    monkeypatch.setattr(readings_mod, "_CLOSING_KEYS", keys)
+    r = rows(("C1", "2025-01-31 22:00", 100.0), ("C1", "2025-01-31 22:15", 110.0),
+             ("C1", "2025-02-01 00:00", 95.0), ("C1", "2025-02-01 00:15", 105.0), ("C1", "2025-02-01 00:30", 130.0))
+    _, a, b, acc = both(tmp_path, [meter("C1", "cumulative")], r, start="2025-01-01", end="2025-02-01")
+    assert a.loc[("C1", "2025-01")] == b.loc[("C1", "2025-01")] == 30.0
+    assert acc["n_register_falls"].tolist() == [0]          # February's falls are not January's
+
+
 def test_a_late_register_reading_in_the_lake(tmp_path):
     # batch 1: 31 Jan 23:00 = 100, 1 Feb 01:00 = 130, 01:15 = 131; batch 2 (late): 1 Feb 00:30 = 120.
     # The lake keeps the late reading flagged `late` without consumption: January 30, February 1.
@@ -256,11 +363,15 @@ def test_blocks_of_the_stream_carry_registers_and_repeats_across_their_boundarie
 
 
 def test_the_register_rules_by_hand():
-    used, roll, reset = registers.register_step(np.array([99_990.0, 1025.0, 10.0, 50.0]),
-                                                np.array([5.0, 3.0, 12.0, 40.0]),
-                                                np.array([99_999.0, 99_999.0, NAN, 0.0]))
-    assert used.tolist() == [14.0, 3.0, 2.0, 40.0]
-    assert roll.tolist() == [True, False, False, False] and reset.tolist() == [False, True, False, True]
+    # 99 990 → 5, capacity 99 999: a rollover, 5 + 99 999 − 99 990 = 14; 1 025 → 3: a reset (3 ≤ 10 %
+    # of 1 025), 3; 10 → 12: 2; 50 → 4 without a capacity: a reset, 4; 50 → 40 (40 > 5 = 10 % of 50)
+    # and 99 990 → 50 000 (above 10 % of the capacity, 9 999.9): register falls — no consumption
+    used, roll, reset = registers.register_step(np.array([99_990.0, 1025.0, 10.0, 50.0, 50.0, 99_990.0]),
+                                                np.array([5.0, 3.0, 12.0, 4.0, 40.0, 50_000.0]),
+                                                np.array([99_999.0, 99_999.0, NAN, 0.0, 0.0, 99_999.0]))
+    assert used.tolist()[:4] == [14.0, 3.0, 2.0, 4.0] and np.isnan(used[4:]).all()
+    assert roll.tolist() == [True, False, False, False, False, False]
+    assert reset.tolist() == [False, True, False, True, False, False]
     t = np.array([0, 900, 900, 900, 1800]) * 1_000_000
     v = np.array([1.0, 2.0, 2.0, 3.0, 4.0])
     runs = registers.repeated_keys(np.ones(4, bool), np.diff(t), v)

@@ -335,6 +335,27 @@ def test_activity_from_meter_consumption_end_to_end():
     assert q["ENT"] == pytest.approx(0.015)
 
 
+def test_activity_leaves_out_a_meter_shaped_like_a_register_and_says_so():
+    # S1 (interval) sends its register for a day and a quarter: 100 values 2 000, 2 001, … 2 099 —
+    # left out, not 100 × 2 000 + 4 950 = 204 950 kWh; S2's load 10, 20, 15, 25 × 25 = 1 750 kWh
+    # = 1.75 MWh; the main meter M: 3 000 → 6 000 kWh over the day = 3 MWh.  With S1 left out the
+    # enterprise node gets main − S2 = 1.25 MWh, and the records of that month name S1
+    s1 = series("S1", "2025-07-01 00:00", 2_000.0 + np.arange(100))
+    s2 = series("S2", "2025-07-01 00:00", np.tile([10.0, 20.0, 15.0, 25.0], 25))
+    main = series("M", "2025-07-01 00:00", [3_000.0, 6_000.0])
+    m = meters(meter("M", "cumulative", node_id="ENT", is_main=True), meter("S1", node_id="F01.W01.P01"),
+               meter("S2", node_id="F02.W01.P01"))
+    c = meter_consumption(pd.concat([s1, s2, main], ignore_index=True), m)
+    assert row(c, "S1", "2025-07")["excluded"].startswith("register shape: meter S1")
+    act = activity_from_meters(c, enterprise="ENT")
+    q = act.set_index("node_id")["quantity"]
+    assert set(q.index) == {"F02.W01.P01", "ENT"}
+    assert q["F02.W01.P01"] == pytest.approx(1.75) and q["ENT"] == pytest.approx(1.25)
+    assert act["document"].str.endswith("; left out: S1 (register shape)").all()
+    assert act.attrs["left_out"].to_dict("records") == [
+        {"period": "2025-07", "source": "purchased_electricity", "item": "grid", "note": "S1 (register shape)"}]
+
+
 def test_activity_empty_when_nothing_is_accounted():
     c = consumption_table([("W", "2025-01", 7_000.0, "F01.W03.P01", "self_generated_electricity", "grid",
                             "kWh", False)])

@@ -52,7 +52,7 @@ def test_demo_rule_file_loads():
     rs = load_rules(demo_rules_path())
     kinds = {r.kind for r in rs.rules}
     assert kinds == {"range", "rate_of_change", "completeness", "staleness", "balance", "duplicates",
-                     "conflicts", "flags"}
+                     "conflicts", "flags", "activity"}
     assert rs.interval == "15min" and len({r.id for r in rs.rules}) == len(rs.rules)
 
 
@@ -337,3 +337,137 @@ def test_quality_report_is_written_with_the_failed_rules(demo, tmp_path):
     s = out["summary"]
     assert s["failed_rules"]["spikes"] == 3 and s["preparation_counts"]["spike"] == 3
     assert 0.9 < s["score"] <= 1.0
+
+
+# --------------------------------------------------------------------------- activity plausibility
+def _activity_rows():
+    """Monthly electricity bills of two enterprises that use the same node and meter ids, and one
+    gas ledger line.  Rows with ``quantity_normalized`` are as the lake now stores them; the others
+    as stored before (normalised by the rule)."""
+    def rec(ent, period, qty, unit, qn=np.nan, un="", source="purchased_electricity", item="grid", node="ENT"):
+        return {"enterprise_id": ent, "source": source, "item": item, "node_id": node, "period": period,
+                "quantity": qty, "unit": unit, "quantity_normalized": qn, "unit_normalized": un}
+    return pd.DataFrame([
+        rec("ent-a", "2024-03", 10.0, "MWh"),
+        rec("ent-a", "2025-03", 1.2, "万千瓦时", 12.0, "MWh"),      # 12 MWh: 1.2 × last year
+        rec("ent-a", "2024-04", 10_000.0, "kWh"),                   # 10 MWh
+        rec("ent-a", "2025-04", 4.5, "万kWh", 45.0, "MWh"),         # 45 MWh: 4.5 × last year
+        rec("ent-a", "2024-05", 30.0, "MWh"),
+        rec("ent-a", "2025-05", 6.0, "MWh"),                        # two bills in May: 6 + 3 = 9 MWh, 0.3 ×
+        rec("ent-a", "2025-05", 3_000.0, "度"),
+        rec("ent-a", "2025-03", 30_000.0, "Nm3", source="combustion", item="natural_gas", node="F04.W02"),
+        rec("ent-b", "2024-04", 45.0, "MWh"),
+        rec("ent-b", "2025-04", 45.0, "MWh"),                       # 1 × its own last year
+    ])
+
+
+def _activity_connection():
+    """Consumption of the main meter M1 (ENT, kWh, interval) for whole months, per enterprise:
+    ent-a March 4 kWh × 31 × 96 = 11 904 kWh, April 4 × 30 × 96 = 11 520 kWh; ent-b April
+    15.625 × 30 × 96 = 45 000 kWh; gas meter G1 (F04.W02.P01, Nm3) of ent-a on 10 of March's 31
+    days only."""
+    import duckdb
+
+    def month(ent, meter_id, start, days, value, unit):
+        ts = pd.date_range(start, periods=days * 96, freq="15min")
+        return pd.DataFrame({"enterprise_id": ent, "meter_id": meter_id, "ts": ts, "quantity": "q", "value": value,
+                             "unit": unit, "quality_flag": "ok", "span": np.int32(1)})
+    cons = pd.concat([month("ent-a", "M1", "2025-03-01", 31, 4.0, "kWh"),
+                      month("ent-a", "M1", "2025-04-01", 30, 4.0, "kWh"),
+                      month("ent-b", "M1", "2025-04-01", 30, 15.625, "kWh"),
+                      month("ent-a", "G1", "2025-03-01", 10, 100.0, "Nm3")], ignore_index=True)
+    meters = pd.DataFrame([meter("M1", node_id="ENT", is_main=True),
+                           meter("G1", unit="Nm3", node_id="F04.W02.P01", source="combustion", item="natural_gas")])
+    con = connect(consumption=cons, meters=meters, con=duckdb.connect())
+    con.register("activity", _activity_rows())
+    return con
+
+
+def test_activity_against_the_same_month_of_last_year_and_the_meters():
+    rules = {"rules": [{"id": "act", "kind": "activity", "year_factor": 3, "meter_factor": 1.5}]}
+    q = evaluate(_activity_connection(), rules, period="2025-03..2025-05")
+    r = q.results.set_index(["target", "period", "target_type"])
+    year = r.xs("activity_year", level="target_type")
+    # year: 12 / 10 = 1.2 passes; 45 / 10 = 4.5 > 3 and 9 / 30 = 0.3 < 1/3 are flagged (score 3 / 4.5,
+    # 3 / (1 / 0.3) = 0.9); ent-b's 45 / 45 = 1 — never against ent-a's 10 of April 2024
+    assert year.loc[("ent-a/purchased_electricity/grid/ENT", "2025-03"), "value"] == pytest.approx(1.2)
+    assert bool(year.loc[("ent-a/purchased_electricity/grid/ENT", "2025-03"), "passed"])
+    apr = year.loc[("ent-a/purchased_electricity/grid/ENT", "2025-04")]
+    assert apr["value"] == pytest.approx(4.5) and not apr["passed"] and apr["score"] == pytest.approx(3 / 4.5)
+    assert json.loads(apr["examples"]) == [{"activity": 45.0, "last_year": 10.0, "last_period": "2024-04",
+                                            "unit": "MWh", "ratio": 4.5, "factor": 3.0}]
+    may = year.loc[("ent-a/purchased_electricity/grid/ENT", "2025-05")]
+    assert may["value"] == pytest.approx(0.3) and not may["passed"] and may["score"] == pytest.approx(0.9)
+    b = year.loc[("ent-b/purchased_electricity/grid/ENT", "2025-04")]
+    assert b["value"] == pytest.approx(1.0) and b["passed"]
+    assert len(year) == 4                      # the gas line has no March 2024: not judged, said in the notes
+    assert any("1 monthly activity values have no same month of the year before" in n for n in q.notes)
+    # meters: March 12 MWh against 11.904 MWh (1.00806) passes; April 45 against 11.52 (3.90625) is
+    # flagged; ent-b's April 45 against its own M1's 45 passes; May has no meter data; the gas meter
+    # covers 10 of 31 days (< 90 %): not judged
+    met = r.xs("activity_meters", level="target_type")
+    assert met.loc[("ent-a/purchased_electricity/grid/ENT", "2025-03"), "value"] == pytest.approx(12 / 11.904)
+    a4 = met.loc[("ent-a/purchased_electricity/grid/ENT", "2025-04")]
+    assert a4["value"] == pytest.approx(45 / 11.52) and not a4["passed"]
+    ex = json.loads(a4["examples"])[0]
+    assert (ex["activity"], ex["meters"], ex["unit"], ex["meters_used"], ex["coverage"]) == (45.0, 11.52, "MWh", "M1", 1.0)
+    b4 = met.loc[("ent-b/purchased_electricity/grid/ENT", "2025-04")]
+    assert b4["value"] == pytest.approx(1.0) and b4["passed"]
+    assert len(met) == 3
+    assert any("not compared with meters that cover less than 90%" in n for n in q.notes)
+    assert set(q.failed["target"]) == {"ent-a/purchased_electricity/grid/ENT"}
+    assert (q.results["source"] == "purchased_electricity").all()
+
+
+def test_activity_factors_from_the_rule_file_and_the_command_line():
+    from workbench.lake.quality import with_activity_factors
+
+    # a factor of 5 lets April's 4.5 × pass; May's 0.3 (1 / 3.33) too
+    rs = with_activity_factors({"rules": [{"id": "act", "kind": "activity", "year_factor": 3}]}, year_factor=5)
+    q = evaluate(_activity_connection(), rs, period="2025-03..2025-05")
+    assert q.results["passed"].all() and len(q.results) == 4
+    added = with_activity_factors({"rules": [{"id": "c", "kind": "completeness", "min": 0.5}]}, meter_factor=2)
+    assert [(r.id, r.kind, r.params) for r in added.rules][-1] == ("activity-plausibility", "activity",
+                                                                    {"meter_factor": 2})
+    with pytest.raises(RuleError, match="year_factor must be a number > 1"):
+        with_activity_factors(added, year_factor=0.5)
+    with pytest.raises(RuleError, match="activity needs year_factor and/or meter_factor"):
+        load_rules({"rules": [{"id": "a", "kind": "activity"}]})
+
+
+def test_quality_report_cli_takes_the_activity_factors(tmp_path):
+    """``workbench quality report --year-factor 2`` on a lake whose rule file has no activity rule:
+    one is added; April's 25 MWh against April 2024's 10 (2.5 > 2) is flagged, March's 12 against
+    10 (1.2) is not.  The bills arrive as written (万千瓦时, 度) and are compared in MWh."""
+    from click.testing import CliRunner
+
+    from connectors import ConnectorResult
+    from workbench.cli.main import main
+    from workbench.ingestion import ingest
+    from workbench.lake.store import Lake
+
+    lake = Lake(tmp_path / "lake")
+    lake.register_meters(pd.DataFrame([meter("M1", node_id="ENT", is_main=True)]))
+    r = series("M1", "2025-04-01", np.full(96, 4.0))
+    ingest(lake, ConnectorResult(r, {"source": "meters"}, kind="readings", raw=r.to_csv().encode(),
+                                 raw_name="m.csv"), sender="t")
+    bills = pd.DataFrame({"source": "purchased_electricity", "item": "grid", "node_id": "ENT",
+                          "period": ["2024-03", "2024-04", "2025-03", "2025-04"],
+                          "quantity": [10.0, 10_000.0, 1.2, 2.5], "unit": ["MWh", "度", "万千瓦时", "万kWh"]})
+    ingest(lake, ConnectorResult(bills, {"source": "bills"}, kind="activity", raw=bills.to_csv().encode(),
+                                 raw_name="bills.csv"), sender="t")
+    stored = lake.sql("SELECT period, quantity, unit, quantity_normalized, unit_normalized FROM activity ORDER BY period")
+    assert stored["quantity_normalized"].tolist() == pytest.approx([10.0, 10.0, 12.0, 25.0])
+    assert stored["unit"].tolist() == ["MWh", "度", "万千瓦时", "万kWh"] and set(stored["unit_normalized"]) == {"MWh"}
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {id: stale, kind: staleness, max_age: 1 day}\n", encoding="utf-8")
+    out = tmp_path / "q"
+    res = CliRunner().invoke(main, ["quality", "report", "--lake", str(tmp_path / "lake"), "--rules", str(rules),
+                                    "--period", "2025-03..2025-04", "--year-factor", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    q = pd.read_parquet(next(out.glob("quality_results_*.parquet")))
+    act = q[q["rule"] == "activity-plausibility"].set_index("period")
+    assert act["value"].to_dict() == pytest.approx({"2025-03": 1.2, "2025-04": 2.5})
+    assert act["passed"].to_dict() == {"2025-03": True, "2025-04": False}
+    bad = CliRunner().invoke(main, ["quality", "report", "--lake", str(tmp_path / "lake"), "--year-factor", "1"])
+    assert bad.exit_code == 2 and "year_factor must be a number > 1" in bad.output

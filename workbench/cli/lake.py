@@ -212,16 +212,25 @@ def quality_group():
               help="Rule file (default: the lake's configured rules, else the demo rules).")
 @click.option("--period", default=None, help="YYYY, YYYY-MM, YYYY-MM-DD or A..B (default: all data).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-def quality_report_cmd(lake_root, enterprise, rules, period, out):
+@click.option("--year-factor", type=float, default=None,
+              help="Monthly activity against the same month of last year: flagged beyond this factor either way "
+                   "(sets year_factor of the rules' activity rules; adds one when there is none).")
+@click.option("--meter-factor", type=float, default=None,
+              help="Monthly activity against its meters' consumption: flagged beyond this factor either way "
+                   "(sets meter_factor of the rules' activity rules; adds one when there is none).")
+def quality_report_cmd(lake_root, enterprise, rules, period, out, year_factor, meter_factor):
     """Evaluate the quality rules and write the HTML report (scores, failed rules with examples, plots)."""
-    from workbench.lake.quality import RuleError
+    from workbench.lake.quality import RuleError, demo_rules_path, load_rules, with_activity_factors
     from workbench.reports.quality import quality_report
 
     lake = _lake(lake_root, enterprise)
     if "readings" not in lake.tables():
         _fail(f"the lake at {lake_root} holds no readings yet")
     try:
-        res = quality_report(lake, rules or lake.get_state("quality_rules"), period=period, out=out)
+        rule_set = load_rules(rules or lake.get_state("quality_rules") or demo_rules_path())
+        if year_factor is not None or meter_factor is not None:
+            rule_set = with_activity_factors(rule_set, year_factor=year_factor, meter_factor=meter_factor)
+        res = quality_report(lake, rule_set, period=period, out=out)
     except (RuleError, ValueError) as exc:
         _fail(str(exc))
     s = res["summary"]

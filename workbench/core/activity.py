@@ -4,6 +4,15 @@ One path for every source of activity data — the calc template (CSV/XLSX), the
 the connectors — so that every record is checked the same way.  A bad record raises
 :class:`ActivityDataError` naming the file, the row (as a spreadsheet shows it: header = row 1)
 and the column; nothing is dropped or "fixed" silently.
+
+Every record keeps its quantity and unit as written (``1.2``, ``万千瓦时``) and gets beside them
+``quantity_normalized`` in ``unit_normalized``, the unit its factor is expressed per
+(:func:`factor_basis`): grid electricity 1.2 万千瓦时 → 12 MWh (tCO2/MWh), raw coal 50 吨 → 50 t
+(NCV in GJ/t), natural gas 30 000 Nm3 → 3 10^4 Nm3 (NCV in GJ/(10^4 Nm3)), a fuel written in heat
+units → GJ (its carbon content applies per heat), heat → GJ, carbonates and gases → t.  A site
+factor given on the record (``ncv_unit``, ``ef_unit``) is the one the quantity is multiplied by,
+so its unit decides.  Converted with pint (:func:`workbench.core.units.conversion_factor`); a
+quantity whose unit does not convert to it is a problem of the ``unit`` column.
 """
 from __future__ import annotations
 
@@ -19,7 +28,13 @@ import pandas as pd
 from workbench.core.errors import DataError, Problem
 from workbench.core.factors import FactorLibrary, UnknownItemError, default_library
 from workbench.core.regime import default_regime, get_regime
-from workbench.core.units import UnitError, converts, parse_unit
+from workbench.core.units import (
+    UnitError,
+    conversion_factor,
+    converts,
+    parse_unit,
+    ureg,
+)
 
 __all__ = [
     "ActivityDataError",
@@ -27,6 +42,9 @@ __all__ = [
     "COLUMNS",
     "read_activity",
     "normalize_activity",
+    "normalized_quantities",
+    "factor_basis",
+    "per_unit",
     "HEADER_ALIASES",
 ]
 
@@ -408,10 +426,134 @@ def normalize_activity(df: pd.DataFrame, origin: str = "<table>",
         chk.add(i, "record_id", f"duplicate record id '{rid[i]}'")
     # node: explicit node_id, else facility name/code
     out["node_id"] = np.where(out["node_id"].eq(""), out["facility"], out["node_id"])
+    # -- the quantity in the unit its factor is expressed per, beside the quantity as written
+    qn, un, bad_basis = normalized_quantities(out, lib, checked=set(_rows_with_problems(chk)))
+    for i, msg in bad_basis:
+        chk.add(i, "unit", msg)
     chk.fail_if_any()
+    at = out.columns.get_loc("unit") + 1
+    out.insert(at, "quantity_normalized", qn)
+    out.insert(at + 1, "unit_normalized", un)
     out = out.drop(columns=["category"]).reset_index(drop=True)
     del pos
     return out
+
+
+def _rows_with_problems(chk: _Checker) -> list:
+    """Index labels of the records that already have a problem (spreadsheet row − first row)."""
+    return [p.row - chk.first_row for p in chk.problems if p.row is not None]
+
+
+#: the factor kind a quantity of each item category is multiplied by (its unit's denominator is
+#: the unit the quantity is normalised to)
+BASIS_KIND = {"fuel": "ncv", "carbonate": "emission_factor", "electricity": "emission_factor",
+              "heat": "emission_factor", "gas": "gwp"}
+
+
+def per_unit(factor_unit: str) -> str:
+    """The unit a factor is expressed per — the denominator of its unit, spelled so that
+    :func:`workbench.core.units.parse_unit` reads it: ``GJ/(10^4 Nm3)`` → ``万Nm3``,
+    ``tCO2/MWh`` → ``MWh``, ``tCO2e/t`` → ``t``.  Raises :class:`UnitError` for a unit that is
+    not per anything."""
+    u = parse_unit(factor_unit)
+    den = ureg.Unit("dimensionless")
+    for name, exp in u._units.items():
+        if exp < 0:
+            den = den * ureg.Unit(name) ** (-exp)
+    if den.dimensionless:
+        raise UnitError(f"factor unit '{factor_unit}' is not per a unit of activity")
+    return f"{den:~}".replace(" ", "")
+
+
+def factor_basis(library: FactorLibrary, item: str, unit: str, *, ncv_unit: str = "",
+                 ef_unit: str = "") -> str:
+    """The unit the factor that multiplies a quantity of ``item`` written in ``unit`` is
+    expressed per (see the module docstring).  ``ncv_unit``/``ef_unit``: a site factor's unit
+    given on the record.  The library's own spelling (``items.csv`` ``default_unit``) is used
+    when it is the same unit."""
+    cat = library.category(item)
+    if cat == "fuel":
+        if converts(unit, "GJ"):
+            return "GJ"                                   # heat already: the carbon content is per heat
+        if ef_unit and not converts(ef_unit, "tCO2/GJ"):
+            return _library_spelling(library, item, per_unit(ef_unit))   # FC × EF
+        if ncv_unit:
+            return _library_spelling(library, item, per_unit(ncv_unit))
+    elif ef_unit and cat != "gas":
+        return _library_spelling(library, item, per_unit(ef_unit))
+    return _library_basis(library, item)
+
+
+def _library_basis(library: FactorLibrary, item: str) -> str:
+    cache = library.__dict__.setdefault("_basis_cache", {})
+    if item not in cache:
+        kind = BASIS_KIND[library.category(item)]
+        units = library.table.loc[(library.table["item"] == item) & (library.table["kind"] == kind), "unit"]
+        if units.empty:
+            cache[item] = str(library.item_info(item)["default_unit"])
+        else:
+            basis = {per_unit(u) for u in units.unique()}
+            ref = next(iter(basis))
+            if any(conversion_factor(b, ref) != 1.0 for b in basis):
+                raise UnitError(f"the factors of {item} ({kind}) are expressed per different units: {sorted(basis)}")
+            cache[item] = _library_spelling(library, item, ref)
+    return cache[item]
+
+
+def _library_spelling(library: FactorLibrary, item: str, unit: str) -> str:
+    default = str(library.item_info(item).get("default_unit") or "")
+    try:
+        if default and conversion_factor(default, unit) == 1.0:
+            return default
+    except UnitError:
+        pass
+    return unit
+
+
+def normalized_quantities(df: pd.DataFrame, library: FactorLibrary | None = None, *,
+                          checked=frozenset()) -> tuple[np.ndarray, np.ndarray, list]:
+    """``(quantity_normalized, unit_normalized, problems)`` of activity records with ``item``
+    (library code), ``quantity``, ``unit`` and optionally ``ncv_unit``, ``ef_unit``: the quantity
+    converted with pint to the unit its factor is expressed per (:func:`factor_basis`).  Pint is
+    asked once per distinct (item, unit, site-factor units).  ``problems``: (index label, message)
+    of records whose unit does not convert to it (their normalised quantity is NaN); records
+    whose index label is in ``checked`` (already known to be bad) are left NaN and not reported."""
+    lib = library or default_library()
+    n = len(df)
+    qn = np.full(n, np.nan)
+    un = np.full(n, "", dtype=object)
+    problems: list = []
+    if not n:
+        return qn, un, problems
+    blank = pd.Series("", index=df.index)
+    keys = pd.DataFrame({
+        "item": df["item"].astype(object), "unit": df["unit"].astype(object),
+        "ncv_unit": (df["ncv_unit"] if "ncv_unit" in df else blank).fillna("").astype(str),
+        "ef_unit": (df["ef_unit"] if "ef_unit" in df else blank).fillna("").astype(str)})
+    qty = pd.to_numeric(df["quantity"], errors="coerce").to_numpy(dtype="float64")
+    skip = np.asarray(df.index.isin(list(checked)), bool) if checked else np.zeros(n, bool)
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(keys.fillna("")))
+    for k, (item, unit, ncv_u, ef_u) in enumerate(uniq):
+        rows = np.flatnonzero((codes == k) & ~skip)
+        if not rows.size or not item or not unit:
+            continue
+        try:
+            basis = factor_basis(lib, str(item), str(unit), ncv_unit=ncv_u, ef_unit=ef_u)
+        except (UnitError, UnknownItemError, KeyError):
+            continue                                     # bad item or factor unit: reported by its own check
+        try:
+            f = conversion_factor(str(unit), basis)
+        except UnitError:
+            given = ef_u if ef_u and lib.category(str(item)) != "gas" else ncv_u
+            whose = f"the site factor's unit '{given}'" if given else "the factor library"
+            msg = (f"unit '{unit}' cannot be converted to {basis}, the unit {item}'s factor is expressed per "
+                   f"({whose}); give the quantity in a unit of {basis}"
+                   + (" or a site NCV per the unit written" if lib.category(str(item)) == "fuel" else ""))
+            problems += [(df.index[i], msg) for i in rows.tolist()]
+            continue
+        qn[rows] = qty[rows] * f
+        un[rows] = basis
+    return qn, un, problems
 
 
 def _gas_symbol(lib: FactorLibrary, item: str) -> str:

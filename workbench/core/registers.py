@@ -29,8 +29,18 @@ Input: the readings of one or more *series* (a series is one meter's register; i
 4. **cumulative register** (:func:`register_step`) — consumption between two successive readings
    belongs to the interval starting at the earlier one; ``span`` = the intervals it covers (a gap
    is not spread here).  A drop of the register is a **rollover** when the meter has a capacity
-   (> 0) and the earlier reading was ≥ ``fraction`` (90 %) of it: value + capacity − previous;
-   otherwise a **reset** (the register restarted from zero): value.
+   (> 0), the earlier reading was ≥ ``fraction`` (90 %) of it and the later one is ≤ 1 −
+   ``fraction`` (10 %) of it — the register wrapped from its top to its bottom, 99 990 → 5:
+   value + capacity − previous; a **reset** when the later reading is ≤ ``reset_fraction``
+   (10 %) of the earlier one — the register restarted near zero: value.
+4b. **register fall** (:func:`register_falls`) — any other drop is no consumption at all (a
+   wrong reading, or a meter swapped without being recorded as a replacement): the reading is
+   left out, and so is every later reading that stays below the register's last kept reading
+   (the state a register carries is its last kept reading, which is also the highest of its
+   segment), until one is above it again or drops plausibly from it (rollover, reset).  The
+   rule needs no look-ahead, so it gives the same result whatever the batches a series comes
+   in: 100, 110, 95, 105, 120 keeps 100, 110, 120 (consumption 10 + 10).  The lake quarantines
+   the readings (``register fall``), the accounting counts them (``n_register_falls``).
 5. **register start** (:func:`consumption`) — the first reading of a series starts its register
    and is never consumption.  A replacement meter is its own series (its own ``meter_id``): its
    first reading starts its register, nothing is invented between the old meter's last and the
@@ -48,11 +58,13 @@ therefore skips readings flagged ``late`` when its input is the lake's readings 
 lake's readings gives the lake's consumption; on raw readings it gives what ingesting them as one
 batch gives.
 
-Plausibility (:func:`rises_like_a_register`): an *interval* series of a day or more whose values
-never fall and almost always rise is a register's reading sent for an interval meter; the lake
-quarantines it (``register shape``) rather than summing register values as consumption.
-:func:`~workbench.inventory.readings.meter_consumption` over raw files does not yet apply this
-check (issue 12 point 2), so on such a file the two paths differ — the lake's is the safe one.
+Plausibility (:func:`rises_like_a_register`, :func:`register_shaped`): an *interval* series of a
+day or more whose values never fall and almost always rise is a register's reading sent for an
+interval meter; the lake quarantines it (``register shape``) rather than summing register values
+as consumption, and :func:`~workbench.inventory.readings.meter_consumption` leaves the meter's
+consumption out (NaN) and names the reason in its ``excluded`` column.  The lake judges each
+batch's series (a batch with fewer than a day of values per series is not judged),
+``meter_consumption`` the whole series it reads.
 
 Everything is vectorised over numpy arrays; nothing here loops over rows.
 """
@@ -71,6 +83,9 @@ __all__ = [
     "consumption",
     "month_number",
     "ranges",
+    "RESET_FRACTION",
+    "register_falls",
+    "register_shaped",
     "register_step",
     "repeated_keys",
     "rises_like_a_register",
@@ -79,7 +94,11 @@ __all__ = [
 ]
 
 #: a register drop is a rollover when the previous reading was at least this share of the capacity
+#: (and the reading after it at most 1 − this share: the register wrapped from its top to its bottom)
 ROLLOVER_FRACTION = 0.9
+#: a register drop is a reset when the reading after it is at most this share of the one before
+#: (the register restarted near zero); any other drop is a register fall (:func:`register_falls`)
+RESET_FRACTION = 0.1
 #: rows repeated at one (series, ts) are one reading when their values agree to this (relative) …
 DUPLICATE_RTOL = 1e-9
 #: … or absolute tolerance (``numpy.isclose`` against the run's first row)
@@ -163,24 +182,108 @@ def rises_like_a_register(same_series: np.ndarray, value: np.ndarray, *, min_rea
     d = np.diff(value)
     # per position i ≥ 1: the series falls from i − 1 to i; any fall clears the series at once
     fell = np.logical_or.reduceat(np.r_[False, (d < 0) & same_series], starts)
-    out = np.zeros(starts.size, bool)
+    rises = np.zeros(starts.size, np.int64)
     for k in np.flatnonzero((size >= min_readings) & ~fell).tolist():   # series that never fall: few
-        rises = np.count_nonzero(d[starts[k]:starts[k] + size[k] - 1] > 0)
-        out[k] = rises >= rising_share * max(size[k] - 1, 1)
-    return out
+        rises[k] = np.count_nonzero(d[starts[k]:starts[k] + size[k] - 1] > 0)
+    return register_shaped(size, rises, fell, min_readings=min_readings, rising_share=rising_share)
+
+
+def register_shaped(n_values, n_rises, fell, *, min_readings: int = SHAPE_MIN_READINGS,
+                    rising_share: float = SHAPE_RISING_SHARE) -> np.ndarray:
+    """The shape test of :func:`rises_like_a_register` on counts gathered elsewhere (e.g. block by
+    block): per series ``n_values`` values, ``n_rises`` of their ``n_values − 1`` steps rise,
+    ``fell`` — any step falls."""
+    n = np.asarray(n_values, np.int64)
+    return (n >= min_readings) & ~np.asarray(fell, bool) & \
+        (np.asarray(n_rises, np.int64) >= rising_share * np.maximum(n - 1, 1))
+
+
+def _plausible_drop(previous, value, capacity, fraction: float, reset_fraction: float):
+    """(rollover, reset) masks of drops ``previous`` → ``value`` (value < previous) — see rule 4."""
+    cap_ok = capacity > 0                                  # NaN compares False: no capacity
+    cap = np.where(cap_ok, capacity, np.inf)
+    roll = cap_ok & (previous >= fraction * cap) & (value <= (1.0 - fraction) * cap)
+    reset = ~roll & (value <= reset_fraction * previous)
+    return roll, reset
 
 
 def register_step(previous: np.ndarray, value: np.ndarray, capacity: np.ndarray,
-                  fraction: float = ROLLOVER_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  fraction: float = ROLLOVER_FRACTION,
+                  reset_fraction: float = RESET_FRACTION) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rule 4: consumption between successive readings ``previous`` → ``value`` of cumulative
-    registers with ``capacity`` (NaN or ≤ 0: none).  Returns (consumption, rollover, reset)."""
+    registers with ``capacity`` (NaN or ≤ 0: none).  Returns (consumption, rollover, reset).
+
+    A drop that is neither a rollover nor a reset is no consumption: NaN.  Callers take such
+    readings out first (:func:`register_falls`), so NaN only shows a reading that skipped it."""
     dv = value - previous
     dec = dv < 0
-    cap_ok = capacity > 0                                  # NaN compares False: no capacity
-    roll = dec & cap_ok & (previous >= fraction * np.where(cap_ok, capacity, np.inf))
-    reset = dec & ~roll
-    used = np.where(roll, value + np.where(cap_ok, capacity, 0.0) - previous, np.where(reset, value, dv))
+    roll, reset = _plausible_drop(previous, value, capacity, fraction, reset_fraction)
+    roll &= dec
+    reset &= dec
+    used = np.where(roll, value + np.where(capacity > 0, capacity, 0.0) - previous,
+                    np.where(reset, value, np.where(dec, np.nan, dv)))
     return used, roll, reset
+
+
+def register_falls(value: np.ndarray, starts: np.ndarray, ends: np.ndarray, cumulative: np.ndarray,
+                   capacity: np.ndarray, *, fraction: float = ROLLOVER_FRACTION,
+                   reset_fraction: float = RESET_FRACTION,
+                   skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 4b: readings of cumulative registers that fell without a rollover or a reset.
+
+    Readings sorted by (series, ts), one per key (rule 2 applied); series k is
+    ``[starts[k], ends[k])`` with ``cumulative[k]`` and ``capacity[k]``.  Within a register's
+    segment (from its first reading, or from its last rollover or reset) the kept readings never
+    fall, so the last kept reading is the segment's highest: a reading below it is kept only when
+    the drop from it is a rollover or a reset (rule 4), and then starts a new segment; otherwise
+    it is left out.  ``skip``: positions of readings that only continue a register (stored or
+    carried over) — never left out themselves.
+
+    Returns ``(fell, since)``: sorted positions of the readings left out, and for each the
+    position of the kept reading it fell from.  Only series with a drop are looked at (a loop
+    over those series, and inside one over its rollovers and resets — never over rows).
+    """
+    value = np.asarray(value, np.float64)
+    none = np.zeros(0, np.int64)
+    cum = np.flatnonzero(np.asarray(cumulative, bool) & (ends - starts > 1))
+    if not cum.size:
+        return none, none
+    rows = ranges(starts[cum] + 1, ends[cum])              # readings that have a predecessor
+    drop = rows[value[rows] < value[rows - 1]]
+    if not drop.size:
+        return none, none
+    cap_all = np.asarray(capacity, np.float64)
+    fell_parts = []
+    for k in np.unique(np.searchsorted(starts, drop, side="right") - 1).tolist():
+        s, e = int(starts[k]), int(ends[k])
+        v = value[s:e]
+        cap = np.full(1, cap_all[k])
+        seg = 0
+        while seg < v.size - 1:
+            top = np.maximum.accumulate(v[seg:-1])         # the highest kept reading before each
+            below = np.flatnonzero(v[seg + 1:] < top)
+            if not below.size:
+                break
+            roll, reset = _plausible_drop(top[below], v[seg + 1 + below], cap, fraction, reset_fraction)
+            ok = roll | reset
+            if ok.any():
+                first = int(np.argmax(ok))
+                fell_parts.append(s + seg + 1 + below[:first])
+                seg = seg + 1 + int(below[first])          # a new segment starts at the plausible drop
+            else:
+                fell_parts.append(s + seg + 1 + below)
+                break
+    fell = np.concatenate(fell_parts) if fell_parts else none
+    if skip is not None and len(skip) and fell.size:
+        fell = fell[~np.isin(fell, skip)]
+    if not fell.size:
+        return none, none
+    fell = np.sort(fell)
+    kept = np.ones(value.size, bool)
+    kept[fell] = False
+    kept_pos = np.flatnonzero(kept)
+    since = kept_pos[np.searchsorted(kept_pos, fell) - 1]
+    return fell, since
 
 
 def spans(previous_ts: np.ndarray, ts: np.ndarray, step: int) -> np.ndarray:
@@ -226,13 +329,15 @@ class Consumption:
 
 def consumption(ts: np.ndarray, value: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                 cumulative: np.ndarray, capacity: np.ndarray, *, step: int,
-                fraction: float = ROLLOVER_FRACTION, skip: np.ndarray | None = None) -> Consumption:
+                fraction: float = ROLLOVER_FRACTION, reset_fraction: float = RESET_FRACTION,
+                skip: np.ndarray | None = None) -> Consumption:
     """Rules 3–5: consumption rows of readings sorted by (series, ts), one reading per key.
 
     Series k is ``[starts[k], ends[k])`` with ``cumulative[k]`` and ``capacity[k]``.  An interval
     series emits every reading; a cumulative one every reading but its first, as the difference
     to the previous reading at that reading's ``ts``.  ``skip``: sorted positions of readings that
-    only continue a register (see the module docstring); they emit nothing.
+    only continue a register (see the module docstring); they emit nothing.  Register falls
+    (rule 4b) must have been taken out (:func:`register_falls`): one left in gives NaN.
     """
     n = ts.size
     cum = np.flatnonzero(cumulative)
@@ -261,7 +366,7 @@ def consumption(ts: np.ndarray, value: np.ndarray, starts: np.ndarray, ends: np.
         if cap.size != ci.size:                            # skipped rows inside: capacity per row
             series = np.searchsorted(starts, ci, side="right") - 1
             cap = np.asarray(capacity, np.float64)[series]
-        used, roll, reset = register_step(pv, value[ci], cap, fraction)
+        used, roll, reset = register_step(pv, value[ci], cap, fraction, reset_fraction)
         cval[cpos] = used
         cts[cpos] = pt
         sp = spans(pt, ts[ci], step)

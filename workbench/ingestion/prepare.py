@@ -18,7 +18,10 @@ value                  missing, non-numeric or infinite → quarantine; negative
                        (``negative interval value`` / ``negative register reading``)
 unit                   converted with pint (:func:`workbench.core.units.conversion_factor`) to the
                        meter's unit; an unknown unit or one of another dimension → quarantine,
-                       the reason naming both units.  A batch without a ``unit`` column is taken
+                       the reason naming both units.  A row written in another unit (or another
+                       spelling: 度 for kWh) keeps the value and unit as written beside the
+                       converted ones (``value_original``, ``unit_original``; empty for rows in
+                       the meter's unit).  A batch without a ``unit`` column is taken
                        to be in the meter's units (counted as ``unit_assumed``).
 register               an optional ``register`` column that contradicts the meter → quarantine
 duplicates             same key (meter_id, ts, quantity) and same value (after conversion, to
@@ -41,9 +44,16 @@ applies too, so the lake and the accounting give the same consumption per meter 
 interval starting at ``ts``.  A ``cumulative`` meter is differenced: consumption between two
 successive readings belongs to the interval starting at the earlier one; ``previous`` (the last
 stored reading per meter) continues the register across batches (passed as ``skip``: it emits
-nothing itself).  A drop of the register is a ``rollover`` when the meter has a capacity (> 0)
-and the previous reading was ≥ 90 % of it (consumption = value + capacity − previous), otherwise
-a ``reset`` (consumption = value, counted from zero).  A meter's first reading without a
+nothing itself).  A drop of the register is a ``rollover`` when the meter has a capacity (> 0),
+the previous reading was ≥ 90 % of it and the new one is ≤ 10 % of it (consumption = value +
+capacity − previous), a ``reset`` when the new reading is ≤ 10 % of the previous one (the
+register restarted near zero; consumption = value).  Any other drop is a **register fall**: the
+reading is quarantined (``register fall: … fell from 110 (kept reading at …) to 95 …``, counted
+as ``register_fall``), and so is every later one that stays below the register's last kept
+reading, until one rises above it or drops plausibly from it
+(:func:`workbench.core.registers.register_falls`) — never negative or a register's worth of
+consumption; the stored ``previous`` reading is the register's state across batches, so the
+result does not depend on how the readings are split into batches.  A meter's first reading without a
 ``previous`` — in particular the first reading of a replacement meter — starts the register and
 is never consumption.  Which rows take part (rules 1–2: valid values, repeated timestamps) is
 decided above, with the same functions and tolerances.
@@ -127,10 +137,11 @@ CONSUMPTION_FLAGS = ("off_grid", "rollover", "reset", "gap_spanning", "spike", "
 _REASONS = ["ok", "meter_not_registered", "missing_timestamp", "unparseable_timestamp",
             "nonexistent_local_time", "missing_value", "non_numeric_value", "infinite_value",
             "missing_unit", "unknown_unit", "unit_mismatch", "register_mismatch", "negative_value",
-            "conflicting_duplicate", "conflicts_stored", "late_register_reading", "register_shape"]
+            "conflicting_duplicate", "conflicts_stored", "late_register_reading", "register_shape",
+            "register_fall"]
 (R_OK, R_METER, R_TS_MISSING, R_TS_BAD, R_TS_LOCAL, R_VAL_MISSING, R_VAL_BAD, R_VAL_INF,
  R_UNIT_MISSING, R_UNIT_UNKNOWN, R_UNIT_MISMATCH, R_REGISTER, R_NEGATIVE, R_CONFLICT,
- R_CONFLICT_STORED, R_LATE, R_SHAPE) = range(len(_REASONS))
+ R_CONFLICT_STORED, R_LATE, R_SHAPE, R_FALL) = range(len(_REASONS))
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,7 @@ class Thresholds:
     """Thresholds of the anomaly flags (see the module docstring)."""
 
     rollover_fraction: float = registers.ROLLOVER_FRACTION
+    reset_fraction: float = registers.RESET_FRACTION
     spike_ratio: float = 4.0
     spike_z: float = 6.0
     spike_window: int = 3
@@ -150,7 +162,9 @@ class Thresholds:
 class Prepared:
     """Result of :func:`prepare_readings` (no batch id: the lake adds it).
 
-    ``readings``: meter_id, node_id, identifier, ts, quantity, value, unit, register, quality_flag.
+    ``readings``: meter_id, node_id, identifier, ts, quantity, value, unit, register, quality_flag,
+    value_original, unit_original (the value and unit as written where the unit was not the
+    meter's and the value was converted to it; empty otherwise).
     ``consumption``: meter_id, node_id, ts (interval start), quantity, value, unit, quality_flag,
     span (intervals covered; > 1 only for ``gap_spanning`` rows).
     ``quarantine``: table, row (as in the source), reason, payload (JSON of the original row).
@@ -207,6 +221,8 @@ def _schemas():
         "unit": pa_.Column(checks=S, nullable=False),
         "register": pa_.Column(checks=[S, REG], nullable=False),
         "quality_flag": pa_.Column(checks=[S, FL], nullable=False),
+        "value_original": pa_.Column("float64", nullable=True),
+        "unit_original": pa_.Column(checks=S, nullable=True),
     }, strict=True, name="readings")
     consumption = pa_.DataFrameSchema({
         "meter_id": pa_.Column(checks=S, nullable=False),
@@ -632,6 +648,7 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
     unit_info: dict = {}
     uenc = None
     v = vals
+    orig_unit = None          # per batch row: code of its unit as written where not the meter's, else −1
     if "unit" in b.columns:
         uenc = _encode(b["unit"])
         nu = len(uenc.uniq)
@@ -657,6 +674,16 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
                 mark(err == code, code)
         if not (np.nan_to_num(F[np.ix_(used, present)], nan=1.0) == 1.0).all():
             v = vals * F[uenc.full(), midx]
+        # the unit as written, where it is not the meter's (kWh for a meter in kWh is not kept;
+        # MWh, or 度 for kWh, is): kept beside the converted value for traceability
+        same = np.ones((nu + 1, nm + 1), bool)
+        for a in range(nu):
+            ua = str(uenc.uniq[a]).strip()
+            for c in np.unique(mu_codes[present]).tolist():
+                same[a, present[mu_codes[present] == c]] = ua == str(mu_uniq[c])
+        if not same[np.ix_(used, present)].all():
+            codes = uenc.full()
+            orig_unit = np.where(same[codes, midx], -1, codes).astype(np.int32)
     else:
         counts["unit_assumed"] = n
 
@@ -805,6 +832,33 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
                 for i in src(pos).tolist():
                     q_extra[int(i)] = note
 
+    # ---- a cumulative register that falls without a rollover or a reset (registers rule 4b):
+    # the reading, and those after it that stay below the register, are quarantined — never
+    # turned into consumption (neither negative nor a whole register's worth)
+    if N and m_cum[G[gstart] // nQ].any():
+        kidx = np.flatnonzero(keep) if keep is not None else None
+        Gk, Vk = (G[kidx], V[kidx]) if kidx is not None else (G, V)
+        ks = np.r_[0, np.flatnonzero(Gk[1:] != Gk[:-1]) + 1] if Gk.size else np.zeros(0, np.int64)
+        ke = np.r_[ks[1:], Gk.size]
+        km = (Gk[ks] // nQ).astype(np.int64)
+        skip_k = None
+        if IS_PREV is not None:
+            skip_k = np.flatnonzero(IS_PREV[kidx] if kidx is not None else IS_PREV)
+        fell, since = registers.register_falls(Vk, ks, ke, m_cum[km], m_cap[km], fraction=th.rollover_fraction,
+                                               reset_fraction=th.reset_fraction, skip=skip_k)
+        if fell.size:
+            fpos, spos = (kidx[fell], kidx[since]) if kidx is not None else (fell, since)
+            keep = np.ones(N, bool) if keep is None else keep
+            keep[fpos] = False
+            reason[src(fpos)] = R_FALL
+            cap = m_cap[G[fpos] // nQ]
+            since_ts = pd.Series(T[spos].view("datetime64[us]")).dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
+            for i, hi_, when, lo_, c in zip(src(fpos).tolist(), V[spos].tolist(), since_ts, V[fpos].tolist(),
+                                            cap.tolist()):
+                cap_txt = f"its capacity {c:.12g}" if c > 0 else "no capacity registered"
+                q_extra[int(i)] = (f"from {hi_:.12g} (kept reading at {when}) to {lo_:.12g}: not a rollover "
+                                   f"({cap_txt}) nor a reset to near zero (≤ {th.reset_fraction:.0%} of {hi_:.12g})")
+
     if keep is not None and not keep.all():
         dropped = np.flatnonzero(~keep)  # few rows: new position = old − rows dropped before it
         dk = dup_keep[keep[dup_keep]]
@@ -853,7 +907,7 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
     # ---- registers → consumption (workbench.core.registers, the rules shared with the accounting): a
     # cumulative series' first reading starts its register, stored rows only continue one
     rc_ = registers.consumption(T, V, starts, ends, gcum, m_cap[gmeter], step=step,
-                                fraction=th.rollover_fraction, skip=prev_pos)
+                                fraction=th.rollover_fraction, reset_fraction=th.reset_fraction, skip=prev_pos)
     cval, cts, span = rc_.value, rc_.ts, rc_.span
     NC = cval.size
     cf = _Flags(NC)
@@ -919,12 +973,26 @@ def prepare_readings(batch: pd.DataFrame, meters: pd.DataFrame, *, previous: pd.
         rf = rf.remap(np.cumsum(rsel) - 1, rsel)
         r_meter, r_q, rT, rV = r_meter[rsel], r_q[rsel], T[rsel], V[rsel]
     rc = frame_cols(r_meter, r_q)
+    nR = rT.size
+    if orig_unit is not None:        # value and unit as written beside the converted ones
+        rsrc = np.arange(N) if SRC is None else SRC
+        if prev_pos.size:
+            rsrc = rsrc[~IS_PREV]
+        oc = orig_unit[rsrc]
+        value_original = np.where(oc >= 0, vals[rsrc], np.nan)
+        unit_original = pd.Categorical.from_codes(oc, categories=pd.Index([str(x) for x in uenc.uniq], dtype=object),
+                                                  validate=False)
+    else:                            # every row in its meter's unit: nothing was converted
+        value_original = np.full(nR, np.nan)
+        unit_original = pd.Categorical.from_codes(np.full(nR, -1, np.int8), categories=pd.Index([], dtype=object),
+                                                  validate=False)
     readings = pd.DataFrame({
         "meter_id": rc["meter_id"], "node_id": rc["node_id"],
         "identifier": cat(id_codes, id_uniq, r_meter),
         "ts": rT.view("datetime64[us]"), "quantity": rc["quantity"], "value": rV, "unit": rc["unit"],
         "register": cat(m_cum[:-1].astype(np.int8), ["interval", "cumulative"], r_meter),
         "quality_flag": rf.categorical(),
+        "value_original": value_original, "unit_original": unit_original,
     }, copy=False)
     cc = frame_cols(np.repeat(c_meter.astype(cdt), c_sizes), np.repeat(gq[cg_keep].astype(qdt), c_sizes))
     consumption = pd.DataFrame({
@@ -1048,6 +1116,8 @@ def _quarantine_frame(b, reason, table, menc, m, midx, uenc, mu_codes, unit_info
     put(R_CONFLICT_STORED, lambda c: "conflicts with stored value: " + c("key") + " " + c("extra"))
     put(R_LATE, lambda c: "late register reading: " + c("key") + " is before the last stored reading "
         + c("extra") + " of the cumulative meter")
+    put(R_FALL, lambda c: "register fall: the register of cumulative meter " + c("mid") + " fell " + c("extra")
+        + " — no consumption; a replaced meter needs its own id that 'replaces' this one, else check the export")
     put(R_SHAPE, lambda c: "register shape: meter " + c("mid") + " is registered as an interval meter but its "
         + c("extra") + " only grow, as a cumulative register's do — register it as cumulative or check the export")
     return pd.DataFrame({"table": table, "row": rowno, "reason": text, "payload": payload})

@@ -36,8 +36,14 @@ Everything is counted, nothing is hidden:
 * values that are missing, not finite or negative are skipped (``n_invalid``; the lake
   quarantines them);
 * a register drop is a rollover (``n_rollovers``) or a reset (``n_resets``), see
-  :func:`workbench.core.registers.register_step`;
-* a replaced meter has its own id; its first reading starts its register.
+  :func:`workbench.core.registers.register_step`; any other drop is a register fall — the
+  reading, and those after it that stay below the register, are left out and counted
+  (``n_register_falls``; the lake quarantines them), see :func:`workbench.core.registers.register_falls`;
+* a replaced meter has its own id; its first reading starts its register;
+* an interval meter whose whole series only grows (a register's readings sent for an interval
+  meter, :func:`workbench.core.registers.register_shaped`) is not summed: its consumption is NaN,
+  ``n_intervals`` 0 and ``excluded`` names the reason; :func:`activity_from_meters` leaves it out
+  and says so in the activity's ``document``.
 
 Input: readings of meters not in ``meters`` are ignored.  The lake's own readings table works as
 input too: readings flagged ``late`` in its ``quality_flag`` are skipped (the lake keeps them
@@ -68,8 +74,10 @@ ACCOUNTED_SOURCES = ("combustion", "process", "purchased_electricity", "purchase
 
 #: readings per block streamed out of DuckDB (the rules run per block; memory stays flat)
 BLOCK_ROWS = 1 << 20
+#: keys per meter read at a time after ``end`` to find the reading that closes a register's period
+_CLOSING_KEYS = 256
 _NAT = np.iinfo(np.int64).min
-_COUNTS = ["n_intervals", "n_duplicates", "n_conflicts", "n_rollovers", "n_resets", "n_invalid"]
+_COUNTS = ["n_intervals", "n_duplicates", "n_conflicts", "n_rollovers", "n_resets", "n_register_falls", "n_invalid"]
 
 
 # --------------------------------------------------------------------------- meters and the source
@@ -247,6 +255,49 @@ class _Monthly:
         self.last_t = np.full(n, _NAT, np.int64)
         self.last_v = np.full(n, np.nan)
         self.seen = np.zeros(n, bool)
+        # the shape of each meter's series (valid values, repeats included, in input order within a
+        # timestamp — what the lake's preparation judges): values, rising steps, any falling step,
+        # the first and the last value and time
+        self.shape_n = np.zeros(n, np.int64)
+        self.shape_rises = np.zeros(n, np.int64)
+        self.shape_fell = np.zeros(n, bool)
+        self.shape_first = np.full(n, np.nan)
+        self.shape_first_t = np.full(n, _NAT, np.int64)
+        self.shape_last = np.full(n, np.nan)
+        self.shape_last_t = np.full(n, _NAT, np.int64)
+
+    def shaped(self) -> dict:
+        """Interval meters whose whole series has a cumulative register's shape
+        (:func:`workbench.core.registers.register_shaped`): meter number → the reason."""
+        hit = registers.register_shaped(self.shape_n, self.shape_rises, self.shape_fell) & ~self.meters.cumulative
+        out = {}
+        for k in np.flatnonzero(hit).tolist():
+            t0, t1 = (pd.Timestamp(np.datetime64(int(x), "us")) for x in (self.shape_first_t[k], self.shape_last_t[k]))
+            out[k] = (f"register shape: meter {self.meters.ids[k]} is registered as an interval meter but its "
+                      f"{self.shape_n[k]} values from {self.shape_first[k]:.12g} ({t0}) to {self.shape_last[k]:.12g} "
+                      f"({t1}) only grow, as a cumulative register's do — its consumption is left out; register "
+                      f"it as cumulative or check the export")
+        return out
+
+    def _shape(self, g, t, v) -> None:
+        """Add valid readings (not carried ones) of a block to the shape counts of their meters."""
+        same = g[1:] == g[:-1]
+        starts = np.r_[0, np.flatnonzero(~same) + 1]
+        ends = np.r_[starts[1:], g.size]
+        gm = g[starts]
+        d = np.diff(v)
+        cross = self.shape_last[gm]                             # the step from the previous block
+        d0 = v[starts] - cross
+        had = ~np.isnan(cross)
+        pos = np.searchsorted(starts, np.arange(1, g.size), side="right") - 1
+        rises = np.bincount(pos[same & (d > 0)], minlength=gm.size) + (had & (d0 > 0))
+        fell = np.bincount(pos[same & (d < 0)], minlength=gm.size).astype(bool) | (had & (d0 < 0))
+        new = self.shape_n[gm] == 0
+        self.shape_first[gm[new]], self.shape_first_t[gm[new]] = v[starts[new]], t[starts[new]]
+        self.shape_n[gm] += ends - starts
+        self.shape_rises[gm] += rises
+        self.shape_fell[gm] |= fell
+        self.shape_last[gm], self.shape_last_t[gm] = v[ends - 1], t[ends - 1]
 
     # ---- input order
     def grouped(self, g: np.ndarray, t: np.ndarray) -> bool:
@@ -294,9 +345,10 @@ class _Monthly:
             is_prev[0] = True
         self.rules(g, t, v, is_prev)
 
-    def rules(self, g, t, v, is_prev=None) -> None:
+    def rules(self, g, t, v, is_prev=None, *, shape: bool = True) -> None:
         """Rules 1–6 on readings sorted by (meter, ts); ``is_prev``: readings that only continue
-        a register (kept readings seen before)."""
+        a register (kept readings seen before).  ``shape``: count the readings into the series'
+        shapes (not for the readings that only close a period)."""
         ok = registers.valid_values(v)                               # 1 valid readings
         if not ok.all():
             bad = ~ok
@@ -305,6 +357,10 @@ class _Monthly:
             is_prev = is_prev[ok] if is_prev is not None else None
         if not g.size:
             return
+        if shape:
+            new = ~is_prev if is_prev is not None else slice(None)
+            if g[new].size:
+                self._shape(g[new], t[new], v[new])
         same = g[1:] == g[:-1]
         runs = registers.repeated_keys(same, np.diff(t), v)          # 2 repeated timestamps
         if runs is not None:
@@ -323,6 +379,19 @@ class _Monthly:
         ends = np.r_[starts[1:], g.size]
         gm = g[starts]
         skip = np.flatnonzero(is_prev) if is_prev is not None and is_prev.any() else None
+        fell, _ = registers.register_falls(v, starts, ends, self.meters.cumulative[gm],    # 4b register falls
+                                           self.meters.capacity[gm], skip=skip)
+        if fell.size:
+            self._count("n_register_falls", g[fell], t[fell])
+            keep = np.ones(g.size, bool)
+            keep[fell] = False
+            g, t, v = g[keep], t[keep], v[keep]
+            is_prev = is_prev[keep] if is_prev is not None else None
+            skip = np.flatnonzero(is_prev) if is_prev is not None and is_prev.any() else None
+            same = g[1:] == g[:-1]
+            starts = np.r_[0, np.flatnonzero(~same) + 1]
+            ends = np.r_[starts[1:], g.size]
+            gm = g[starts]
         c = registers.consumption(t, v, starts, ends, self.meters.cumulative[gm],   # 3–5 registers
                                   self.meters.capacity[gm], step=self.step, skip=skip)
         self.last_t[gm], self.last_v[gm] = t[ends - 1], v[ends - 1]
@@ -404,7 +473,10 @@ def _stream(con, source: _Source, acc: _Monthly, lo, hi) -> None:
 def _closing_readings(con, source: _Source, acc: _Monthly, hi: int) -> None:
     """With ``end``: the first reading at or after it that the rules keep closes each cumulative
     register's last interval of the period — however far the gap (the lake puts that difference
-    on the earlier reading too).  A key the rules exclude (conflict, invalid) is looked past."""
+    on the earlier reading too).  A key the rules exclude (conflict, invalid, a register fall) is
+    looked past: the next ``_CLOSING_KEYS`` keys of each meter are read at a time (a register that
+    stays below its last kept reading for long is looked past in few queries); the differences
+    after the closing one start after ``end`` and are not counted."""
     need = np.flatnonzero(acc.meters.cumulative & (acc.last_t != _NAT))
     bound = np.full(need.size, hi, np.int64)
     ids = np.asarray(acc.meters.ids, dtype=object)
@@ -414,8 +486,9 @@ def _closing_readings(con, source: _Source, acc: _Monthly, hi: int) -> None:
         try:
             _, tiecols = source._ordered()
             sql = (f"WITH r AS ({source.sql(hi, None, tie=True, only=ids[need])}), "
-                   f"f AS (SELECT r.m, min(r.t) AS t FROM r JOIN {name} b "
-                   f"ON CAST(r.m AS VARCHAR) = b.meter_id AND r.t >= b.lo GROUP BY r.m) "
+                   f"f AS (SELECT m, t FROM (SELECT DISTINCT r.m, r.t FROM r JOIN {name} b "
+                   f"ON CAST(r.m AS VARCHAR) = b.meter_id AND r.t >= b.lo) "
+                   f"QUALIFY row_number() OVER (PARTITION BY m ORDER BY t) <= {_CLOSING_KEYS}) "
                    f"SELECT r.m, r.t, r.v "
                    f"FROM r JOIN f USING (m, t) ORDER BY r.m, r.t, {tiecols}")
             parts = [source.arrays(b) for b in _batches(con, sql)]
@@ -427,36 +500,43 @@ def _closing_readings(con, source: _Source, acc: _Monthly, hi: int) -> None:
         found = np.unique(g)
         before = acc.last_t[found].copy()
         # each meter's last kept reading of the period goes first, as a reading that only
-        # continues its register; then the candidates (one key per meter)
+        # continues its register; then the candidates (up to _CLOSING_KEYS keys per meter)
         pg = np.r_[found, g]
         pt = np.r_[acc.last_t[found], t]
         pv = np.r_[acc.last_v[found], v]
         first = np.r_[np.ones(found.size, bool), np.zeros(g.size, bool)]
         order = np.lexsort((~first, pt, pg))
         acc.prev = None
-        acc.rules(pg[order], pt[order], pv[order], first[order])
-        # meters whose first key was excluded (conflict, invalid value): look past it
+        acc.rules(pg[order], pt[order], pv[order], first[order], shape=False)
+        # meters whose candidates were all excluded (conflict, invalid value, register fall): look past them
         still = found[acc.last_t[found] == before]
         need = still
         bound = pd.Series(t).groupby(g).max().reindex(still).to_numpy(dtype=np.int64) + 1
 
 
 def _finish(monthly: pd.DataFrame, meters: _Meters, frame: pd.DataFrame, start, end,
-            interval_minutes: int) -> pd.DataFrame:
-    """Meter ids and periods, the cut to whole periods, expected intervals, completeness and the
-    meter's attributes."""
+            interval_minutes: int, excluded: dict | None = None) -> pd.DataFrame:
+    """Meter ids and periods, the cut to whole periods, expected intervals, completeness, the
+    meters left out (``excluded``: meter number → reason) and the meter's attributes."""
+    g = monthly["g"].to_numpy(np.int64)
     out = pd.DataFrame({
-        "meter_id": pd.Series(np.asarray(meters.ids, dtype=object)[monthly["g"].to_numpy(np.int64)], dtype="str"),
+        "meter_id": pd.Series(np.asarray(meters.ids, dtype=object)[g], dtype="str"),
         "period": pd.Series(monthly["month"].to_numpy(np.int64).astype("datetime64[M]").astype(str), dtype="str"),
         "consumption": monthly["consumption"].to_numpy(),
         **{c: monthly[c].to_numpy() for c in _COUNTS}})
+    ex = excluded or {}
+    out["excluded"] = np.array([ex.get(k, "") for k in g.tolist()], dtype=object) if ex else ""
+    left_out = out["excluded"] != ""
+    if left_out.any():          # a series that contradicts its kind: no consumption, no interval counted
+        out.loc[left_out, "consumption"] = np.nan
+        out.loc[left_out, "n_intervals"] = 0
     if end:
         out = out[out["period"] < pd.Timestamp(end).strftime("%Y-%m")]
     if start:
         out = out[out["period"] >= pd.Timestamp(start).strftime("%Y-%m")]
     out = out.sort_values(["meter_id", "period"], kind="stable").reset_index(drop=True)
     out = out[["meter_id", "period", "consumption", "n_intervals", "n_duplicates", "n_conflicts",
-               "n_rollovers", "n_resets", "n_invalid"]]
+               "n_rollovers", "n_resets", "n_register_falls", "n_invalid", "excluded"]]
     days = pd.PeriodIndex(out["period"], freq="M").days_in_month
     out["expected_intervals"] = np.asarray(days, dtype=np.int64) * (24 * 60 // interval_minutes)
     out["completeness"] = out["n_intervals"] / out["expected_intervals"]
@@ -478,7 +558,13 @@ def meter_consumption(readings, meters: pd.DataFrame, *, start: str | None = Non
     cumulative meter's last interval before ``end`` is closed by its first kept reading at or
     after ``end``, found however far it is, and the result is cut back to whole periods.
     Returns ``meter_id, period, consumption, n_intervals, n_duplicates, n_conflicts, n_rollovers,
-    n_resets, n_invalid, expected_intervals, completeness`` plus the meter's attributes.
+    n_resets, n_register_falls, n_invalid, excluded, expected_intervals, completeness`` plus the
+    meter's attributes.  ``excluded`` is empty, or the reason a meter's consumption is left out
+    (NaN, no interval counted): an interval meter whose series only grows like a register's
+    (:func:`workbench.core.registers.register_shaped`) — flagged, never summed.  With ``start``
+    the registers begin at their first reading from ``start`` on (as a batch that starts there
+    would): a register fall whose last kept reading lies before ``start`` is not seen, and the
+    shape of a series is judged on the readings from ``start`` on.
     ``threads`` caps DuckDB's worker threads (default: DuckDB's, one per core).
     """
     m = _meter_table(meters)
@@ -507,7 +593,7 @@ def meter_consumption(readings, meters: pd.DataFrame, *, start: str | None = Non
             source.close()
         if own:
             con.close()
-    return _finish(acc.frame(), m, meters, start, end, interval_minutes)
+    return _finish(acc.frame(), m, meters, start, end, interval_minutes, acc.shaped())
 
 
 def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=None,
@@ -519,15 +605,30 @@ def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=
     main − Σ sub-meters (line losses, unmetered users) is recorded on the enterprise node, so
     the facilities add up to the billing meter.  Quantities are converted with pint to the item's
     default unit of the factor library before they are added.  Meters whose source is not an
-    accounting source (e.g. self-generated electricity) are left out.
+    accounting source (e.g. self-generated electricity) are left out.  Meters whose consumption
+    :func:`meter_consumption` left out (``excluded``) are not summed: the records of their period,
+    source and item say ``left out: M1 (register shape)`` in ``document``, and
+    ``attrs["left_out"]`` lists every (period, source, item) with such meters — also those left
+    with no record at all.
     """
     from workbench.core.factors import default_library
 
     lib = library or default_library()
     c = consumption[consumption["source"].isin(ACCOUNTED_SOURCES)].copy()
+    left_out = pd.DataFrame(columns=["period", "source", "item", "note"])
+    if "excluded" in c.columns:     # meters whose series contradicts their kind: never summed, named
+        ex = c["excluded"].fillna("").astype(str) != ""
+        if ex.any():
+            e = c[ex]
+            left_out = (e.assign(note=e["meter_id"].astype(str) + " (" + e["excluded"].str.split(":").str[0] + ")")
+                        .groupby(["period", "source", "item"], as_index=False)["note"]
+                        .agg(lambda x: ", ".join(sorted(set(x)))))
+            c = c[~ex]
     if c.empty:
-        return pd.DataFrame(columns=["record_id", "node_id", "period", "source", "item", "quantity",
-                                     "unit", "data_tier", "document"])
+        out = pd.DataFrame(columns=["record_id", "node_id", "period", "source", "item", "quantity",
+                                    "unit", "data_tier", "document"])
+        out.attrs["left_out"] = left_out
+        return out
     default_unit = dict(zip(lib.items["item"], lib.items["default_unit"]))
     unit_of = {"grid": "MWh", "heat": "GJ"}
     c["target_unit"] = c["item"].map(lambda it: unit_of.get(it, default_unit.get(it, "t")))
@@ -556,7 +657,14 @@ def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=
                          doc=document + ": main meter − Σ sub-meters (losses and unmetered use)")
     act = pd.concat([sub, resid[keys + ["node_id", "quantity", "doc"]]], ignore_index=True)
     act = act.rename(columns={"target_unit": "unit", "doc": "document"})
+    if len(left_out):
+        act = act.merge(left_out, on=["period", "source", "item"], how="left")
+        has = act["note"].notna()
+        act.loc[has, "document"] = act.loc[has, "document"] + "; left out: " + act.loc[has, "note"]
+        act = act.drop(columns="note")
     act["data_tier"] = "primary"
     act = act.sort_values(["period", "source", "item", "node_id"]).reset_index(drop=True)
     act["record_id"] = ("meter:" + act["period"] + ":" + act["source"] + ":" + act["item"] + ":" + act["node_id"])
-    return act[["record_id", "node_id", "period", "source", "item", "quantity", "unit", "data_tier", "document"]]
+    out = act[["record_id", "node_id", "period", "source", "item", "quantity", "unit", "data_tier", "document"]]
+    out.attrs["left_out"] = left_out
+    return out

@@ -56,6 +56,18 @@ Kinds and their parameters:
 ``flags``          rows carrying ``flag`` (one or a list: spike, stuck, reset, rollover,
                    gap_spanning, off_grid, outside_service, replacement_start, estimated …) in
                    ``table``: at most ``max_count`` (0) and/or ``max_share``.
+``activity``       monthly activity data (the ``activity`` view) per enterprise, source, item
+                   and node, summed in the unit its factor is expressed per
+                   (``quantity_normalized``; computed with pint for rows stored without it):
+                   ``year_factor`` — against the same month of the year before, flagged when
+                   the ratio is above the factor or below its inverse (either way; 0 against
+                   a positive value always); ``meter_factor`` — against the meters'
+                   consumption of that month of the same source and item on the node or
+                   below it (node prefix, as the ``node`` selector; the main meters when there
+                   are any there, else the sub-meters), converted with pint, judged only when
+                   the meters cover ≥ ``min_coverage`` (0.9) of the month's intervals.  Rows of
+                   different enterprises (``enterprise_id``) are never compared.  ``per`` is
+                   always the month; the rule's targets are ``enterprise/source/item/node``.
 =================  ===========================================================================
 
 ``evaluate`` returns a tidy results table (one row per rule × target × period: ``rule, kind,
@@ -83,9 +95,11 @@ from workbench.core.errors import WorkbenchError
 from workbench.core.units import UnitError, conversion_factor
 
 __all__ = ["Rule", "RuleSet", "RuleError", "QualityResult", "load_rules", "demo_rules_path", "connect",
+           "with_activity_factors",
            "evaluate", "score_table", "select_meters", "completeness_table", "KINDS", "RESULT_COLUMNS"]
 
-KINDS = ("range", "rate_of_change", "completeness", "staleness", "balance", "duplicates", "conflicts", "flags")
+KINDS = ("range", "rate_of_change", "completeness", "staleness", "balance", "duplicates", "conflicts", "flags",
+         "activity")
 SEVERITIES = ("error", "warning", "info")
 PERIODS = ("day", "month", "all")
 RESULT_COLUMNS = ["rule", "kind", "severity", "title", "target", "target_type", "source", "period", "passed",
@@ -102,6 +116,7 @@ _PARAMS = {
     "duplicates": {"max_count"},
     "conflicts": {"max_count"},
     "flags": {"flag", "max_count", "max_share"},
+    "activity": {"year_factor", "meter_factor", "min_coverage"},
 }
 
 
@@ -222,6 +237,29 @@ def load_rules(spec) -> RuleSet:
                    reference=data.get("reference", "latest"), source=src)
 
 
+def with_activity_factors(rules, *, year_factor: float | None = None, meter_factor: float | None = None) -> RuleSet:
+    """The rule set with the factors of its ``activity`` rules set (``workbench quality report
+    --year-factor/--meter-factor``); without an activity rule, one (``activity-plausibility``,
+    a warning) is added.  The factors are checked like the file's: :class:`RuleError`."""
+    import dataclasses
+
+    rs = load_rules(rules)
+    given = {k: v for k, v in (("year_factor", year_factor), ("meter_factor", meter_factor)) if v is not None}
+    problems = _check_params("activity", given)
+    if problems:
+        raise RuleError(problems, "the command line")
+    out, found = [], False
+    for r in rs.rules:
+        if r.kind == "activity":
+            found = True
+            r = dataclasses.replace(r, params={**r.params, **given})
+        out.append(r)
+    if not found:
+        out.append(Rule(id="activity-plausibility", kind="activity", severity="warning",
+                        title="月度活动数据合理性 / monthly activity plausibility", params=given))
+    return dataclasses.replace(rs, rules=out)
+
+
 def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -260,6 +298,14 @@ def _check_params(kind: str, p: dict) -> list[str]:
     elif kind == "flags":
         if not p.get("flag"):
             out.append("flags needs a flag (or a list of flags)")
+    elif kind == "activity":
+        if "year_factor" not in p and "meter_factor" not in p:
+            out.append("activity needs year_factor and/or meter_factor")
+        for k in ("year_factor", "meter_factor"):
+            if k in p and not (_num(p[k]) and p[k] > 1):
+                out.append(f"{k} must be a number > 1 (3 = flagged beyond 3× or below 1/3)")
+        if "min_coverage" in p and not (_num(p["min_coverage"]) and 0 <= p["min_coverage"] <= 1):
+            out.append("min_coverage must be a share between 0 and 1")
     return out
 
 
@@ -1064,8 +1110,208 @@ def _conflicts(ctx: _Ctx, rule: Rule) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# ---- activity plausibility
+_ACT_KEY = ["enterprise_id", "source", "item", "node_id"]
+
+
+def _monthly_activity(ctx: _Ctx) -> pd.DataFrame:
+    """The activity view summed per enterprise, source, item, node and month in the unit its
+    factor is expressed per: ``enterprise_id, source, item, node_id, period, quantity, unit,
+    n_records`` (every month the view holds, for the comparison with the year before)."""
+    if "activity_monthly" in ctx._cache:
+        return ctx._cache["activity_monthly"]
+    from workbench.core.activity import normalized_quantities
+    from workbench.core.factors import default_library
+
+    cols = _columns(ctx.con, "activity")
+    want = ["source", "item", "node_id", "period", "quantity", "unit", "quantity_normalized", "unit_normalized",
+            "ncv_unit", "ef_unit", "enterprise_id"]
+    sel = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" if c not in ("quantity", "quantity_normalized")
+                    else f"CAST({c} AS DOUBLE) AS {c}" for c in want if c in cols)
+    a = ctx.sql(f"SELECT {sel} FROM activity")
+    for c in want:
+        if c not in a.columns:
+            a[c] = np.nan if c == "quantity_normalized" else ""
+    for c in ("source", "item", "node_id", "period", "unit", "unit_normalized", "ncv_unit", "ef_unit",
+              "enterprise_id"):
+        a[c] = a[c].fillna("").astype(str).str.strip()
+    monthly = a["period"].str.fullmatch(r"\d{4}-\d{2}")
+    if (~monthly).any():
+        ctx.notes.append(f"activity: {int((~monthly).sum())} records without a month (YYYY-MM) are not judged")
+        a = a[monthly]
+    # rows stored before the lake kept normalised quantities: normalised here, the same way
+    todo = a["quantity_normalized"].isna() | a["unit_normalized"].eq("")
+    if todo.any():
+        qn, un, bad = normalized_quantities(a[todo], default_library())
+        a.loc[todo, "quantity_normalized"], a.loc[todo, "unit_normalized"] = qn, un
+        if bad:
+            ctx.notes.append(f"activity: {len(bad)} records whose unit does not fit their factor are not judged "
+                             f"({bad[0][1]})")
+    a = a[a["quantity_normalized"].notna() & a["unit_normalized"].ne("")]
+    # one unit per key (a site factor may be expressed per another unit): the most frequent one
+    unit = a.groupby(_ACT_KEY)["unit_normalized"].agg(lambda x: x.value_counts().index[0]).rename("to_unit")
+    a = a.join(unit, on=_ACT_KEY)
+    f = np.ones(len(a))
+    for (u, tu), idx in a.groupby(["unit_normalized", "to_unit"]).indices.items():
+        f[idx] = _factors([u], tu)[0]
+    a["q"] = a["quantity_normalized"].to_numpy() * f
+    if np.isnan(f).any():
+        ctx.notes.append(f"activity: {int(np.isnan(f).sum())} records in units that do not convert to their "
+                         "key's other records are not judged")
+        a = a[~np.isnan(a["q"])]
+    out = (a.groupby(_ACT_KEY + ["period", "to_unit"], as_index=False)
+           .agg(quantity=("q", "sum"), n_records=("q", "size"))
+           .rename(columns={"to_unit": "unit"}))
+    ctx._cache["activity_monthly"] = out
+    return out
+
+
+def _window_months(ctx: _Ctx) -> list[str]:
+    w0, w1 = ctx.window
+    last = (w1 - pd.Timedelta(microseconds=1)).to_period("M")
+    return [str(p) for p in pd.period_range(w0.to_period("M"), last, freq="M")]
+
+
+def _judge(ratio: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(passed, score) of ratios against a factor, either way: passed when 1/f ≤ r ≤ f (NaN —
+    both zero — passes); score min(1, f / max(r, 1/r))."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fold = np.where(ratio > 0, np.maximum(ratio, 1.0 / ratio), np.inf)
+        fold = np.where(np.isnan(ratio), 1.0, fold)
+        return fold <= factor * (1 + 1e-12), np.minimum(1.0, factor / fold)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((a == 0) & (b == 0), np.nan, a / b)
+
+
+def _activity_target(df: pd.DataFrame) -> pd.Series:
+    ent = df["enterprise_id"].where(df["enterprise_id"].ne(""), None)
+    tail = df["source"] + "/" + df["item"] + "/" + df["node_id"]
+    return (ent + "/" + tail).where(ent.notna(), tail)
+
+
+def _activity(ctx: _Ctx, rule: Rule) -> pd.DataFrame:
+    if "activity" not in ctx.views:
+        ctx.notes.append(f"{rule.id}: no activity table; nothing to judge")
+        return pd.DataFrame()
+    p = rule.params
+    a = _monthly_activity(ctx)
+    months = _window_months(ctx)
+    cur = a[a["period"].isin(months)].copy()
+    if cur.empty:
+        return pd.DataFrame()
+    frames = []
+    if "year_factor" in p:
+        f = float(p["year_factor"])
+        cur["last_period"] = [str(pd.Period(x, "M") - 12) for x in cur["period"]]
+        prev = a.rename(columns={"period": "last_period", "quantity": "last_year", "n_records": "_n"})
+        y = cur.merge(prev[_ACT_KEY + ["last_period", "unit", "last_year"]], on=_ACT_KEY + ["last_period", "unit"])
+        if len(cur) > len(y):
+            ctx.notes.append(f"{rule.id}: {len(cur) - len(y)} monthly activity values have no same month of the "
+                             "year before to compare with")
+        if len(y):
+            r = _ratio(y["quantity"].to_numpy(), y["last_year"].to_numpy())
+            ok, score = _judge(r, f)
+            frames.append(pd.DataFrame({
+                "target": _activity_target(y).to_numpy(), "target_type": "activity_year",
+                "source": y["source"].to_numpy(), "period": y["period"].to_numpy(), "passed": ok, "score": score,
+                "value": r, "n_checked": 1, "n_failed": (~ok).astype(int),
+                "examples": [json.dumps([{"activity": round(float(q), 6), "last_year": round(float(q0), 6),
+                                          "last_period": lp, "unit": u,
+                                          "ratio": None if np.isnan(x) else round(float(x), 6), "factor": f}],
+                                        ensure_ascii=False)
+                             for q, q0, lp, u, x in zip(y["quantity"], y["last_year"], y["last_period"], y["unit"], r)],
+            }))
+    if "meter_factor" in p:
+        frames.append(_activity_meters(ctx, rule, cur, float(p["meter_factor"]), float(p.get("min_coverage", 0.9))))
+    frames = [x for x in frames if x is not None and len(x)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _activity_meters(ctx: _Ctx, rule: Rule, cur: pd.DataFrame, factor: float, min_coverage: float) -> pd.DataFrame:
+    """Monthly activity against the meters' consumption of the month (see the module docstring)."""
+    if "consumption" not in ctx.views:
+        ctx.notes.append(f"{rule.id}: no consumption table; activity not compared with meters")
+        return pd.DataFrame()
+    m = ctx.meters
+    pairs = set(zip(cur["source"], cur["item"]))
+    m = m[[(s_, i_) in pairs for s_, i_ in zip(m["source"].astype(str), m["item"].astype(str))]]
+    if m.empty:
+        return pd.DataFrame()
+    ccols = ctx.cols.get("consumption", set())
+    ents = sorted(set(cur["enterprise_id"]))
+    has_ent = "enterprise_id" in ccols
+    if not has_ent and ents != [""] and len(ents) > 1:
+        ctx.notes.append(f"{rule.id}: activity of several enterprises but consumption without enterprise_id; "
+                         "activity not compared with meters")
+        return pd.DataFrame()
+    lo = pd.Period(min(cur["period"]), "M").start_time
+    hi = (pd.Period(max(cur["period"]), "M") + 1).start_time
+    ent_sql = "CAST(c.enterprise_id AS VARCHAR)" if has_ent else "''"
+    cons = ctx.sql(f"""
+        SELECT {ent_sql} AS enterprise_id, CAST(c.meter_id AS VARCHAR) AS meter_id,
+               strftime(date_trunc('month', c.ts), '%Y-%m') AS period, sum(c.value) AS v,
+               sum({ctx.span('consumption')}) AS n
+        FROM consumption c WHERE {ctx.where(None, lo=lo, hi=hi)} AND {_in(m['meter_id'].astype(str))}
+        GROUP BY ALL""")
+    if not has_ent:
+        cons["enterprise_id"] = ents[0] if ents else ""
+    cons["enterprise_id"] = cons["enterprise_id"].fillna("").astype(str)
+    meta = pd.DataFrame({"meter_id": m["meter_id"].astype(str).to_numpy(), "m_source": m["source"].astype(str).to_numpy(),
+                         "m_item": m["item"].astype(str).to_numpy(), "m_node": m["node_id"].astype(str).to_numpy(),
+                         "m_unit": m["unit"].astype(str).to_numpy(), "is_main": m["is_main"].astype(bool).to_numpy()})
+    root = _chain_root(ctx.meters)
+    meta["member"] = meta["meter_id"].map(root)
+    cons = cons.merge(meta, on="meter_id")
+    per_day = int(86_400_000_000 // ctx.step_us)
+    rows = []
+    for k in cur.itertuples(index=False):
+        c = cons[(cons["enterprise_id"] == k.enterprise_id) & (cons["period"] == k.period)
+                 & (cons["m_source"] == k.source) & (cons["m_item"] == k.item)
+                 & ((cons["m_node"] == k.node_id) | cons["m_node"].str.startswith(k.node_id + "."))]
+        if c.empty:
+            continue
+        if c["is_main"].any():
+            c = c[c["is_main"]]
+        f = _factors(c["m_unit"], k.unit)
+        if np.isnan(f).any():
+            ctx.notes.append(f"{rule.id}: meters {sorted(c.loc[np.isnan(f), 'meter_id'])} are not in a unit of "
+                             f"{k.unit}; {k.source}/{k.item}/{k.node_id} {k.period} not compared with meters")
+            continue
+        expected = pd.Period(k.period, "M").days_in_month * per_day
+        coverage = float(c["n"].sum()) / (expected * c["member"].nunique())
+        metered = float((c["v"].to_numpy() * f).sum())
+        rows.append({"enterprise_id": k.enterprise_id, "source": k.source, "item": k.item, "node_id": k.node_id,
+                     "period": k.period, "activity": float(k.quantity), "meters": metered, "unit": k.unit,
+                     "coverage": coverage, "meters_used": ", ".join(sorted(c["meter_id"]))})
+    if not rows:
+        return pd.DataFrame()
+    d = pd.DataFrame(rows)
+    thin = d["coverage"] < min_coverage
+    if thin.any():
+        ctx.notes.append(f"{rule.id}: {int(thin.sum())} monthly activity values not compared with meters that cover "
+                         f"less than {min_coverage:.0%} of the month")
+        d = d[~thin]
+    if d.empty:
+        return d
+    r = _ratio(d["activity"].to_numpy(), d["meters"].to_numpy())
+    ok, score = _judge(r, factor)
+    return pd.DataFrame({
+        "target": _activity_target(d).to_numpy(), "target_type": "activity_meters", "source": d["source"].to_numpy(),
+        "period": d["period"].to_numpy(), "passed": ok, "score": score, "value": r, "n_checked": 1,
+        "n_failed": (~ok).astype(int),
+        "examples": [json.dumps([{"activity": round(x.activity, 6), "meters": round(x.meters, 6), "unit": x.unit,
+                                  "ratio": None if np.isnan(q) else round(float(q), 6), "factor": factor,
+                                  "meters_used": x.meters_used, "coverage": round(x.coverage, 4)}],
+                                ensure_ascii=False) for x, q in zip(d.itertuples(index=False), r)],
+    })
+
+
 _KIND_FN = {"range": _range, "rate_of_change": _rate, "completeness": _completeness, "staleness": _staleness,
-            "balance": _balance, "duplicates": _duplicates, "conflicts": _conflicts, "flags": _flags}
+            "balance": _balance, "duplicates": _duplicates, "conflicts": _conflicts, "flags": _flags,
+            "activity": _activity}
 
 
 # --------------------------------------------------------------------------- scores
