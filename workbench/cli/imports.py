@@ -58,11 +58,14 @@ def _columns(values) -> dict:
               "does not know (else their readings are quarantined).")
 @click.option("--registry", "registry_url", default=None, help="Master data to register meters in "
               "(SQLAlchemy URL; default: the lake's own meter register).")
+@click.option("--review-queue", type=click.Path(dir_okay=False, path_type=Path), envvar="WORKBENCH_REVIEW_QUEUE",
+              default=Path("data/invoice_review.db"), show_default=True,
+              help="Where invoice fields below the trust threshold wait for a reviewer.")
 @click.option("--sender", default=None, help="Who delivers the file (default: user:$USER).")
 @click.option("--source", default="file", show_default=True, help="Name of the sending system.")
 def import_command(files, lake_root, enterprise, dry_run, as_json, mapping, save_mapping, kind, encoding, sheet,
                    header_rows, columns, layout, unit, register, meter, period, node, decimal_comma, register_meters,
-                   registry_url, sender, source):
+                   registry_url, review_queue, sender, source):
     """Import files as plants export them: meter readings, activity tables, energy statistics
     (205-1), production and value added, bills and invoices (images, PDFs), records kept by hand.
 
@@ -94,7 +97,7 @@ def import_command(files, lake_root, enterprise, dry_run, as_json, mapping, save
         try:
             out = imports.import_file(f, lake=lake, dry_run=dry_run, hints=hints, mapping=replay,
                                       register_new_meters=register_meters, registry=registry, sender=sender,
-                                      source=source, save_mapping_to=target)
+                                      source=source, save_mapping_to=target, review_queue=review_queue)
         except Exception as exc:
             if not _is_user_error(exc):
                 raise
@@ -174,6 +177,10 @@ def _print(out) -> None:
             row = ex.get("row")
             where = f"row {int(row)}" if row is not None and not pd.isna(row) else ""
             click.echo(f"  {n:>6,} × {r}" + (f"   e.g. {where}: {ex['reason']}" if where else f"   e.g. {ex['reason']}"))
+    if out.review:
+        click.echo("Fields to review (below the trust threshold):")
+        for r in out.review:
+            click.echo(f"  {r['field']:<12} {str(r['value']):<24} confidence {r['confidence']}  {r['reason'] or ''}")
     if len(out.proposed_meters):
         pm = out.proposed_meters
         verb = "registered" if out.registered_meters else "proposed for registration (--register-meters)"

@@ -62,6 +62,7 @@ class ImportOutcome:
     status: str = "dry-run"
     mapping_path: str | None = None
     message: str | None = None
+    review: list = field(default_factory=list)       # invoice fields below the trust threshold
 
     def to_json(self) -> dict:
         """The ``--json`` object."""
@@ -79,6 +80,7 @@ class ImportOutcome:
             "proposed_meters": self.proposed_meters.to_dict("records") if len(self.proposed_meters) else [],
             "registered_meters": list(self.registered_meters),
             "mapping": p.to_mapping(), "mapping_path": self.mapping_path, "message": self.message,
+            "review": self.review,
         }
 
 
@@ -122,8 +124,13 @@ def plan(path, *, lake=None, hints: dict | None = None, mapping: dict | None = N
     return detect.plan_import(path, known_meters=known, **kw)
 
 
-def read(plan_: detect.ImportPlan, *, source: str = "file"):
-    """Step 2: the file read as planned."""
+def read(plan_: detect.ImportPlan, *, source: str = "file", known: dict | None = None):
+    """Step 2: the file read as planned (``known``: master data an invoice's supplier, customer and
+    account are matched against)."""
+    if plan_.kind == "invoice":
+        from connectors import invoice_ocr
+
+        return invoice_ocr.read(plan_.path, known=known)
     return detect.read_planned(plan_, source=source)
 
 
@@ -213,7 +220,8 @@ def totals(kind: str, tables: dict) -> list[dict]:
 # ------------------------------------------------------------------------------ the whole path
 def import_file(path, *, lake, enterprise: str | None = None, dry_run: bool = False, hints: dict | None = None,
                 mapping: dict | None = None, register_new_meters: bool = False, registry=None,
-                sender: str | None = None, source: str = "file", save_mapping_to=None) -> ImportOutcome:
+                sender: str | None = None, source: str = "file", save_mapping_to=None,
+                review_queue=None) -> ImportOutcome:
     """Plan, read, (propose and register meters,) preview or ingest, total — see the module doc."""
     from workbench.ingestion.mapping import Mapping
     from workbench.ingestion.pipeline import ingest, preview
@@ -226,7 +234,12 @@ def import_file(path, *, lake, enterprise: str | None = None, dry_run: bool = Fa
         p.node = _root_node(lake)
         p.guesses.append(detect.Guess("node", p.node, "production rows without a node belong to the enterprise",
                                       f"--node {p.node}"))
-    result = read(p, source=source)
+    known = None
+    if p.kind == "invoice" and registry is not None and (enterprise or lake.enterprise):
+        from connectors.invoice_ocr import known_from_master_data
+
+        known = known_from_master_data(registry, enterprise or lake.enterprise)
+    result = read(p, source=source, known=known)
     if p.kind == "manual" and not sender:
         sender = result.metadata.get("sender")
     code_mapping = None
@@ -234,6 +247,10 @@ def import_file(path, *, lake, enterprise: str | None = None, dry_run: bool = Fa
         code_mapping = Mapping(pd.DataFrame(mapping["mappings"]), origin="mapping")
     proposed = propose_meters(result, p, lake)
     outcome = ImportOutcome(path=path, plan=p, dry_run=dry_run, rows=_rows_in(result), proposed_meters=proposed)
+    if p.kind == "invoice":
+        outcome.review = [{"field": r.get("field"), "value": _plain(r.get("value")),
+                           "confidence": _plain(r.get("confidence")), "reason": r.get("reason")}
+                          for r in (result.metadata.get("review") or [])]
     if save_mapping_to:
         outcome.mapping_path = save_mapping(p, save_mapping_to)
     if dry_run:
@@ -265,8 +282,25 @@ def import_file(path, *, lake, enterprise: str | None = None, dry_run: bool = Fa
     if p.kind == "readings" and not len(lake.meters()):
         raise ImportError_(f"{path}: no meters registered for this enterprise; register the proposed meters with "
                            "--register-meters (or `workbench lake sync`)")
-    rep = ingest(lake, result, sender=sender or _who(), mapping=code_mapping)
-    outcome.batch_id, outcome.status, outcome.message = rep.batch_id, rep.status, rep.message
+    if p.kind == "invoice" and review_queue is not None:
+        from workbench.ingestion.review import submit
+
+        queue = review_queue
+        if isinstance(queue, (str, os.PathLike)):
+            from connectors.invoice_ocr import ReviewQueue
+
+            Path(queue).parent.mkdir(parents=True, exist_ok=True)
+            queue = ReviewQueue(queue)
+        sub = submit(lake, queue, result, sender=sender or _who())
+        rep = sub["report"]
+        if sub["item_id"] is not None:
+            n = len(result.metadata.get("review") or [])
+            outcome.message = (f"{n} field(s) wait for review as item {sub['item_id']} in {review_queue} "
+                               "(notebooks/review_invoices.ipynb)")
+    else:
+        rep = ingest(lake, result, sender=sender or _who(), mapping=code_mapping)
+    outcome.batch_id, outcome.status = rep.batch_id, rep.status
+    outcome.message = outcome.message or rep.message
     outcome.stored, outcome.quarantined = rep.rows_curated, rep.rows_quarantined
     if rep.status == "duplicate":
         outcome.message = f"already imported as batch {rep.message or ''}".strip()
@@ -291,6 +325,16 @@ def _in_unit(values, units, to: str) -> tuple[float, str]:
         except UnitError:
             pass
     return float(values.sum()), str(units[0])
+
+
+def _plain(v):
+    """A value for JSON: numbers and text as they are, anything else as text."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _root_node(lake) -> str:
