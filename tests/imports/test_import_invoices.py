@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from invoice_images import degrade, render, to_bytes
 
-from tests.invoice_images import degrade, render, to_bytes
 from workbench.cli.main import main
 from workbench.lake.store import Lake
 
