@@ -46,6 +46,7 @@ from workbench.accounting.indirect import (
     heat_emissions,
 )
 from workbench.accounting.process import carbonate_decomposition
+from workbench.core.activity import ActivityDataError
 from workbench.core.factors import default_library
 from workbench.core.units import Q_, parse_unit
 from workbench.regimes.sectors.cement import (
@@ -284,7 +285,8 @@ class TestCombustion:
         assert r.ncv_factor_id == ""
 
     def test_ncv_unit_that_does_not_fit_the_quantity(self):
-        with pytest.raises(AccountingError) as exc:
+        # refused while the activity data is normalised (the unit its factor is per), before any accounting
+        with pytest.raises(ActivityDataError) as exc:
             acc([dict(source="combustion", item="natural_gas", quantity=5, unit="万Nm3", period="2025-03",
                       ncv=38.9, ncv_unit="GJ/t")])
         msg = str(exc.value)

@@ -32,7 +32,11 @@ def test_activity_without_a_period_is_quarantined_with_the_reason(tmp_path):
     g = tmp_path / "no-period.csv"
     g.write_text("source,item,quantity,unit\ncombustion,natural_gas,12,万Nm3\n", encoding="utf-8")
     r = _invoke("lake", "ingest", g, "--kind", "activity", "--enterprise", "ent-q", "--lake", tmp_path / "lake")
-    assert r.exit_code == 0 and json.loads(r.output)["rows_quarantined"] == 1
+    # nothing stored is a failed import (exit 2, one line naming the file and the reason); the row is kept
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "no-period.csv" in r.output and "period: missing" in r.output
+    q = Lake(tmp_path / "lake", enterprise="ent-q").sql("SELECT reason FROM quarantine WHERE payload LIKE '%no-period%'")
+    assert len(q) == 1 and q["reason"][0].startswith("period: missing")
 
 
 def test_a_meters_file_with_only_the_required_columns_works_in_gbk_too(tmp_path):
@@ -48,7 +52,7 @@ def test_a_meters_file_with_only_the_required_columns_works_in_gbk_too(tmp_path)
 
 @pytest.mark.parametrize("content, says", [
     (b"x,y\n1,2\n", "column 'meter_id' is missing"),
-    (b"\x00\x01\xff\xfe\x80", "not text in UTF-8 or GB18030"),
+    (b"\x00\x01\xff\xfe\x80", "not text"),
     (b"", "the file is empty"),
 ])
 def test_a_bad_meters_file_is_one_line_and_exit_2(tmp_path, content, says):

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.common import master_data
+from workbench.cli.errors import fail, read_input
+
 DEFAULT_DB = "sqlite:///devices.db"
 #: where register-demo keeps the devices' passwords and simulate finds them
 DEFAULT_CREDENTIALS = "devices-credentials.json"
@@ -18,8 +21,7 @@ DEFAULT_PKI = "device-ca"
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    fail(message)
 
 
 def _who(who):
@@ -97,13 +99,16 @@ def devices_group():
 @_who_option
 def register_demo(db, prefix, meters, boundary, credentials, enterprise_id, device_prefix, who):
     """One device per demo meter plus one collector per facility, with fresh passwords."""
-    from workbench.core.boundary import Boundary, BoundaryError
+    from workbench.cli.lake import _read_boundary_file, _read_meters_file
+    from workbench.core.boundary import BoundaryError
     from workbench.devices import DeviceError, write_credentials
 
+    the_meters = read_input(meters, _read_meters_file, label="--meters")
+    b = read_input(boundary, _read_boundary_file, label="--boundary") if boundary else None
+    _check_credentials_file(credentials)
     reg = _registry(db, prefix)
     try:
-        b = Boundary.read_csv(boundary) if boundary else None
-        creds = reg.register_demo(meters, prefix, b, who=_who(who), enterprise_id=enterprise_id,
+        creds = reg.register_demo(the_meters, prefix, b, who=_who(who), enterprise_id=enterprise_id,
                                   device_prefix=device_prefix)
     except (DeviceError, BoundaryError) as exc:
         _fail(str(exc))
@@ -113,17 +118,12 @@ def register_demo(db, prefix, meters, boundary, credentials, enterprise_id, devi
                f"to {credentials}")
 
 
-def _master_data(url: str | None):
-    """The master data at ``url`` (default ``$WORKBENCH_REGISTRY`` or data/registry.db; a plain path
-    is a SQLite file); a SQLite file that does not exist is an error, not a new empty database."""
-    from workbench.registry import MasterData, default_url
+def _check_credentials_file(path) -> None:
+    """A credentials file that exists is merged into: refuse a bad one before anything is written."""
+    from workbench.devices import read_credentials
 
-    url = url or default_url()
-    if "://" not in url:
-        url = f"sqlite:///{Path(url).resolve()}"
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and not Path(url[len("sqlite:///"):]).exists():
-        _fail(f"master data {url}: no such database (load it with `workbench registry import DIR`)")
-    return MasterData(url)
+    if path is not None and Path(path).exists():
+        read_input(Path(path), read_credentials, label="--credentials")
 
 
 _registry_option = click.option("--registry", "registry_url", default=None,
@@ -153,7 +153,8 @@ def register(enterprise_id, registry_url, db, credentials, device_prefix, who):
     from workbench.core.errors import WorkbenchError
     from workbench.devices import write_credentials
 
-    md = _master_data(registry_url)
+    _check_credentials_file(credentials)
+    md = master_data(registry_url)
     reg = _registry(db)
     try:
         rep = reg.register_enterprise(md, enterprise_id, device_prefix=device_prefix, who=_who(who))
@@ -207,6 +208,9 @@ def broker_config(db, out, root, port, bind, user, credentials, tls_port, pki, t
     from workbench.devices import DeviceError, write_credentials
     from workbench.devices.broker import apply_broker_config, write_broker_config
 
+    _check_credentials_file(credentials or Path(out) / "platform-credentials.json")
+    if broker_url:
+        _broker_address(broker_url)
     reg = _registry(db)
     options = {"root": root, "port": port, "bind": bind, "user": user, "who": _who(who), "tls_port": tls_port,
                "pki": pki if tls_port else None, "tls_hosts": tls_hosts, "autosave_interval": autosave_interval,
@@ -266,7 +270,8 @@ def cert_issue(device_id, db, pki, out, days):
 
 @devices_group.command("list")
 @_db_option
-@click.option("--status", default=None, help="Only devices with this status (active, isolated, retired).")
+@click.option("--status", default=None, type=click.Choice(["active", "isolated", "retired"]),
+              help="Only devices with this status.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_devices(db, status, as_json):
     """Registered devices (never their credentials)."""

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import getpass
 import os
-import sys
 from pathlib import Path
 
 import click
+
+from workbench.cli.errors import fail, read_input
 
 DEFAULT_BATCH = 200
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    fail(message)
 
 
 def _sender(sender):
@@ -218,12 +218,13 @@ def token_revoke(db_url, identity, label, token_env, sender):
               help="Records per transaction.")
 def idnode_register_boundary(boundary_csv, db_url, prefix, sender, batch_size):
     """Register every node of BOUNDARY_CSV as an identifier (idempotent: re-running changes nothing)."""
-    from workbench.core.boundary import Boundary, BoundaryError
+    from workbench.cli.lake import _read_boundary_file
+    from workbench.core.boundary import BoundaryError
     from workbench.identifiers.model import IdentifierError, records_from_boundary
     from workbench.identifiers.store import HandleStore, StoreError
 
+    boundary = read_input(boundary_csv, _read_boundary_file)
     try:
-        boundary = Boundary.read_csv(boundary_csv)
         records = records_from_boundary(boundary, prefix)
     except (BoundaryError, IdentifierError, KeyError, ValueError) as exc:
         _fail(str(exc))
@@ -251,12 +252,12 @@ def idnode_register(enterprise_id, registry_url, db_url, prefix, sender, batch_s
     """Register ENTERPRISE's boundary nodes and meters (removed ones too: their history keeps
     resolving) from the master data as identifiers; a meter's identifier is its identifier in the
     master data, else its boundary node's, else PREFIX/meter.<meter_id>.  Idempotent."""
-    from workbench.cli.devices import _master_data
+    from workbench.cli.common import master_data
     from workbench.core.errors import WorkbenchError
     from workbench.identifiers.model import records_from_master_data
     from workbench.identifiers.store import HandleStore, StoreError
 
-    md = _master_data(registry_url)
+    md = master_data(registry_url)
     try:
         ent = md.enterprise(enterprise_id)
         prefix = prefix or ent.get("identifier_prefix")

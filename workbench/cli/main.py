@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import click
 
 from workbench import __version__
+from workbench.cli.errors import BAD_INPUT, WorkbenchGroup, fail, read_input
 
-BAD_INPUT = 2
+__all__ = ["BAD_INPUT", "main"]
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(BAD_INPUT)
+    fail(message)
 
 
 def _bad_input_errors():
@@ -34,7 +33,7 @@ def _bad_input_errors():
             UnknownRegionError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=WorkbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="workbench")
 def main():
     """Carbon Efficiency Workbench 碳效工作台 — GB/T 32150 accounting and carbon-efficiency analytics."""
@@ -145,17 +144,28 @@ def demo_load(data_dir, lake_root, registry_url):
     ordinary ingest path."""
     import os
 
-    from workbench.demo.load import load_demo_enterprises
+    from workbench.cli.lake import check_demo_folder
+    from workbench.demo.load import demo_enterprise_dirs, load_demo_enterprises
     from workbench.registry import MasterData, RegistryError, default_url
 
+    folders = demo_enterprise_dirs(data_dir)
+    if not folders:
+        _fail(f"{data_dir / 'enterprise.json'}: missing (a demo folder holds enterprise.json, boundary.csv, "
+              "meters.csv, readings.parquet and activity.csv)")
+    for folder in folders:
+        check_demo_folder(folder, master_data=True)
+    from workbench.cli.lake import _lake
+
+    lake_root = lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake")
+    _lake(lake_root, None)                          # a lake root that is a file: refused before anything is loaded
     url = registry_url or default_url()
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"
     store = MasterData(url)
     try:
-        out = load_demo_enterprises(data_dir, lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"), store,
+        out = load_demo_enterprises(data_dir, lake_root, store,
                                     progress=click.echo)
-    except RegistryError as exc:
+    except (RegistryError, ValueError) as exc:
         _fail(str(exc))
     finally:
         store.dispose()
@@ -169,10 +179,16 @@ def demo_load(data_dir, lake_root, registry_url):
 @click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def demo_latest_period(data_dir):
     """Print the latest complete month (YYYY-MM) of a demo dataset's activity data."""
-    import pandas as pd
+    from workbench.cli.lake import _read_activity_file
 
-    act = pd.read_csv(data_dir / "activity.csv", dtype={"period": str})
-    click.echo(sorted(act["period"].dropna().unique())[-1])
+    path = data_dir / "activity.csv"
+    if not path.exists():
+        _fail(f"{path}: missing (a demo folder holds activity.csv)")
+    act = read_input(path, _read_activity_file)
+    periods = sorted(act["period"].dropna().astype(str).unique()) if "period" in act else []
+    if not periods:
+        _fail(f"{path}: no record has a period")
+    click.echo(periods[-1])
 
 
 # ------------------------------------------------------------------------------------ report
@@ -208,10 +224,18 @@ def report_inventory(period, period_start, enterprise_id, lake_root, registry_ur
 
     from workbench.reports.run import run_inventory_notebook
 
+    _check_month(period, "--period")
+    if period_start:
+        _check_month(period_start, "--start")
+        if period_start > period:
+            _fail(f"--start {period_start} is after --period {period}")
+    if catalog is not None:
+        read_input(catalog, _read_catalog, label="--catalog")
     from_lake = catalog is None and (enterprise_id or lake_root)
     lake_root = lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake")
     if registry_url and "://" not in registry_url:
         registry_url = f"sqlite:///{Path(registry_url).resolve()}"
+    _check_inventory_inputs(gwp, enterprise_id, lake_root if from_lake else None, registry_url)
     try:
         if as_json:
             click.echo(json.dumps(_inventory_json(period_start or period, period, enterprise_id, lake_root,
@@ -230,6 +254,54 @@ def report_inventory(period, period_start, enterprise_id, lake_root, registry_ur
     click.echo("inventory written:")
     for k, v in paths.items():
         click.echo(f"  {k:9s} {v}")
+
+
+def _check_inventory_inputs(gwp, enterprise_id, lake_root, registry_url) -> None:
+    """Refuse a bad --gwp, --enterprise, --lake or --registry before the notebook runs."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.factors import default_library
+
+    try:
+        default_library(gwp.upper())
+    except (ValueError, KeyError) as exc:
+        _fail(f"--gwp {gwp}: {exc.args[0] if exc.args else exc}")
+    if lake_root is not None:
+        from workbench.cli.lake import _lake
+
+        _lake(lake_root, enterprise_id)
+    if registry_url:
+        from workbench.registry import MasterData
+
+        try:
+            md = MasterData(registry_url)
+        except WorkbenchError as exc:
+            _fail(f"--registry {exc}")
+        try:
+            if enterprise_id:
+                md.enterprise(enterprise_id)
+        except WorkbenchError as exc:
+            _fail(f"--enterprise {exc}")
+        finally:
+            md.dispose()
+
+
+def _check_month(text: str, option: str) -> None:
+    """``YYYY-MM`` with a real month, else exit 2 naming the option."""
+    import re
+
+    m = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        _fail(f"{option} {text!r}: not a month — write YYYY-MM, e.g. 2025-03")
+
+
+def _read_catalog(path: Path) -> dict:
+    """An Intake catalog file: YAML holding a mapping with ``sources``."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("sources"), dict):
+        raise ValueError(f"{path}: not an Intake catalog (a YAML mapping with 'sources:')")
+    return doc
 
 
 def _jsonable(v):
@@ -306,9 +378,14 @@ def factors_lookup(item, kind, year, region, gwp):
     from workbench.core.factors import default_library
 
     try:
-        f = default_library(gwp.upper()).lookup(item, kind, year=year, region=region)
+        lib = default_library(gwp.upper())
+        if region is not None:
+            lib.region_code(region)                 # an unknown region is refused even where no factor is regional
+        f = lib.lookup(item, kind, year=year, region=region)
     except _bad_input_errors() as exc:
         _fail(str(exc))
+    except (ValueError, KeyError) as exc:          # e.g. an unknown GWP set
+        _fail(f"--gwp {gwp}: {exc.args[0] if exc.args else exc}")
     click.echo(f"{f.factor_id}: {f.value} {f.unit}")
     click.echo(f"  source: {f.provenance}")
     if f.selection:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["create_engine", "is_memory"]
+__all__ = ["create_engine", "create_tables", "is_memory"]
 
 
 def is_memory(url: str) -> bool:
@@ -21,9 +21,30 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def create_engine(url: str, *, echo: bool = False) -> sa.Engine:
+def create_engine(url: str, *, echo: bool = False, error: type[Exception] | None = None) -> sa.Engine:
     """An engine for ``url``.  In-memory SQLite: one shared connection (else every connection
-    would see its own empty database); file SQLite: usable from any thread, WAL mode."""
+    would see its own empty database); file SQLite: usable from any thread, WAL mode.
+    ``error``: the store's error class, raised with one line when ``url`` is no database URL."""
+    try:
+        return _engine(url, echo)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError):
+        if error is None:
+            raise
+        raise error(f"{url}: not a database URL (sqlite:///FILE or postgresql+psycopg://…)") from None
+
+
+def create_tables(metadata: sa.MetaData, engine: sa.Engine, *, error: type[Exception]) -> None:
+    """Create the store's tables; a file that is no database, or a server that does not answer,
+    is ``error`` with one line (the URL without its password, and the database's reason)."""
+    try:
+        metadata.create_all(engine)
+    except sa.exc.DBAPIError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        url = engine.url.render_as_string(hide_password=True)
+        raise error(f"{url}: cannot open the database ({reason})") from None
+
+
+def _engine(url: str, echo: bool) -> sa.Engine:
     if is_memory(url):
         from sqlalchemy.pool import StaticPool
 

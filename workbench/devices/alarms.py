@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import sqlalchemy as sa
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.sqlstore import create_engine
+from workbench.core.sqlstore import create_engine, create_tables
 
 __all__ = ["SEVERITIES", "STATES", "Alarm", "AlarmError", "AlarmStore", "to_utc"]
 
@@ -95,7 +95,7 @@ class AlarmStore:
 
     def __init__(self, url: str = "sqlite://", *, echo: bool = False):
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, error=AlarmError)
         md = self.metadata = sa.MetaData()
         self.alarms = sa.Table(
             "alarms", md,
@@ -127,7 +127,7 @@ class AlarmStore:
             sa.Column("state", sa.String(16), nullable=False),
             sa.Column("details", sa.JSON, nullable=False),
         )
-        md.create_all(self.engine)
+        create_tables(md, self.engine, error=AlarmError)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

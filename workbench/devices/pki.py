@@ -324,6 +324,24 @@ class ClientTLS:
         for p in (self.ca, self.cert, self.key):
             if p is not None and not Path(p).is_file():
                 raise DeviceError(f"TLS file {p} does not exist")
+        self.check()
+
+    def check(self) -> None:
+        """Load the files as a TLS client would: a file that is no PEM certificate or key, or a key
+        that does not belong to the certificate, is refused here, naming the file."""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            ctx.load_verify_locations(cafile=str(self.ca))
+        except (ssl.SSLError, ValueError, UnicodeDecodeError):
+            raise DeviceError(f"{self.ca}: not a PEM CA certificate") from None
+        if self.cert is not None:
+            try:
+                ctx.load_cert_chain(str(self.cert), str(self.key))
+            except (ssl.SSLError, ValueError, UnicodeDecodeError):
+                raise DeviceError(f"{self.cert}: not a PEM certificate with its key {Path(self.key).name} "
+                                  "(or the key does not belong to it)") from None
 
     @classmethod
     def from_dir(cls, folder, *, ca=None) -> ClientTLS:

@@ -55,7 +55,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.sqlstore import create_engine
+from workbench.core.sqlstore import create_engine, create_tables
 
 __all__ = [
     "DEVICE_TYPES",
@@ -250,9 +250,22 @@ def write_credentials(path, mapping: Mapping[str, str], *, merge: bool = False) 
 
 def read_credentials(path) -> dict[str, str]:
     """The ``{device_id: password}`` mapping written by :func:`write_credentials`."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    raw = Path(path).read_bytes()
+    if not raw.strip():
+        raise DeviceError(f"{path}: the credentials file is empty (it holds a JSON object {{device: password}})")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DeviceError(f"{path}: not a credentials file (not UTF-8 text; it holds a JSON object "
+                          "{device: password})") from None
+    except json.JSONDecodeError as exc:
+        raise DeviceError(f"{path}: not a credentials file (not valid JSON: {exc.msg.lower()} at line {exc.lineno}, "
+                          f"column {exc.colno})") from None
     if not isinstance(data, dict):
         raise DeviceError(f"{path}: credentials file must hold a JSON object")
+    bad = next((k for k, v in data.items() if not isinstance(v, str)), None)
+    if bad is not None:
+        raise DeviceError(f"{path}: not a credentials file: the entry {bad!r} is no password (a text)")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -362,7 +375,7 @@ class DeviceRegistry:
     def __init__(self, url: str = "sqlite://", *, prefix: str | None = None,
                  iterations: int = DEFAULT_ITERATIONS, echo: bool = False):
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, error=DeviceError)
         self.prefix = prefix
         self.iterations = iterations
         md = self.metadata = sa.MetaData()
@@ -407,7 +420,7 @@ class DeviceRegistry:
             sa.Column("partition", sa.String(16), nullable=False),
             sa.Column("at", sa.DateTime, nullable=False),
         )
-        md.create_all(self.engine)
+        create_tables(md, self.engine, error=DeviceError)
         self._migrate()
 
     def _migrate(self) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.sqlstore import create_engine, is_memory
+from workbench.core.sqlstore import create_engine, create_tables, is_memory
 from workbench.identifiers.model import (
     HandleRecord,
     HandleValue,
@@ -218,7 +218,7 @@ class HandleStore:
     """
 
     def __init__(self, url: str = "sqlite://", *, scrypt_n: int = _SCRYPT_N, echo: bool = False):
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, error=StoreError)
         self.scrypt_n = scrypt_n
         self._public_sql = None
         self._readers = threading.local()
@@ -284,7 +284,7 @@ class HandleStore:
             sa.Column("expires", sa.DateTime, nullable=True),
             sa.Column("revoked", sa.DateTime, nullable=True),
         )
-        md.create_all(self.engine)
+        create_tables(md, self.engine, error=StoreError)
         self._dummy_hash: str | None = None          # for users that do not exist (see verify)
 
     # -- helpers

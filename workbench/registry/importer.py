@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.core.activity import Problem
+from workbench.core.encodings import not_text
 from workbench.registry import codes
 from workbench.registry.store import MasterData, RegistryError
 
@@ -69,13 +70,27 @@ def _fail(problems: list[Problem]):
 def _read_csv(path: Path, encoding: str | None, encodings: dict) -> pd.DataFrame:
     from workbench.core.encodings import GUESSES, decode_text
 
-    decoded = decode_text(path.read_bytes(), encoding)
+    raw = path.read_bytes()
+    what = not_text(raw)
+    if what:
+        raise RegistryError(f"{path}: {what}", [Problem(str(path), None, None, what)])
+    decoded = decode_text(raw, encoding)
     if decoded is None:
         raise RegistryError(f"{path}: not {' nor '.join([encoding] if encoding else GUESSES)} text; "
-                            "pass the file's encoding")
+                            + ("is it in another encoding?" if encoding else "pass the file's encoding"))
     text, enc = decoded
     encodings[path.name] = enc if encoding else f"{enc} (guessed; --encoding overrides)"
-    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise RegistryError(f"{path}: the file is empty (no header row)") from None
+    except pd.errors.ParserError as exc:
+        import re
+
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        why = (f"row {m.group(2)} has {m.group(3)} cells where the header has {m.group(1)}" if m
+               else "not a readable CSV table")
+        raise RegistryError(f"{path}: {why}") from None
     df.columns = [str(c).strip() for c in df.columns]
     return df.apply(lambda col: col.str.strip())
 
@@ -88,11 +103,20 @@ def read_enterprise(path: Path) -> dict:
     """``enterprise.json`` → the enterprise record (codes checked, see the module doc)."""
     file = str(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RegistryError(f"{file}: missing (every enterprise folder needs enterprise.json)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RegistryError(f"{file}: not UTF-8 JSON: {exc}") from None
+    what = not_text(raw)
+    if what:
+        raise RegistryError(f"{file}: {what} (enterprise.json is a JSON object with enterprise_id and a name)")
+    try:
+        doc = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RegistryError(f"{file}: line {line} is not UTF-8 text (save enterprise.json as UTF-8)") from None
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{file}: not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}") \
+            from None
     if not isinstance(doc, dict):
         raise RegistryError(f"{file}: must be a JSON object")
     problems = []

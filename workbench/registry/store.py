@@ -94,14 +94,14 @@ class MasterData:
     """The master-data store (see the module doc).  ``url``: a SQLAlchemy URL."""
 
     def __init__(self, url: str = "sqlite:///data/registry.db", *, echo: bool = False):
-        from workbench.core.sqlstore import create_engine
+        from workbench.core.sqlstore import create_engine, create_tables
 
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and "/" in url[len("sqlite:///"):]:
             import os
 
             os.makedirs(os.path.dirname(url[len("sqlite:///"):]) or ".", exist_ok=True)
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.engine = create_engine(url, echo=echo, error=RegistryError)
         md = self.metadata = sa.MetaData()
         s = sa.String
         self.t_enterprises = sa.Table(
@@ -134,7 +134,7 @@ class MasterData:
             sa.Column("tbl", s(32), nullable=False), sa.Column("enterprise_id", s(64), nullable=False, index=True),
             sa.Column("key", s(128), nullable=False), sa.Column("at", sa.DateTime, nullable=False),
             sa.Column("before", sa.JSON, nullable=True), sa.Column("after", sa.JSON, nullable=True))
-        md.create_all(self.engine)
+        create_tables(md, self.engine, error=RegistryError)
         self._tables = {"boundary_nodes": (self.t_nodes, "node_id", NODE_COLUMNS),
                         "meters": (self.t_meters, "meter_id", METER_COLUMNS),
                         "products": (self.t_products, "product", PRODUCT_COLUMNS),
