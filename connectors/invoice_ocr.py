@@ -482,6 +482,10 @@ def _parse_code(s: str) -> tuple[str | None, float, int]:
 
 
 _ORG_SUFFIX = re.compile(r"(?:公司|局|厂|中心|集团|所|站|处|院|营业厅)$")
+#: a letterhead: an organisation's name, alone or before the document's title (…有限公司 热量结算单;
+#: the layout has joined the two, CJK spacing removed)
+_LETTERHEAD = re.compile(r"^\s*(\S+?(?:公司|局|厂|中心|集团|所|站|处|院|营业厅))"
+                         r"(?:\s*\S{0,12}?(?:单|通知书?|发票|账单|清单|凭证|表))?\s*$")
 _EMBEDDED_LABEL = re.compile(f"\\s*[{_CJK}]{{2,8}}\\s*:")
 
 
@@ -1275,20 +1279,20 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
             hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
             if hit:
                 scands.append(_cand("supplier", hit, 0.95, "销售方·名称"))
+    # the letterhead (an organisation's name at the top that is not the customer's): alone, the
+    # supplier's last resort; beside a labelled read of the same name, a second read that agrees
+    customer = set()
+    for n, line, m, label in _iter_labels(layout, ["户名", "客户名称", "用户名称", "购买方名称"]):
+        hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
+        if hit:
+            customer.add(hit.value)
+    tops = [(b, m.group(1)) for b in layout.boxes if b.yc < 0.2 * size[1] and ":" not in b.text
+            for m in [_LETTERHEAD.match(b.text)] if m and m.group(1) not in customer]
+    if tops:
+        b, name = min(tops, key=lambda t: t[0].y0)
+        scands.append(_Cand("supplier", name, 0.6, [b], "letterhead", 3, "letterhead",
+                            sum(b.char_score) / len(b.char_score)))
     sbest, sconf, _ = _combine(scands)
-    if sbest is None:  # letterhead: an organisation name near the top that is not the customer
-        customer = set()
-        for n, line, m, label in _iter_labels(layout, ["户名", "客户名称", "用户名称", "购买方名称"]):
-            hit = _value_at(layout, n, line, m, _parse_name, box_only=True)
-            if hit:
-                customer.add(hit.value)
-        tops = [b for b in layout.boxes if b.yc < 0.2 * size[1] and _ORG_SUFFIX.search(b.text)
-                and b.text not in customer and ":" not in b.text]
-        if tops:
-            b = min(tops, key=lambda b: b.y0)
-            sbest = _Cand("supplier", b.text, 0.6, [b], "letterhead", 3, "letterhead",
-                          sum(b.char_score) / len(b.char_score))
-            sconf = sbest.conf
     put("supplier", sbest, sconf)
 
     # ---- account number
@@ -1578,16 +1582,16 @@ def build_result(fields: dict, *, raw: bytes, raw_name, origin, source, threshol
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
 
-def read(source, *, known: dict | None = None, threshold: float | None = None, **options) -> InvoiceResult:
+def read(path, *, known: dict | None = None, threshold: float | None = None, **options) -> InvoiceResult:
     """Connector-protocol entry point for ``workbench import``: a bill or invoice as an image
     (OCR) or a PDF (its text layer read directly, a scanned PDF rasterised and OCR'd) → a
     one-row ``invoice`` result.  ``known``: master data (:func:`known_from_master_data`);
     ``threshold``: the trust threshold (default :data:`DEFAULT_THRESHOLD`).  Bad input raises
     :class:`InvoiceImageError` with one line naming the file."""
-    head, label = _peek(source)
+    head, label = _peek(path)
     if head.startswith(b"%PDF") or label.lower().endswith(".pdf"):
-        return read_pdf_invoice(source, known=known, threshold=threshold, **options)
-    return read_invoice(source, known=known, threshold=threshold, **options)
+        return read_pdf_invoice(path, known=known, threshold=threshold, **options)
+    return read_invoice(path, known=known, threshold=threshold, **options)
 
 
 def _label(raw_name, origin) -> str:
@@ -1712,14 +1716,14 @@ def page_image(raw: bytes, page: int = 0, scale: float = PDF_SCALE):
         pdf.close()
 
 
-def read_pdf_invoice(source, *, known: dict | None = None, threshold: float | None = None, kind_hint=None,
-                     raw_name: str | None = None, source_name: str = "invoice-pdf", **_ignored) -> InvoiceResult:
+def read_pdf_invoice(pdf, *, known: dict | None = None, threshold: float | None = None, kind_hint=None,
+                     raw_name: str | None = None, source: str = "invoice-pdf") -> InvoiceResult:
     """Read a bill / e-invoice PDF into a one-row ``invoice`` result (see the module doc).
 
     The page with the most bill words is read (the first of a bill is usually the one)."""
     threshold = _check_threshold(threshold)
     t0 = time.perf_counter()
-    raw, raw_name, origin = _load(source, raw_name)
+    raw, raw_name, origin = _load(pdf, raw_name)
     label = _label(raw_name, origin)
     with _open(raw, label) as doc:
         best = None
@@ -1751,7 +1755,7 @@ def read_pdf_invoice(source, *, known: dict | None = None, threshold: float | No
         engine = engine_info()
         mode, n_boxes = "ocr", len(boxes)
     t3 = time.perf_counter()
-    result = build_result(fields, raw=raw, raw_name=raw_name, origin=origin, source=source_name, threshold=threshold,
+    result = build_result(fields, raw=raw, raw_name=raw_name, origin=origin, source=source, threshold=threshold,
                           kind_hint=kind_hint, n_boxes=n_boxes, engine=engine,
                           timing={"open_s": round(t1 - t0, 4), "ocr_s": round(t2 - t1, 4),
                                   "parse_s": round(t3 - t2, 4), "total_s": round(t3 - t0, 4)},

@@ -236,9 +236,11 @@ def test_threshold_parameter():
 
 def test_review_queue_round_trip(tmp_path):
     raw, truth = _variant_bytes("gas", "clean")
-    res = read_invoice(raw, raw_name="gas.png", kind_hint="electricity")  # the uploader picked the wrong kind
+    res = read_invoice(raw, raw_name="gas.png", kind_hint="electricity",  # the uploader picked the wrong kind
+                       known={"account_no": ["GS0000000001"]})               # and the account is new
     review = {r["field"]: r for r in res.review}
-    assert {"item", "quantity", "unit"} <= set(review)
+    assert {"item", "quantity", "unit", "account_no"} <= set(review)
+    assert review["account_no"]["value"] == truth["account_no"] and "not a known value" in review["account_no"]["reason"]
     assert review["item"]["value"] == "grid" and "contradicts" in review["item"]["reason"]
     assert res.data["item"].isna().all() and res.data["quantity"].isna().all()
 
@@ -251,6 +253,9 @@ def test_review_queue_round_trip(tmp_path):
     assert pending[0]["raw_name"] == "gas.png" and "box" in pending[0] and "suggested" in pending[0]
     with pytest.raises(ReviewPending, match="not reviewed yet"):
         q.release(item_id)
+    boxed = next(p for p in pending if p["box"])                    # the reviewer sees where it was read
+    page, crop = q.page(item_id), q.crop(item_id, boxed["field"])
+    assert page.size == Image.open(io.BytesIO(raw)).size and crop.width * crop.height < page.width * page.height / 4
     with pytest.raises(ValueError, match="not one of"):
         q.resolve(item_id, "unit", "bananas", "alice")
     with pytest.raises(ValueError, match="reviewer"):
@@ -474,3 +479,21 @@ def test_degrade_is_deterministic():
     p = a.info["degrade"]
     assert 0.5 <= p["scale"] <= 0.6 and 2.0 <= abs(p["angle"]) <= 3.0 and a.size == img.size
     assert isinstance(io.BytesIO(ii.to_bytes(a, "JPEG")).getvalue(), bytes)
+
+
+@pytest.mark.parametrize("title, supplier", [
+    ("长兴城市热力有限公司 热量结算单", "长兴城市热力有限公司"),      # name and the document's title in one box
+    ("湖州港华燃气有限公司", "湖州港华燃气有限公司"),                # the name alone
+])
+def test_letterhead_names_the_supplier_and_agrees_with_its_label(title, supplier):
+    body = [_box("用户名称:长兴华新水泥有限公司", 40, 120), _box("本期用量:1,876.0 GJ", 40, 200)]
+    out = extract_fields([_box(title, 40, 30), *body], (1000, 700))
+    assert out["supplier"]["value"] == supplier and out["customer"]["value"] == "长兴华新水泥有限公司"
+    assert out["supplier"]["reason"].startswith("letterhead")
+    labelled = [_box(title, 40, 30), *body, _box(f"供热单位:{supplier}", 40, 600)]
+    v2, c2 = _fields(labelled)
+    v1, c1 = _fields([*body, _box(f"供热单位:{supplier}", 40, 600)])
+    assert v2["supplier"] == v1["supplier"] == supplier and c2["supplier"] >= c1["supplier"]  # two reads agree
+    # a customer's name at the top is no letterhead
+    v3, _ = _fields([_box("长兴华新水泥有限公司", 40, 30), *body])
+    assert v3["supplier"] is None
