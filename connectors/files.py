@@ -634,9 +634,9 @@ def _missing_readings_columns(idx: dict, defaults: dict, header_units: dict, ori
         defaults.setdefault(k, v)
     missing = [c for c in READINGS_REQUIRED if c not in idx and c not in defaults]
     if missing:
-        hint = " (or pass defaults={'quantity': 'active_energy', 'unit': 'kWh'})" \
-            if set(missing) <= {"quantity", "unit"} else ""
-        raise FileFormatError(origin, 1, None, f"missing readings column(s) {missing}; headers are "
+        hint = ("; `workbench import` guesses them from the file and the meter register (or a mapping's "
+                "defaults: quantity: active_energy, unit: kWh)") if set(missing) <= {"quantity", "unit"} else ""
+        raise FileFormatError(origin, 1, None, f"missing readings column(s) {', '.join(missing)}; headers are "
                               f"{', '.join(map(str, written_headers))}{hint}")
     return defaults
 

@@ -356,6 +356,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(served):
     @settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=cases)
     def run(case):
+        # a query parameter whose value is None or [] never reaches the server (the HTTP client drops
+        # it), so a "negative" case made of it is a valid request on the wire: not a test of the server
+        assume(not any(v is None or v == [] for v in (case.query or {}).values()))
         response = case.call_and_validate(headers=auth, checks=checks, timeout=30)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 

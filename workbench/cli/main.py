@@ -295,12 +295,13 @@ def _check_month(text: str, option: str) -> None:
 
 
 def _read_catalog(path: Path) -> dict:
-    """An Intake catalog file: YAML holding a mapping with ``sources``."""
+    """An Intake catalog file: YAML holding a mapping with ``entries`` (Intake 2, as the workbench
+    writes them) or ``sources`` (Intake 1)."""
     import yaml
 
     doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    if not isinstance(doc, dict) or not isinstance(doc.get("sources"), dict):
-        raise ValueError(f"{path}: not an Intake catalog (a YAML mapping with 'sources:')")
+    if not isinstance(doc, dict) or not any(isinstance(doc.get(k), dict) for k in ("entries", "sources")):
+        raise ValueError(f"{path}: not an Intake catalog (a YAML mapping with 'entries:' or 'sources:')")
     return doc
 
 
