@@ -825,6 +825,14 @@ class Lake:
         return n
 
 
+def _codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, values) of a column: a categorical's own codes (prepared tables are categorical —
+    no hashing of millions of rows), else :func:`pandas.factorize`."""
+    if isinstance(s.dtype, pd.CategoricalDtype) and not (s.cat.codes.to_numpy() < 0).any():
+        return s.cat.codes.to_numpy().astype(np.int64), np.asarray(s.cat.categories, dtype=object)
+    return pd.factorize(s)
+
+
 def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
     """Watermark rows (tbl, series, quantity, last ts µs, its value, first ts µs, its value) of
     each series in ``df`` (``df`` may hold the first/last columns already: a rebuild)."""
@@ -835,12 +843,15 @@ def _series_last(table: str, df: pd.DataFrame, date_column: str) -> list[tuple]:
         return pd.to_datetime(df[c]).to_numpy(dtype="datetime64[us]").view("int64")
 
     def num(c):
-        return pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64")
+        col = df[c]
+        if col.dtype == np.float64:
+            return col.to_numpy()
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
 
     t, v = us("ts"), num("value")
     t0, v0 = (us("first_ts"), num("first_value")) if "first_ts" in df.columns else (t, v)
-    mc, mu = pd.factorize(df[series])
-    qc, qu = pd.factorize(df["quantity"])
+    mc, mu = _codes(df[series])
+    qc, qu = _codes(df["quantity"])
     g = mc * max(len(qu), 1) + qc if len(qu) > 1 else mc
     step = g[1:] != g[:-1]
     if t0 is t and not (g[1:] < g[:-1]).any() and not (~step & (t[1:] < t[:-1])).any():
