@@ -245,11 +245,13 @@ def register_falls(value: np.ndarray, starts: np.ndarray, ends: np.ndarray, cumu
     """
     value = np.asarray(value, np.float64)
     none = np.zeros(0, np.int64)
-    cum = np.flatnonzero(np.asarray(cumulative, bool) & (ends - starts > 1))
-    if not cum.size:
+    cumulative = np.asarray(cumulative, bool)
+    if not (cumulative & (ends - starts > 1)).any():
         return none, none
-    rows = ranges(starts[cum] + 1, ends[cum])              # readings that have a predecessor
-    drop = rows[value[rows] < value[rows - 1]]
+    # one comparison over all rows (no gathers): the few drops, then those inside a cumulative series
+    drop = np.flatnonzero(value[1:] < value[:-1]) + 1
+    k = np.searchsorted(starts, drop, side="right") - 1
+    drop = drop[(drop != starts[k]) & cumulative[k]]
     if not drop.size:
         return none, none
     cap_all = np.asarray(capacity, np.float64)

@@ -289,9 +289,13 @@ class _Monthly:
         cross = self.shape_last[gm]                             # the step from the previous block
         d0 = v[starts] - cross
         had = ~np.isnan(cross)
-        pos = np.searchsorted(starts, np.arange(1, g.size), side="right") - 1
-        rises = np.bincount(pos[same & (d > 0)], minlength=gm.size) + (had & (d0 > 0))
-        fell = np.bincount(pos[same & (d < 0)], minlength=gm.size).astype(bool) | (had & (d0 < 0))
+        # steps per series by sums over its rows (the step into the next series, at ends − 1,
+        # taken off again): no per-row series number, no gathers
+        up, down = np.zeros(g.size, np.int8), np.zeros(g.size, np.int8)
+        np.greater(d, 0, out=up[:-1].view(bool))
+        np.less(d, 0, out=down[:-1].view(bool))
+        rises = np.add.reduceat(up, starts, dtype=np.int64) - up[ends - 1] + (had & (d0 > 0))
+        fell = (np.add.reduceat(down, starts, dtype=np.int64) - down[ends - 1] > 0) | (had & (d0 < 0))
         new = self.shape_n[gm] == 0
         self.shape_first[gm[new]], self.shape_first_t[gm[new]] = v[starts[new]], t[starts[new]]
         self.shape_n[gm] += ends - starts
@@ -358,7 +362,12 @@ class _Monthly:
         if not g.size:
             return
         if shape:
-            new = ~is_prev if is_prev is not None else slice(None)
+            if is_prev is None or not is_prev.any():
+                new = slice(None)
+            elif is_prev[0] and not is_prev[1:].any():
+                new = slice(1, None)                                 # the usual case: a view, no copy
+            else:
+                new = ~is_prev
             if g[new].size:
                 self._shape(g[new], t[new], v[new])
         same = g[1:] == g[:-1]
