@@ -943,10 +943,25 @@ def _decimals(text: str) -> int:
 _CHECK_FIELDS = {"qpa": ("quantity", "unit_price", "amount"), "att": ("amount", "tax")}
 
 
-def _cross_checks(out: dict, amount_cands: list) -> dict:
+#: a charge line of a bill: 电度电费：¥8,095.05, 功率因数调整电费 115.38, 燃气费 …
+_CHARGE_RE = re.compile(r"([\u4e00-\u9fff]{1,10}费)\s*[:：]?\s*[¥￥]?\s*(\d[\d,]*\.\d{2})(?![\d.])")
+
+
+def _charges(layout) -> list[float]:
+    """Amounts printed beside a charge label (…费) that is not a total's label."""
+    out = []
+    for line in layout.lines:
+        for m in _CHARGE_RE.finditer(line.text):
+            if m.group(1) not in _AMOUNT_LABELS:
+                out.append(float(m.group(2).replace(",", "")))
+    return out
+
+
+def _cross_checks(out: dict, amount_cands: list, charges: list[float] = ()) -> dict:
     """``qpa``: quantity × unit price ≈ amount (or amount − tax), within the rounding of the printed
-    price; ``att``: another amount on the bill (the net 金额/合计) + tax ≈ amount.  True / False /
-    None (not all numbers read)."""
+    price — or ≈ one of the bill's ``charges`` (the energy charge of a total that adds others:
+    then the total is not judged, None); ``att``: another amount on the bill (the net 金额/合计)
+    + tax ≈ amount.  True / False / None (not all numbers read)."""
     q, p, a, t = (out[f]["value"] for f in ("quantity", "unit_price", "amount", "tax"))
     checks: dict = {"qpa": None, "att": None}
     if q is not None and p is not None and a is not None:
@@ -955,6 +970,10 @@ def _cross_checks(out: dict, amount_cands: list) -> dict:
         qp = q * p
         checks["qpa"] = bool(abs(qp - a) <= tol or (t is not None and abs(qp - (a - t)) <= tol)
                              or (t is not None and abs(qp + t - a) <= tol))
+        if not checks["qpa"] and any(abs(qp - v) <= tol for v in charges):
+            # quantity × price is another amount printed on the bill — the energy charge (电度电费) of
+            # a total that adds other charges (力调电费, 基本电费): the two agree, the total is not judged
+            checks["qpa"] = None
     if a is not None and t is not None:
         nets = {round(c.value, 2) for c in amount_cands if c.value is not None and abs(c.value - a) > 0.005}
         if nets:
@@ -1290,8 +1309,10 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
             for m in [_LETTERHEAD.match(b.text)] if m and m.group(1) not in customer]
     if tops:
         b, name = min(tops, key=lambda t: t[0].y0)
-        scands.append(_Cand("supplier", name, 0.6, [b], "letterhead", 3, "letterhead",
-                            sum(b.char_score) / len(b.char_score)))
+        # a different letterhead is no rival: the province's company above a branch's bill
+        if not scands or name in {c.value for c in scands}:
+            scands.append(_Cand("supplier", name, 0.6, [b], "letterhead", 3, "letterhead",
+                                sum(b.char_score) / len(b.char_score)))
     sbest, sconf, _ = _combine(scands)
     put("supplier", sbest, sconf)
 
@@ -1361,7 +1382,7 @@ def extract_fields(ocr_boxes: list[OcrBox], size: tuple[int, int] = (1000, 1000)
     _check_known(out, "supplier", known.get("supplier"), snap=True)
     _check_known(out, "customer", known.get("customer"), snap=True)
     _check_known(out, "account_no", known.get("account_no"), snap=False)
-    checks = _cross_checks(out, acands)
+    checks = _cross_checks(out, acands, _charges(layout))
     quality = [float(np.median(b.char_score)) for b in layout.boxes if b.char_score]
     page = {"quality": float(np.median(quality)) if quality else 0.0, "boxes": len(layout.boxes),
             "text_layer": text_layer, "angle": abs(layout.angle)}

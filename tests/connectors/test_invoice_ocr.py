@@ -497,3 +497,18 @@ def test_letterhead_names_the_supplier_and_agrees_with_its_label(title, supplier
     # a customer's name at the top is no letterhead
     v3, _ = _fields([_box("长兴华新水泥有限公司", 40, 30), *body])
     assert v3["supplier"] is None
+
+
+def test_quantity_times_price_may_be_the_energy_charge_of_a_larger_total():
+    """电度电费 = 电量 × 电价, the total adds 功率因数调整电费: no contradiction (nothing to review for it),
+    while a product that matches no printed amount still is one."""
+    boxes = [_box("国网湖州供电公司 电费通知单", 40, 20), _box("户名:长兴华新水泥有限公司", 40, 80),
+             _box("本期电量:12,950 kWh", 40, 160), _box("电度电价:0.6251元/kWh", 520, 160),
+             _box("电度电费:¥8,095.05", 40, 220), _box("功率因数调整电费:¥115.38", 520, 220),
+             _box("应缴金额:¥8,210.43", 40, 300)]
+    out = extract_fields(boxes, (1000, 700))
+    assert out["_checks"]["qpa"] is None
+    assert (out["quantity"]["value"], out["unit_price"]["value"], out["amount"]["value"]) == (12950.0, 0.6251, 8210.43)
+    wrong = [b if "电度电费" not in b.text else _box("电度电费:¥8,195.05", 40, 220) for b in boxes]
+    out = extract_fields(wrong, (1000, 700))
+    assert out["_checks"]["qpa"] is False and out["quantity"]["confidence"] <= 0.8
