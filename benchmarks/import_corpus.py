@@ -9,6 +9,8 @@
 2. Every file goes through ``workbench import FILE --dry-run --json --lake L --enterprise E``
    (``--register-meters`` when the command offers it: the corpus's meters are new to the lake) —
    once with no hints, once with the truth's hints (files that need none count the same run twice).
+   A bill's hint is the enterprise's master data (``--registry``: its accounts and suppliers, loaded
+   by ``workbench registry import`` from the corpus's ``master_data/``), as a user would have it.
 3. A run is **right** when the command succeeds, the kind is the truth's, the totals are the
    truth's (same meters/items; each quantity within 1e-6 relative after converting the command's
    unit to the truth's with the workbench's pint registry; a reported total of 0 for something the
@@ -37,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from workbench.demo.exports import generate_corpus  # noqa: E402
+from workbench.demo.exports import CORPUS_ENTERPRISE as ENTERPRISE  # noqa: E402
+from workbench.demo.exports import REGISTRY_HINT, generate_corpus  # noqa: E402
 
 RTOL = 1e-6
-ENTERPRISE = "corpus-test"
 PRODUCT_ALIASES = {"熟料": "clinker", "水泥": "cement", "增加值": "value_added", "工业增加值": "value_added",
                    "value_added_10k_cny": "value_added"}
 
@@ -223,6 +225,12 @@ def main(argv=None) -> int:
                 print(f"  {t['file']:<40} {t['kind']:<11} {str(t['encoding']):<10} hints: {' '.join(t['hints']) or '-'}")
             return 0
         common = ["--register-meters"] if "--register-meters" in help_text else []
+        # the bills' hint: the enterprise's master data (its accounts and suppliers), as a user loads it
+        registry = Path(tmp) / "registry.db"
+        subprocess.run([*cmd, "registry", "import", str(corpus / "master_data"), "--registry", str(registry)],
+                       check=True, capture_output=True, text=True)
+        for t in truth:
+            t["hints"] = [str(registry) if h == REGISTRY_HINT else h for h in t["hints"]]
         results = []
         for t in truth:
             path = corpus / t["file"]

@@ -85,9 +85,10 @@ def import_command(files, lake_root, enterprise, dry_run, as_json, mapping, save
     replay = imports.load_mapping(mapping) if mapping else None
     lake = _lake(lake_root, enterprise)
     registry = None
-    if registry_url:
-        from workbench.registry import MasterData
-        registry = MasterData(registry_url)
+    if registry_url:          # a URL or a SQLite file, as every command takes it
+        from workbench.cli.common import master_data
+
+        registry = master_data(registry_url)
     outcomes, failed = [], []
     for f in files:
         if len(files) > 1 and save_mapping:

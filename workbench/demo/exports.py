@@ -46,6 +46,15 @@ __all__ = ["KINDS", "generate_corpus"]
 
 KINDS = ("readings", "activity", "statistics", "production", "invoice")
 COMPANY = "长兴华新水泥有限公司"
+#: the enterprise the corpus belongs to, and its master data (``master_data/``): the accounts and
+#: suppliers printed on the bills — what ``workbench import --registry`` matches a bill against
+CORPUS_ENTERPRISE = "corpus-test"
+REGISTRY_HINT = "{registry}"           # in a bill's hints: the master data loaded from master_data/
+_BILL_WHY = ("the supplier, customer and account are matched against the master data; without it a name or "
+             "number read with a doubtful character waits for review")
+ACCOUNTS = [("3301234567", "国网湖州供电公司", "purchased_electricity", "grid", "kWh"),
+            ("GS0571008817", "长兴新奥燃气有限公司", "combustion", "natural_gas", "Nm3"),
+            ("HR3305220456", "长兴城市热力有限公司", "purchased_heat", "heat", "GJ")]
 RARE_COMPANY = "长兴𠮷祥建材有限公司"      # 𠮷 (U+20BB7) exists in GB18030 only, not in GBK
 RARE_SUPPLIER = "䶮山煤业有限公司"          # 䶮 (U+4DAE) likewise
 
@@ -1122,7 +1131,8 @@ def _bill_png(name, render, month, degrade=False):
             img = _degrade(img, int(rng.integers(0, 2**31)))
         _png(img, out / name)
         return _record(name, "invoice", f"{'scanned ' if degrade else ''}bill image (PNG, 1000×700): "
-                       f"{render.__name__.strip('_').replace('_', ' ')}", "png", None, 1, totals, period=period)
+                       f"{render.__name__.strip('_').replace('_', ' ')}", "png", None, 1, totals, period=period,
+                       hints=["--registry", REGISTRY_HINT], why=_BILL_WHY)
     return make
 
 
@@ -1137,7 +1147,7 @@ def _bill_scan_pdf(out: Path, rng) -> dict:
     data = re.sub(rb"/ModDate \(D:[^)]*\)", b"/ModDate (D:20251103090000)", data)
     (out / name).write_bytes(data)
     return _record(name, "invoice", "a scanned electricity bill saved as a one-page image PDF (no text layer)", "pdf", None, 1,
-                   totals, period=period)
+                   totals, period=period, hints=["--registry", REGISTRY_HINT], why=_BILL_WHY)
 
 
 def _einvoice_pdf(out: Path, rng) -> dict:
@@ -1166,7 +1176,7 @@ def _einvoice_pdf(out: Path, rng) -> dict:
     _write_pdf(out / name, p)
     return _record(name, "invoice", "VAT e-invoice (数电票) as a text PDF: buyer/seller block, line item *热力*热水, 单位 GJ, "
                    "数量, 单价, 金额, 税额; 所属期 in 备注", "pdf", None, 1, [_t("heat", gj, "GJ", "item")],
-                   period="2025-10")
+                   period="2025-10", hints=["--registry", REGISTRY_HINT], why=_BILL_WHY)
 
 
 # ============================================================================ the corpus
@@ -1197,5 +1207,21 @@ def generate_corpus(out_dir, seed: int = 0) -> list[dict]:
     for i, make in enumerate(_MAKERS):
         rng = np.random.default_rng([seed, i])
         truth.append(make(out, rng))
+    write_master_data(out / "master_data")
     (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1), encoding="utf-8")
     return truth
+
+
+def write_master_data(folder) -> Path:
+    """The corpus enterprise's master data as a user writes it by hand (``workbench registry
+    import`` reads it): enterprise.json, a one-node boundary.csv and accounts.csv."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "enterprise.json").write_text(json.dumps({"enterprise_id": CORPUS_ENTERPRISE, "name_zh": COMPANY},
+                                                       ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "boundary.csv").write_text(f"node_id,parent_id,level,name_zh\n{CORPUS_ENTERPRISE},,enterprise,"
+                                         f"{COMPANY}\n", encoding="utf-8")
+    rows = ["account,supplier,source,item,unit,node_id"]
+    rows += [f"{a},{s_},{src},{item},{unit},{CORPUS_ENTERPRISE}" for a, s_, src, item, unit in ACCOUNTS]
+    (folder / "accounts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
