@@ -276,6 +276,7 @@ def valid(world: World, name: str, param: click.Parameter, work: Path):
         "lake_root": str(world.lake), "identity": "300:88.123.4567/admin", "item": "raw_coal", "kind": "ncv",
         "query": "SELECT 1", "period": "2025-03", "broker": f"mqtt://127.0.0.1:{port}",
         "broker_url": f"mqtt://127.0.0.1:{port}", "credentials": work / "creds.json", "pki": work / "pki",
+        "name": "alice", "role": "analyst", "enterprises": "ent-a",
     }
     if name in ("registry import", "demo load") and param.name == "registry_url":
         return f"sqlite:///{work / 'registry.db'}"          # imports write: each case its own database

@@ -417,5 +417,9 @@ from workbench.cli.registry import registry_group  # noqa: E402
 main.add_command(gateway_command)
 main.add_command(registry_group)
 
+from workbench.cli.users import users_group  # noqa: E402
+
+main.add_command(users_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
