@@ -11,11 +11,13 @@ help:
 	@echo "make demo   # create .venv, install, generate the demo enterprise, run the inventory"
 	@echo "make test   # install test dependencies and run the whole suite"
 
-# Debian/Ubuntu packages the project needs (venv, a CJK font for plots); skipped when present.
+# Debian/Ubuntu packages the project needs (venv, a CJK font for plots, Chromium for the apps'
+# browser tests); skipped when present.
 sysdeps:
 	@missing=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
