@@ -252,6 +252,16 @@ class UserStore:
         self.log(name, "login", client=client)
         return Principal(name, row["role"], self.enterprises_of(name), self, client)
 
+    def principal(self, name: str, *, client: str = "") -> Principal | None:
+        """The :class:`Principal` of a user already authenticated (a signed session cookie names
+        them): role and grants read now, so a revoke or a disable takes effect at the next page;
+        ``None`` for a user that no longer exists or is disabled."""
+        with self.engine.connect() as con:
+            row = con.execute(sa.select(self.users).where(self.users.c.name == name)).mappings().first()
+        if row is None or row["disabled"]:
+            return None
+        return Principal(name, row["role"], self.enterprises_of(name), self, client)
+
     def locked(self, name: str) -> bool:
         """Whether ``name`` had :data:`MAX_FAILURES` failed logins within :data:`LOCKOUT`
         (counted since its last accepted one)."""

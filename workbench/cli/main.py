@@ -417,9 +417,11 @@ from workbench.cli.registry import registry_group  # noqa: E402
 main.add_command(gateway_command)
 main.add_command(registry_group)
 
+from workbench.cli.apps import apps_group  # noqa: E402
 from workbench.cli.users import users_group  # noqa: E402
 
 main.add_command(users_group)
+main.add_command(apps_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,164 @@
+"""The apps in a real browser (issue 13, points 3, 6, 7): Debian's Chromium driven by Playwright
+against `workbench apps serve` on a lake of two enterprises (tests/status_lake.py).
+
+A wrong password is refused; a user granted ent-a sees ent-a's data status with the package's
+numbers, never ent-b's (by the enterprise list, by ``?enterprise=ent-b``, by a request without
+the session cookie); a filter change updates the page; no console errors.  Screenshots are kept in
+``$WORKBENCH_TEST_ARTIFACTS`` (default ``output/test-artifacts``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from status_lake import build
+
+from workbench.apps.auth import UserStore
+from workbench.apps.status import summary
+from workbench.reports.status import data_status
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "output" / "test-artifacts"))
+PASSWORD = "manager password 1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("apps")
+    lake = build(tmp)
+    users = UserStore(f"sqlite:///{tmp / 'users.db'}", scrypt_n=2**10)
+    users.add("alice", "manager", PASSWORD)
+    users.grant("alice", "ent-a")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_COOKIE_SECRET": "test-secret-" + "x" * 32}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "apps", "serve", "--port", str(port),
+                             "--lake", str(tmp / "lake"), "--db", str(tmp / "users.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/login", timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError):
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read())
+            time.sleep(0.3)
+    yield base, lake, users
+    proc.terminate()
+    proc.wait(timeout=20)
+    users.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield b
+        b.close()
+
+
+def _page(browser):
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+def _login(page, base, user, password):
+    page.goto(f"{base}/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#login")
+    page.wait_for_load_state("networkidle")
+
+
+def _shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_no_page_without_login_and_a_wrong_password_is_refused(served, browser):
+    base, _, users = served
+    for path in ("/", "/status", "/status?enterprise=ent-a"):
+        req = urllib.request.Request(base + path)
+        opener = urllib.request.build_opener(_NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            opener.open(req, timeout=10)
+        assert exc.value.code == 302 and "/login" in exc.value.headers["Location"]
+    page, errors = _page(browser)
+    _login(page, base, "alice", "wrong password!")
+    assert "/login" in page.url and "Wrong user name or password" in page.inner_text("#error-message")
+    _shot(page, "login-refused")
+    page.goto(f"{base}/status")
+    assert "/login" in page.url                                  # still no session
+    assert ("alice", False) in [(r["actor"], r["ok"]) for r in users.audit_log(action="login")]
+    assert errors == [], errors
+    page.close()
+
+
+def test_status_page_shows_the_package_numbers_and_follows_a_filter(served, browser):
+    base, lake, _ = served
+    page, errors = _page(browser)
+    _login(page, base, "alice", PASSWORD)
+    page.goto(f"{base}/status")
+    page.wait_for_selector("#quarantined", timeout=30_000)
+    want = summary(data_status(lake.for_enterprise("ent-a")))
+    assert page.inner_text("#quarantined") == str(want["quarantined"])
+    assert page.inner_text("#flagged") == str(want["flagged_bills"])
+    assert page.inner_text("#completeness") == f"{want['completeness']:.2%}"
+    _shot(page, "status-ent-a")
+    # a filter change: April only
+    april = summary(data_status(lake.for_enterprise("ent-a"), start="2026-04"))
+    assert april["quarantined"] != want["quarantined"] or april["completeness"] != want["completeness"]
+    box = page.get_by_label(re.compile("From"))
+    box.fill("2026-04")
+    box.press("Enter")
+    # Panel renders into shadow roots: Playwright's selectors pierce them, document.body.innerText does not
+    page.get_by_text("2026-04 – 2026-04").wait_for(timeout=30_000)
+    assert page.inner_text("#completeness") == f"{april['completeness']:.2%}"
+    assert page.inner_text("#quarantined") == str(april["quarantined"])
+    _shot(page, "status-ent-a-april")
+    assert errors == [], errors
+    page.close()
+
+
+def test_a_user_of_ent_a_cannot_reach_ent_b(served, browser):
+    base, _, users = served
+    page, errors = _page(browser)
+    _login(page, base, "alice", PASSWORD)
+    page.goto(f"{base}/status")
+    page.wait_for_selector("#quarantined", timeout=30_000)
+    options = page.locator("select option").all_inner_texts()
+    assert "ent-a" in options and "ent-b" not in options
+    page.goto(f"{base}/status?enterprise=ent-b")
+    page.get_by_text("Not permitted").wait_for(timeout=30_000)
+    assert page.locator("#quarantined").count() == 0            # nothing of ent-b, nothing at all
+    _shot(page, "status-ent-b-refused")
+    assert ("alice", "denied:read", "ent-b") in [(r["actor"], r["action"], r["enterprise_id"])
+                                                  for r in users.audit_log()]
+    assert errors == [], errors
+    page.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None

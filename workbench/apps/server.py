@@ -1,0 +1,117 @@
+"""``workbench apps serve``: the apps behind one login (Panel / Bokeh server).
+
+Every page and its websocket need a signed session cookie that only the login page sets, after
+:meth:`workbench.apps.auth.UserStore.authenticate` accepted the name and password (a failed login
+is logged, repeated failures lock the name).  Each page builds, per session, the
+:class:`~workbench.apps.auth.Principal` of the cookie's user (role and grants read then) and reads
+data only through it.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["APPS", "auth_provider", "build_apps", "serve"]
+
+#: path → (title zh, title en, module:function that builds the page for a principal)
+APPS = {
+    "status": ("数据状态", "Data status", "workbench.apps.status:page"),
+}
+
+
+def auth_provider(store):
+    """A Bokeh auth provider whose login page checks names and passwords against ``store``."""
+    from panel.auth import BasicAuthProvider, BasicLoginHandler
+
+    class LoginHandler(BasicLoginHandler):
+        def _validate(self, username, password):
+            return store.authenticate(username, password, client=self.request.remote_ip or "") is not None
+
+        def post(self):
+            import tornado.escape
+
+            if self._validate(self.get_argument("username", ""), self.get_argument("password", "")):
+                self.set_current_user(self.get_argument("username", "").strip())
+                self.redirect(self.get_cookie("next_url", "/") if _local(self.get_cookie("next_url", "/")) else "/")
+            else:
+                msg = tornado.escape.url_escape("用户名或密码错误 / Wrong user name or password")
+                self.redirect(f"{self.request.path}?error={msg}")
+
+    class Provider(BasicAuthProvider):
+        @property
+        def login_handler(self):
+            LoginHandler._login_endpoint = self._login_endpoint
+            LoginHandler._login_template = self._login_template
+            return LoginHandler
+
+    return Provider(login_template=str(Path(__file__).with_name("templates") / "login.html"))
+
+
+def _local(url: str) -> bool:
+    """A redirect target inside this server (no scheme, no host): never an open redirect."""
+    return url.startswith("/") and not url.startswith("//") and "\\" not in url
+
+
+def current_principal(store):
+    """The principal of the session's user (``None``: no user, or one disabled since)."""
+    import panel as pn
+
+    request = pn.state.curdoc.session_context.request if pn.state.curdoc and pn.state.curdoc.session_context else None
+    client = getattr(request, "remote_ip", "") if request is not None else ""
+    user = pn.state.user
+    return store.principal(user, client=client or "") if user else None
+
+
+def _load(target: str):
+    import importlib
+
+    module, fn = target.split(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+def build_apps(store, lake_root) -> dict:
+    """``{path: callable}`` for :func:`panel.serve`: each callable builds its page for the session's
+    principal (a page without one says so and shows nothing)."""
+    import panel as pn
+
+    def guarded(build):
+        def app():
+            who = current_principal(store)
+            if who is None:
+                return pn.pane.Markdown("未登录或账号已停用 / Not logged in, or the account is disabled.")
+            return build(who, lake_root)
+        return app
+
+    apps = {path: guarded(_load(target)) for path, (_, _, target) in APPS.items()}
+
+    def index():
+        who = current_principal(store)
+        links = "\n".join(f"* [{zh} / {en}](./{path})" for path, (zh, en, _) in APPS.items())
+        name = f"{who.name} ({who.role})" if who else "-"
+        return pn.Column(pn.pane.Markdown(f"# 碳效工作台 / Carbon Efficiency Workbench\n\n{name} · "
+                                          f"[退出 / log out](./logout)\n\n{links}"))
+
+    apps["index"] = index
+    return apps
+
+
+def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, show: bool = False,
+          cookie_secret: str | None = None, on_ready=None):
+    """Serve every app (blocks until stopped).  ``cookie_secret``: signs the session cookies (default
+    ``$WORKBENCH_COOKIE_SECRET``, else a random one per start: sessions end with the server)."""
+    import panel as pn
+
+    from workbench.apps.auth import UserStore
+
+    store = users_db if isinstance(users_db, UserStore) else UserStore(users_db)
+    secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or secrets.token_urlsafe(32)
+    apps = build_apps(store, Path(lake_root))
+    server = pn.serve(apps, address=address, port=port, show=show, start=False, title="碳效工作台",
+                      index=str(Path(__file__).with_name("templates") / "index.html"),
+                      auth_provider=auth_provider(store), cookie_secret=secret,
+                      websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"])
+    if on_ready is not None:
+        server.io_loop.add_callback(on_ready, server)
+    server.start()
+    server.io_loop.start()

@@ -1,0 +1,46 @@
+"""``workbench apps serve``: every app behind one login."""
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.group("apps")
+def apps_group():
+    """The managers' apps (Panel): data status; served behind a login (`workbench users`)."""
+
+
+@apps_group.command("serve")
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5006, show_default=True)
+@click.option("--lake", "lake_root", default=None, help="Lake root (default $WORKBENCH_LAKE or data/lake).")
+@click.option("--db", "db_url", default=None,
+              help="Users database: SQLAlchemy URL or SQLite file (default $WORKBENCH_USERS or data/users.db).")
+def apps_serve(address, port, lake_root, db_url):
+    """Serve the apps; prints the address.  Ctrl-C stops."""
+    from pathlib import Path
+
+    from workbench.apps.server import APPS, serve
+    from workbench.cli.errors import fail
+    from workbench.cli.users import user_store
+
+    lake_root = Path(lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"))
+    if not lake_root.is_dir():
+        fail(f"lake {lake_root}: no such folder (load data with `workbench import` or `make demo`)")
+    store = user_store(db_url)
+    if not store.list():
+        fail("no users yet: add one with `workbench users add NAME --role manager --grant ENTERPRISE`")
+
+    def ready(server):
+        base = f"http://{address}:{server.port}"
+        click.echo(f"apps at {base}/  (login {base}/login)", err=False)
+        for path, (zh, en, _) in APPS.items():
+            click.echo(f"  {zh} / {en}: {base}/{path}")
+
+    try:
+        serve(lake_root, store, address=address, port=port, on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.dispose()
