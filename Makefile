@@ -5,11 +5,12 @@ BIN     = $(VENV)/bin
 DEMO   ?= data/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test install sysdeps clean help
+.PHONY: demo test install sysdeps clean help lab
 
 help:
-	@echo "make demo   # create .venv, install, generate the demo enterprise, run the inventory"
+	@echo "make demo   # create .venv, install, generate the demo, run the inventory, serve the apps (Ctrl-C stops)"
 	@echo "make test   # install test dependencies and run the whole suite"
+	@echo "make lab    # JupyterLab on notebooks/ with the project's kernel"
 
 # Debian/Ubuntu packages the project needs (venv, a CJK font for plots, Chromium for the apps'
 # browser tests); skipped when present.
@@ -38,6 +39,8 @@ install: $(VENV)/.installed
 
 LAKE     ?= data/lake
 REGISTRY ?= data/registry.db
+USERS    ?= data/users.db
+PORT     ?= 5006
 
 # the whole path: demo files → master data → the lake (ordinary ingest) → the inventory from the lake
 demo: install
@@ -45,6 +48,12 @@ demo: install
 	$(BIN)/workbench demo load $(DEMO) --lake $(LAKE) --registry $(REGISTRY)
 	$(BIN)/workbench report inventory --enterprise demo-cement --lake $(LAKE) --registry $(REGISTRY) \
 	    --period $$($(BIN)/workbench demo latest-period $(DEMO))
+	$(BIN)/workbench demo users --lake $(LAKE) --db $(USERS)
+	$(BIN)/workbench apps serve --lake $(LAKE) --db $(USERS) --port $(PORT)
+
+# JupyterLab on notebooks/ with the project's kernel (the venv's python)
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=notebooks
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -133,3 +133,28 @@ def test_users_command(tmp_path):
     audit = json.loads(run(main, ["users", "audit", "--json", "--db", db]).output)
     assert {"user_add", "grant", "revoke"} <= {a["action"] for a in audit}
     assert any(a["actor"] == "tester" for a in audit)
+
+
+def test_demo_logins_one_per_role_with_new_passwords_each_time(tmp_path):
+    from status_lake import build
+
+    build(tmp_path)
+    db = str(tmp_path / "users.db")
+    run = CliRunner().invoke
+    first = run(main, ["demo", "users", "--lake", str(tmp_path / "lake"), "--db", db])
+    assert first.exit_code == 0, first.output
+    again = run(main, ["demo", "users", "--lake", str(tmp_path / "lake"), "--db", db])
+    lines = {ln.split()[0]: ln.split() for ln in first.output.splitlines()[1:]}
+    lines2 = {ln.split()[0]: ln.split() for ln in again.output.splitlines()[1:]}
+    assert set(lines) == {"demo-manager", "demo-analyst", "demo-verifier", "demo-admin"}
+    assert all(lines[n][1] != lines2[n][1] for n in lines)        # new passwords, the old ones no longer work
+    store = UserStore(f"sqlite:///{db}")
+    try:
+        assert store.authenticate("demo-manager", lines[n := "demo-manager"][1]) is None
+        m = store.authenticate(n, lines2[n][1])
+        assert m.role == "manager" and m.enterprises == {"ent-a", "ent-b"}
+        v = store.authenticate("demo-verifier", lines2["demo-verifier"][1])
+        assert v.role == "verifier" and v.enterprises == {"ent-a"}
+        assert lines2["demo-manager"][1] not in "".join(str(r) for r in store.audit_log())
+    finally:
+        store.dispose()

@@ -175,6 +175,35 @@ def demo_load(data_dir, lake_root, registry_url):
                        f"{rep['rows_quarantined']:,} quarantined, {rep['rows_duplicate']:,} duplicates")
 
 
+@demo.command("users")
+@click.option("--lake", "lake_root", default=None, help="Lake root whose enterprises the users see (default "
+                                                        "$WORKBENCH_LAKE or data/lake).")
+@click.option("--db", "db_url", default=None,
+              help="Users database: SQLAlchemy URL or SQLite file (default $WORKBENCH_USERS or data/users.db).")
+def demo_users_command(lake_root, db_url):
+    """The demo's logins (manager, analyst, verifier, admin) with new passwords, printed once."""
+    import os
+
+    from workbench.apps.demo import demo_users
+    from workbench.cli.users import user_store
+    from workbench.lake.store import Lake
+
+    root = Path(lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"))
+    if not root.is_dir():
+        _fail(f"lake {root}: no such folder (run `workbench demo load` first)")
+    enterprises = Lake(root).enterprises()
+    if not enterprises:
+        _fail(f"lake {root}: no enterprises in it (run `workbench demo load` first)")
+    store = user_store(db_url, create=True)
+    try:
+        users = demo_users(store, enterprises)
+    finally:
+        store.dispose()
+    click.echo("demo logins (new passwords each time; stored hashed):")
+    for u in users:
+        click.echo(f"  {u['name']:<14} {u['password']}  {u['role']:<8} {', '.join(u['enterprises'])}")
+
+
 @demo.command("latest-period")
 @click.argument("data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def demo_latest_period(data_dir):
