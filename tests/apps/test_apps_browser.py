@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,53 +22,20 @@ from workbench.apps.status import summary
 from workbench.reports.status import data_status
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "output" / "test-artifacts"))
 PASSWORD = "manager password 1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, serve_apps):
     tmp = tmp_path_factory.mktemp("apps")
     lake = build(tmp)
     users = UserStore(f"sqlite:///{tmp / 'users.db'}", scrypt_n=2**10)
     users.add("alice", "manager", PASSWORD)
     users.grant("alice", "ent-a")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_COOKIE_SECRET": "test-secret-" + "x" * 32}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "apps", "serve", "--port", str(port),
-                             "--lake", str(tmp / "lake"), "--db", str(tmp / "users.db")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/login", timeout=2)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read())
-            time.sleep(0.3)
+    base = serve_apps(tmp / "lake", tmp / "users.db")      # the server (tests/apps/conftest.py)
     yield base, lake, users
-    proc.terminate()
-    proc.wait(timeout=20)
     users.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield b
-        b.close()
 
 
 def _page(browser):

@@ -17,6 +17,7 @@ __all__ = ["APPS", "auth_provider", "build_apps", "serve"]
 #: path → (title zh, title en, module:function that builds the page for a principal)
 APPS = {
     "status": ("数据状态", "Data status", "workbench.apps.status:page"),
+    "explorer": ("碳足迹浏览", "Footprint explorer", "workbench.apps.explorer:page"),
 }
 
 
