@@ -138,6 +138,24 @@ def test_the_page_shows_the_packages_figures_and_follows_the_node(lake_root, use
     assert [r["action"] for r in users.audit_log(actor="erin", action="export")][:2] == ["export", "export"]
 
 
+def test_a_node_change_reuses_the_spans_inventories(lake_root, users, monkeypatch):
+    import panel as pn
+
+    import workbench.inventory.footprint as fpm
+
+    calls = []
+    real = fpm.footprint
+    monkeypatch.setattr(fpm, "footprint", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
+    p = page(users.principal("erin"), lake_root)
+    assert calls == [("2026-01", "2026-03"), ("2025-01", "2025-03")]        # this span and a year earlier
+    node = next(w for w in p.select(pn.widgets.Select) if w.label.startswith("边界节点"))
+    for n in ("F02", "F01.W01", "ENT"):
+        node.value = n
+    assert len(calls) == 2                                                   # footprint_of on the kept inventories
+    assert _span_text(_find(p, "headline").object, "total") == kpis(real(Lake(lake_root, enterprise=ENT),
+                                                                         "2026-01", "2026-03"))["total"]
+
+
 def test_no_data_is_a_message_not_a_traceback(lake_root, users):
     import panel as pn
 
