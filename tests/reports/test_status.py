@@ -164,3 +164,16 @@ def test_a_step_alone_gives_the_same_frame(lake, status_a):
     a = lake.for_enterprise("ent-a")
     alone = meter_completeness(a, status_a.months)
     pd.testing.assert_frame_equal(alone, status_a.meters)
+
+
+def test_two_bills_of_one_batch_are_two_records_for_the_inventory(lake):
+    """ent-a's two bills came in one batch (and invoices have no row column): each its own record id,
+    so the inventory over the same lake does not refuse them as duplicates."""
+    from workbench.inventory.footprint import footprint
+    from workbench.inventory.sources import invoice_candidates
+
+    bills = invoice_candidates(lake.for_enterprise("ent-a"), ["2026-03", "2026-04"], "ENT")
+    assert len(bills) == 2 and bills["record_id"].is_unique
+    assert sorted(bills["quantity"]) == [2000.0, 3000.0]
+    fp = footprint(lake.for_enterprise("ent-a"), "2026-03", "2026-04")
+    assert fp.total_tco2e > 0

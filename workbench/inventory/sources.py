@@ -82,7 +82,8 @@ def ledger_candidates(lake, months: list[str]) -> pd.DataFrame:
     a["raw_sha256"] = a["batch_id"].map(sha).fillna("")
     a["record_id"] = a["record_id"].fillna("").astype(str)
     blank = a["record_id"].eq("")
-    a.loc[blank, "record_id"] = "LED-" + a.loc[blank, "batch_id"].str.slice(0, 15) + "-" + a.loc[blank, "row"].astype(str)
+    # the whole batch id: two files stored within the same second must not share record ids
+    a.loc[blank, "record_id"] = "LED-" + a.loc[blank, "batch_id"].astype(str) + "-" + a.loc[blank, "row"].astype(str)
     return a.drop(columns=[c for c in ("batch_id", "enterprise_id", "date", "period_date", "quality_flag") if c in a])
 
 
@@ -100,6 +101,8 @@ def invoice_candidates(lake, months: list[str], enterprise_node: str, accounts: 
     if accounts is not None and len(accounts):
         known = {str(r.account): r for r in accounts.itertuples()}
     sha = _sha_of(lake)
+    # a bill's place in its batch (a batch may hold several bills; invoices have no row column)
+    inv["bill_no"] = inv["row"] if "row" in inv else inv.groupby("batch_id", sort=False).cumcount() + 1
     rows = []
     for r in inv.itertuples():
         acc = known.get(str(getattr(r, "account_no", "") or ""))
@@ -108,7 +111,7 @@ def invoice_candidates(lake, months: list[str], enterprise_node: str, accounts: 
         if not source:
             continue
         node = (getattr(acc, "node_id", "") if acc is not None else "") or enterprise_node
-        rows.append({"record_id": f"INV-{r.batch_id[:15]}-{getattr(r, 'row', 0)}", "node_id": node,
+        rows.append({"record_id": f"INV-{r.batch_id}-{r.bill_no}", "node_id": node,
                      "period": str(r.period), "source": source, "item": item, "quantity": float(r.quantity),
                      "unit": r.unit, "data_tier": "primary",
                      "document": f"bill {getattr(r, 'supplier', '') or ''} {getattr(r, 'account_no', '') or ''}".strip(),
