@@ -169,7 +169,7 @@ def page(principal, lake_root):
     import holoviews.plotting.bokeh  # noqa: F401 - the plotting backend, without a notebook's output
     import panel as pn
 
-    from workbench.apps.auth import AccessDenied
+    from workbench.apps.server import granted_enterprises
     from workbench.inventory.footprint import (
         drill_down,
         footprint,
@@ -178,19 +178,11 @@ def page(principal, lake_root):
         sankey_flows,
         trend_by_source,
     )
-    from workbench.lake.store import Lake
 
     root = Path(lake_root)
-    visible = principal.visible(Lake(root).enterprises())
-    args = pn.state.session_args or {}
-    asked = args.get("enterprise", [b""])[0].decode("utf-8", "replace") if args else ""
-    if asked and asked not in visible:
-        try:
-            principal.require("read", asked)            # logged as a refused read
-        except AccessDenied:
-            return pn.pane.Alert(f"无权访问 / Not permitted: {asked}", alert_type="danger", name="denied")
-    if not visible:
-        return pn.pane.Alert("没有可查看的企业 / No enterprise granted to you", alert_type="warning")
+    visible, asked, refused = granted_enterprises(principal, root)
+    if refused is not None:
+        return refused
 
     enterprise = pn.widgets.Select(label="企业 / Enterprise", options=visible, value=asked or visible[0])
     start = pn.widgets.TextInput(label="起始月 / From (YYYY-MM)", value="")

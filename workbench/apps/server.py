@@ -64,6 +64,29 @@ def current_principal(store):
     return store.principal(user, client=client or "") if user else None
 
 
+def granted_enterprises(principal, lake_root):
+    """``(enterprises the principal may read, the one asked for in ?enterprise=, refusal)`` — the
+    refusal (a Panel alert, the refused read logged) when the URL asks for one not granted, or none
+    is granted at all; pages show it instead of anything else."""
+    import panel as pn
+
+    from workbench.apps.auth import AccessDenied
+    from workbench.lake.store import Lake
+
+    visible = principal.visible(Lake(Path(lake_root)).enterprises())
+    args = pn.state.session_args or {}
+    asked = args.get("enterprise", [b""])[0].decode("utf-8", "replace") if args else ""
+    if asked and asked not in visible:
+        try:
+            principal.require("read", asked)            # logged as a refused read
+        except AccessDenied:
+            return visible, asked, pn.pane.Alert(f"无权访问 / Not permitted: {asked}", alert_type="danger",
+                                                 name="denied")
+    if not visible:
+        return visible, asked, pn.pane.Alert("没有可查看的企业 / No enterprise granted to you", alert_type="warning")
+    return visible, asked, None
+
+
 def _load(target: str):
     import importlib
 

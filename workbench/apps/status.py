@@ -38,21 +38,13 @@ def page(principal, lake_root):
     """The page for one session's principal."""
     import panel as pn
 
-    from workbench.apps.auth import AccessDenied
-    from workbench.lake.store import Lake
+    from workbench.apps.server import granted_enterprises
     from workbench.reports.status import data_status
 
     root = Path(lake_root)
-    visible = principal.visible(Lake(root).enterprises())
-    asked = pn.state.session_args.get("enterprise", [b""])[0].decode("utf-8", "replace") if pn.state.session_args \
-        else ""
-    if asked and asked not in visible:
-        try:
-            principal.require("read", asked)            # logged as a refused read
-        except AccessDenied:
-            return pn.pane.Alert(f"无权访问 / Not permitted: {asked}", alert_type="danger", name="denied")
-    if not visible:
-        return pn.pane.Alert("没有可查看的企业 / No enterprise granted to you", alert_type="warning")
+    visible, asked, refused = granted_enterprises(principal, root)
+    if refused is not None:
+        return refused
     enterprise = pn.widgets.Select(name="企业 / Enterprise", options=visible, value=asked or visible[0])
     start = pn.widgets.TextInput(name="起始月 / From (YYYY-MM)", value="")
     end = pn.widgets.TextInput(name="截止月 / To (YYYY-MM)", value="")

@@ -308,7 +308,7 @@ def _meter_rows(fp: Footprint, node: str) -> pd.DataFrame:
         tco2e=("_t", lambda s: s.sum(min_count=1)), consumption=("consumption", "sum"), unit=("unit", "first"),
         completeness=("completeness", "min"))
     names = {n: fp.boundary.name(n, "zh") for n in g["meter_id"] if n in fp.boundary.nodes.index}
-    g["name"] = g["meter_id"].map(names).fillna(g["meter_id"])
+    g["name"] = [names.get(m) or m for m in g["meter_id"].astype(str)]
     g = g.rename(columns={"meter_id": "child_id"}).assign(level="meter", kind="meter")
     return g[cols]
 
