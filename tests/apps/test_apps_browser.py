@@ -8,11 +8,9 @@ the session cookie); a filter change updates the page; no console errors.  Scree
 """
 from __future__ import annotations
 
-import os
 import re
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from status_lake import build
@@ -21,8 +19,6 @@ from workbench.apps.auth import UserStore
 from workbench.apps.status import summary
 from workbench.reports.status import data_status
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("WORKBENCH_TEST_ARTIFACTS", ROOT / "output" / "test-artifacts"))
 PASSWORD = "manager password 1"
 
 
@@ -38,28 +34,7 @@ def served(tmp_path_factory, serve_apps):
     users.dispose()
 
 
-def _page(browser):
-    page = browser.new_page()
-    errors = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page, errors
-
-
-def _login(page, base, user, password):
-    page.goto(f"{base}/login")
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("#login")
-    page.wait_for_load_state("networkidle")
-
-
-def _shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def test_no_page_without_login_and_a_wrong_password_is_refused(served, browser):
+def test_no_page_without_login_and_a_wrong_password_is_refused(served, browser, ui):
     base, _, users = served
     for path in ("/", "/status", "/status?enterprise=ent-a"):
         req = urllib.request.Request(base + path)
@@ -67,10 +42,10 @@ def test_no_page_without_login_and_a_wrong_password_is_refused(served, browser):
         with pytest.raises(urllib.error.HTTPError) as exc:
             opener.open(req, timeout=10)
         assert exc.value.code == 302 and "/login" in exc.value.headers["Location"]
-    page, errors = _page(browser)
-    _login(page, base, "alice", "wrong password!")
+    page, errors = ui.page(browser)
+    ui.login(page, base, "alice", "wrong password!")
     assert "/login" in page.url and "Wrong user name or password" in page.inner_text("#error-message")
-    _shot(page, "login-refused")
+    ui.shot(page, "login-refused")
     page.goto(f"{base}/status")
     assert "/login" in page.url                                  # still no session
     assert ("alice", False) in [(r["actor"], r["ok"]) for r in users.audit_log(action="login")]
@@ -78,17 +53,17 @@ def test_no_page_without_login_and_a_wrong_password_is_refused(served, browser):
     page.close()
 
 
-def test_status_page_shows_the_package_numbers_and_follows_a_filter(served, browser):
+def test_status_page_shows_the_package_numbers_and_follows_a_filter(served, browser, ui):
     base, lake, _ = served
-    page, errors = _page(browser)
-    _login(page, base, "alice", PASSWORD)
+    page, errors = ui.page(browser)
+    ui.login(page, base, "alice", PASSWORD)
     page.goto(f"{base}/status")
     page.wait_for_selector("#quarantined", timeout=30_000)
     want = summary(data_status(lake.for_enterprise("ent-a")))
     assert page.inner_text("#quarantined") == str(want["quarantined"])
     assert page.inner_text("#flagged") == str(want["flagged_bills"])
     assert page.inner_text("#completeness") == f"{want['completeness']:.2%}"
-    _shot(page, "status-ent-a")
+    ui.shot(page, "status-ent-a")
     # a filter change: April only
     april = summary(data_status(lake.for_enterprise("ent-a"), start="2026-04"))
     assert april["quarantined"] != want["quarantined"] or april["completeness"] != want["completeness"]
@@ -99,15 +74,15 @@ def test_status_page_shows_the_package_numbers_and_follows_a_filter(served, brow
     page.get_by_text("2026-04 – 2026-04").wait_for(timeout=30_000)
     assert page.inner_text("#completeness") == f"{april['completeness']:.2%}"
     assert page.inner_text("#quarantined") == str(april["quarantined"])
-    _shot(page, "status-ent-a-april")
+    ui.shot(page, "status-ent-a-april")
     assert errors == [], errors
     page.close()
 
 
-def test_a_user_of_ent_a_cannot_reach_ent_b(served, browser):
+def test_a_user_of_ent_a_cannot_reach_ent_b(served, browser, ui):
     base, _, users = served
-    page, errors = _page(browser)
-    _login(page, base, "alice", PASSWORD)
+    page, errors = ui.page(browser)
+    ui.login(page, base, "alice", PASSWORD)
     page.goto(f"{base}/status")
     page.wait_for_selector("#quarantined", timeout=30_000)
     options = page.locator("select option").all_inner_texts()
@@ -115,7 +90,7 @@ def test_a_user_of_ent_a_cannot_reach_ent_b(served, browser):
     page.goto(f"{base}/status?enterprise=ent-b")
     page.get_by_text("Not permitted").wait_for(timeout=30_000)
     assert page.locator("#quarantined").count() == 0            # nothing of ent-b, nothing at all
-    _shot(page, "status-ent-b-refused")
+    ui.shot(page, "status-ent-b-refused")
     assert ("alice", "denied:read", "ent-b") in [(r["actor"], r["action"], r["enterprise_id"])
                                                   for r in users.audit_log()]
     assert errors == [], errors
