@@ -169,7 +169,7 @@ def page(principal, lake_root):
     import holoviews.plotting.bokeh  # noqa: F401 - the plotting backend, without a notebook's output
     import panel as pn
 
-    from workbench.apps.server import granted_enterprises
+    from workbench.apps.server import granted_enterprises, selection_widgets
     from workbench.inventory.footprint import (
         drill_down,
         footprint,
@@ -184,9 +184,7 @@ def page(principal, lake_root):
     if refused is not None:
         return refused
 
-    enterprise = pn.widgets.Select(label="企业 / Enterprise", options=visible, value=asked or visible[0])
-    start = pn.widgets.TextInput(label="起始月 / From (YYYY-MM)", value="")
-    end = pn.widgets.TextInput(label="截止月 / To (YYYY-MM)", value="")
+    enterprise, start, end = selection_widgets(visible, asked)
     node = pn.widgets.Select(label="边界节点 / Boundary node", options={})
     lang = pn.widgets.RadioButtonGroup(label="语言 / Language", options={"中文": "zh", "English": "en"}, value="zh")
     heading = pn.pane.Markdown("## 碳足迹浏览 / Footprint explorer")

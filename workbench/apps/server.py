@@ -87,6 +87,17 @@ def granted_enterprises(principal, lake_root):
     return visible, asked, None
 
 
+def selection_widgets(visible: list[str], asked: str = ""):
+    """The widgets every page starts with: enterprise (the granted ones, ``asked`` first chosen)
+    and the month span (``YYYY-MM``; empty: the page's default)."""
+    import panel as pn
+
+    enterprise = pn.widgets.Select(name="企业 / Enterprise", options=visible, value=asked or visible[0])
+    start = pn.widgets.TextInput(name="起始月 / From (YYYY-MM)", value="")
+    end = pn.widgets.TextInput(name="截止月 / To (YYYY-MM)", value="")
+    return enterprise, start, end
+
+
 def _load(target: str):
     import importlib
 

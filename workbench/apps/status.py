@@ -38,16 +38,14 @@ def page(principal, lake_root):
     """The page for one session's principal."""
     import panel as pn
 
-    from workbench.apps.server import granted_enterprises
+    from workbench.apps.server import granted_enterprises, selection_widgets
     from workbench.reports.status import data_status
 
     root = Path(lake_root)
     visible, asked, refused = granted_enterprises(principal, root)
     if refused is not None:
         return refused
-    enterprise = pn.widgets.Select(name="企业 / Enterprise", options=visible, value=asked or visible[0])
-    start = pn.widgets.TextInput(name="起始月 / From (YYYY-MM)", value="")
-    end = pn.widgets.TextInput(name="截止月 / To (YYYY-MM)", value="")
+    enterprise, start, end = selection_widgets(visible, asked)
     headline = pn.pane.Markdown("", css_classes=["headline"], name="headline")
     tabs = pn.Tabs()
     message = pn.pane.Alert("", alert_type="danger", visible=False)
