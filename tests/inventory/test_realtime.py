@@ -109,3 +109,26 @@ def test_a_live_stream_ends_the_window_at_its_latest_data(tmp_path):
     assert v.loc["F01", "power_kw"] == pytest.approx(12 * 0.5 * 30)
     # E2: 12 × 0.25 kWh; R1: readings up to 08:04:40, its intervals starting in [08:03:00, 08:05:00) → 10 × 0.1
     assert v.loc["F02", "power_kw"] == pytest.approx((12 * 0.25 + 10 * 0.1) * 30)
+
+
+def test_latest_readings_one_row_per_meter_from_the_watermarks(lake):
+    from workbench.inventory.realtime import latest_readings
+
+    r = latest_readings(lake).set_index("meter_id")
+    assert sorted(r.index) == ["E1", "E2", "E3", "G1"]
+    assert r.at["E1", "ts"] == pd.Timestamp("2026-03-02 08:45") and r.at["E1", "value"] == 130
+    assert r.at["E3", "ts"] == pd.Timestamp("2026-03-02 07:00") and r.at["E3", "value"] == 5
+    assert r.at["E1", "unit"] == "kWh" and r.at["E1", "source"] == "purchased_electricity"
+    assert r.at["E3", "age_s"] == 105 * 60 and r.at["E1", "age_s"] == 0       # against the latest of all
+    assert r["stored_at"].notna().all()
+    later = latest_readings(lake, now="2026-03-02 09:45").set_index("meter_id")
+    assert later.at["E1", "age_s"] == 3600
+
+
+def test_latest_readings_keeps_a_meter_that_never_reported(lake):
+    from workbench.inventory.realtime import latest_readings
+
+    lake.register_meters(pd.concat([METERS, pd.DataFrame([("E4", "F02.P1", "purchased_electricity", "grid", "kWh",
+                                                            "interval")], columns=METERS.columns)]))
+    r = latest_readings(lake).set_index("meter_id")
+    assert pd.isna(r.at["E4", "ts"]) and pd.isna(r.at["E4", "value"]) and len(r) == 5

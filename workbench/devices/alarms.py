@@ -8,6 +8,9 @@ An alarm follows ThingsBoard's life cycle — ``ACTIVE_UNACK`` → (acknowledge)
     alarms(id, device_id, type, severity, state, raised_at, updated_at, acknowledged_at,
            acknowledged_by, cleared_at, details JSON, cause)
     alarm_log(id, alarm_id, at, action, who, state, details JSON)    one row per transition
+    device_status(device_id, enterprise_id, type, node_id, collector, online, last_seen, battery,
+                  signal, latency_p50_ms, …, alarms, cause, checked_at)   the monitor's last look
+    monitor_state(key, value, at)                         e.g. whether the monitor's link is up
 
 * at most one *active* alarm per (device, type): a partial unique index enforces it, and
   :meth:`AlarmStore.raise_` of an alarm that is already active updates it (severity, details,
@@ -18,6 +21,11 @@ An alarm follows ThingsBoard's life cycle — ``ACTIVE_UNACK`` → (acknowledge)
   collector, or ``*`` for the platform) whose ``details.fault_id`` is that id;
 * times are naive UTC ``datetime`` (as in the device registry); ``at`` arguments accept epoch
   seconds, ``datetime`` (aware → UTC) or ``None`` (now).
+* ``device_status`` holds the monitor's latest :meth:`~workbench.devices.monitor.DeviceMonitor.snapshot`
+  (one row per device, replaced at every check by :meth:`AlarmStore.save_status`): the monitor keeps
+  its state in memory, and the apps — another process — read it here, each enterprise its own
+  devices (:meth:`AlarmStore.device_status`, :meth:`AlarmStore.alarms_of`).  :func:`faults` turns the
+  active alarms into the fault-localisation view (platform link · collector · device).
 """
 from __future__ import annotations
 
@@ -31,12 +39,18 @@ import sqlalchemy as sa
 from workbench.core.errors import WorkbenchError
 from workbench.core.sqlstore import create_engine, create_tables
 
-__all__ = ["SEVERITIES", "STATES", "Alarm", "AlarmError", "AlarmStore", "to_utc"]
+__all__ = ["SEVERITIES", "STATES", "STATUS_COLUMNS", "Alarm", "AlarmError", "AlarmStore", "faults", "to_utc"]
 
 STATES = ("ACTIVE_UNACK", "ACTIVE_ACK", "CLEARED_UNACK", "CLEARED_ACK")
 ACTIVE_STATES = ("ACTIVE_UNACK", "ACTIVE_ACK")
 #: ThingsBoard's severities, most severe first
 SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "WARNING", "INDETERMINATE")
+#: the columns of ``device_status`` (from :meth:`DeviceMonitor.snapshot`), besides ``checked_at``
+STATUS_COLUMNS = ("device_id", "enterprise_id", "type", "node_id", "collector", "online", "last_seen", "age_s",
+                  "battery", "signal", "firmware", "rate_per_min", "latency_p50_ms", "latency_stored_p50_ms",
+                  "gaps", "messages", "bad_messages", "timeout_s", "alarms", "cause")
+#: where the platform's own alarms are kept (LINK_DOWN): not a device, shown to every enterprise
+PLATFORM_SUBJECT = "*"
 
 
 class AlarmError(WorkbenchError, ValueError):
@@ -126,6 +140,29 @@ class AlarmStore:
             sa.Column("who", sa.String(200), nullable=False),
             sa.Column("state", sa.String(16), nullable=False),
             sa.Column("details", sa.JSON, nullable=False),
+        )
+        self.status = sa.Table(
+            "device_status", md,
+            sa.Column("device_id", sa.String(64), primary_key=True),
+            sa.Column("enterprise_id", sa.String(64), nullable=False, index=True),
+            sa.Column("type", sa.String(40), nullable=False),
+            sa.Column("node_id", sa.String(128), nullable=False),
+            sa.Column("collector", sa.String(64), nullable=False),
+            sa.Column("online", sa.Boolean, nullable=True),
+            sa.Column("last_seen", sa.DateTime, nullable=True),
+            *[sa.Column(c, sa.Float, nullable=True) for c in ("age_s", "battery", "signal", "rate_per_min",
+                                                                "latency_p50_ms", "latency_stored_p50_ms", "timeout_s")],
+            sa.Column("firmware", sa.String(64), nullable=True),
+            *[sa.Column(c, sa.Integer, nullable=False) for c in ("gaps", "messages", "bad_messages")],
+            sa.Column("alarms", sa.String(400), nullable=False),
+            sa.Column("cause", sa.String(400), nullable=False),
+            sa.Column("checked_at", sa.DateTime, nullable=False),
+        )
+        self.state = sa.Table(
+            "monitor_state", md,
+            sa.Column("key", sa.String(64), primary_key=True),
+            sa.Column("value", sa.JSON, nullable=False),
+            sa.Column("at", sa.DateTime, nullable=False),
         )
         create_tables(md, self.engine, error=AlarmError)
 
@@ -262,5 +299,151 @@ class AlarmStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    # ------------------------------------------------------------------ device status
+    def save_status(self, snapshot, *, at=None, link_up: bool | None = None) -> int:
+        """Replace ``device_status`` with ``snapshot`` (:meth:`DeviceMonitor.snapshot`'s frame) in
+        one transaction, so a reader sees one whole check; ``link_up``: the monitor's own broker
+        link (``monitor_state``).  Returns the rows written."""
+        import pandas as pd
+
+        at = to_utc(at)
+        df = snapshot.reindex(columns=list(STATUS_COLUMNS))
+        rows = []
+        for r in df.to_dict("records"):
+            row = {}
+            for c in STATUS_COLUMNS:
+                v = r[c]
+                if c == "last_seen":
+                    v = None if pd.isna(v) else to_utc(v)
+                elif c in ("gaps", "messages", "bad_messages"):
+                    v = 0 if pd.isna(v) else int(v)
+                elif c == "online":
+                    v = None if pd.isna(v) else bool(v)
+                elif c in ("device_id", "enterprise_id", "type", "node_id", "collector", "alarms", "cause"):
+                    v = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                elif c == "firmware":
+                    v = None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+                else:
+                    v = None if v is None or pd.isna(v) else float(v)
+                row[c] = v
+            row["checked_at"] = at
+            rows.append(row)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.status))
+            if rows:
+                conn.execute(sa.insert(self.status), rows)
+            if link_up is not None:
+                conn.execute(sa.delete(self.state).where(self.state.c.key == "link_up"))
+                conn.execute(sa.insert(self.state).values(key="link_up", value={"up": bool(link_up)}, at=at))
+        return len(rows)
+
+    def device_status(self, enterprise: str | None = None):
+        """The monitor's last look at the devices of ``enterprise`` (``None``: every device) — one
+        row per device, columns :data:`STATUS_COLUMNS` + ``checked_at`` (naive UTC)."""
+        import pandas as pd
+
+        q = sa.select(self.status).order_by(self.status.c.device_id)
+        if enterprise is not None:
+            q = q.where(self.status.c.enterprise_id == enterprise)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        df = pd.DataFrame(rows, columns=[*STATUS_COLUMNS, "checked_at"])
+        df["online"] = df["online"].astype("boolean")
+        return df
+
+    def monitor_link(self) -> tuple[bool | None, _dt.datetime | None]:
+        """``(up, when recorded)`` of the monitor's own broker link (``None``: never recorded)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(self.state).where(self.state.c.key == "link_up")).first()
+        return (None, None) if r is None else (bool((r.value or {}).get("up")), r.at)
+
+    def enterprise_of(self, device_id: str) -> str | None:
+        """The enterprise a device belongs to, as the monitor last recorded it (``None``: unknown;
+        the platform subject ``*`` belongs to none)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(self.status.c.enterprise_id)
+                             .where(self.status.c.device_id == device_id)).first()
+        return None if r is None else r[0]
+
+    def alarms_of(self, enterprise: str, *, include_cleared_unack: bool = True) -> list[Alarm]:
+        """The alarms an enterprise's people must see: the active ones of its devices (and of the
+        platform, whose link fault concerns everyone), plus — ``include_cleared_unack`` — those
+        cleared but never acknowledged; most severe first, then oldest.  Devices are the
+        enterprise's by the monitor's ``device_status``: the filter runs in the query."""
+        t, st = self.alarms, self.status
+        mine = sa.select(st.c.device_id).where(st.c.enterprise_id == enterprise)
+        states = ["ACTIVE_UNACK", "ACTIVE_ACK"] + (["CLEARED_UNACK"] if include_cleared_unack else [])
+        q = (sa.select(t).where(t.c.state.in_(states))
+             .where(sa.or_(t.c.device_id.in_(mine), t.c.device_id == PLATFORM_SUBJECT))
+             .order_by(t.c.raised_at, t.c.id))
+        with self.engine.connect() as conn:
+            out = [self._alarm(r) for r in conn.execute(q)]
+        rank = {s: i for i, s in enumerate(SEVERITIES)}
+        return sorted(out, key=lambda a: rank.get(a.severity, len(rank)))
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: fault scope → (zh, en) of where the fault is
+_WHERE = {"platform": ("平台链路（代理/网关）", "platform link (broker/gateway)"),
+          "collector": ("采集器或其链路", "collector or its link"),
+          "device": ("设备", "device")}
+
+
+def faults(alarms: Iterable[Alarm], status=None):
+    """The fault-localisation view (seed §7.3 e 故障定位) of active alarms: one row per fault.
+
+    The monitor has grouped silent devices already (:meth:`DeviceMonitor.localise`): a
+    ``LINK_DOWN`` alarm on ``*`` (every device silent, or the monitor's own link down) and a
+    ``COLLECTOR_DOWN`` alarm per collector whose devices are all silent carry ``details.fault_id``,
+    and each silenced device's ``INACTIVE``/``OFFLINE`` alarm carries that id as ``cause``.  A
+    silence alarm with no cause is a fault of the device itself.  Other alarms (battery, latency,
+    gaps) are not faults and are left out.
+
+    Columns: ``fault_id``, ``scope`` (``platform`` · ``collector`` · ``device``), ``subject`` (the
+    collector or device id, ``*``), ``where_zh``/``where_en``, ``devices`` (the silent devices it
+    explains; from the alarm's details, else from the causes), ``n_devices``, ``since`` (the
+    earliest raise, naive UTC), ``acknowledged`` (every alarm of the fault acknowledged),
+    ``message``.  ``status`` (:meth:`AlarmStore.device_status` of one enterprise): the devices a
+    fault may name — a platform fault concerns every enterprise, but lists only the viewer's
+    devices (and its message then no other enterprise's count).
+    """
+    import pandas as pd
+
+    alarms = [a for a in alarms if a.active]
+    cols = ["fault_id", "scope", "subject", "where_zh", "where_en", "devices", "n_devices", "since",
+            "acknowledged", "message"]
+    rows: dict[str, dict] = {}
+    for a in alarms:
+        if a.type in ("LINK_DOWN", "COLLECTOR_DOWN"):
+            fid = str(a.details.get("fault_id") or ("platform" if a.type == "LINK_DOWN" else f"collector:{a.device_id}"))
+            scope = "platform" if a.type == "LINK_DOWN" else "collector"
+            rows[fid] = {"fault_id": fid, "scope": scope, "subject": a.device_id, "alarms": [a],
+                         "devices": set(map(str, a.details.get("devices") or [])),
+                         "message": str(a.details.get("message") or "")}
+    for a in alarms:
+        if a.type not in ("INACTIVE", "OFFLINE"):
+            continue
+        fid = a.cause or f"device:{a.device_id}"
+        f = rows.setdefault(fid, {"fault_id": fid, "scope": "device" if not a.cause else fid.split(":")[0],
+                                  "subject": a.device_id if not a.cause else fid.split(":", 1)[-1],
+                                  "alarms": [], "devices": set(), "message": ""})
+        f["alarms"].append(a)
+        f["devices"].add(a.device_id)
+        if f["scope"] == "device" and not f["message"]:
+            f["message"] = f"device {a.device_id} " + ("offline (last will)" if a.type == "OFFLINE" else "silent")
+    visible = None if status is None else set(status["device_id"])
+    out = []
+    for f in rows.values():
+        zh, en = _WHERE.get(f["scope"], ("", ""))
+        devices = sorted(f["devices"] if visible is None else f["devices"] & visible)
+        if visible is not None and f["scope"] == "platform":
+            f["message"] = "broker/gateway link down"
+        out.append({"fault_id": f["fault_id"], "scope": f["scope"], "subject": f["subject"], "where_zh": zh,
+                    "where_en": en, "devices": devices, "n_devices": len(devices),
+                    "since": min(a.raised_at for a in f["alarms"]),
+                    "acknowledged": all(a.acknowledged for a in f["alarms"]), "message": f["message"]})
+    order = {"platform": 0, "collector": 1, "device": 2}
+    out.sort(key=lambda r: (order.get(r["scope"], 3), r["fault_id"]))
+    return pd.DataFrame(out, columns=cols)

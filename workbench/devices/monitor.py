@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from workbench.devices.alarms import PLATFORM_SUBJECT
+
 __all__ = ["ALARM_TYPES", "AlarmEvent", "DeviceMonitor", "Fault", "MonitorService", "parse_status"]
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,6 @@ log = logging.getLogger(__name__)
 ALARM_TYPES = {"INACTIVE": "MAJOR", "OFFLINE": "MAJOR", "LOW_BATTERY": "MINOR", "HIGH_LATENCY": "WARNING",
                "GAP": "MINOR", "COLLECTOR_DOWN": "CRITICAL", "LINK_DOWN": "CRITICAL"}
 SILENCE = ("INACTIVE", "OFFLINE")
-PLATFORM_SUBJECT = "*"          # not a valid device id, so it cannot collide with one
 
 
 @dataclass(frozen=True)
@@ -499,7 +500,7 @@ class DeviceMonitor:
     def snapshot(self, now: float | None = None) -> pd.DataFrame:
         """One row per monitored device (see the module doc) — for dashboards and notebooks."""
         now = float(self.clock() if now is None else now)
-        cols = ["device_id", "type", "node_id", "collector", "online", "last_seen", "age_s", "battery", "signal",
+        cols = ["device_id", "enterprise_id", "type", "node_id", "collector", "online", "last_seen", "age_s", "battery", "signal",
                 "firmware", "uptime_s", "rate_per_min", "latency_p50_ms", "latency_stored_p50_ms", "gaps",
                 "messages", "bad_messages", "timeout_s", "alarms", "cause"]
         rows = []
@@ -508,7 +509,8 @@ class DeviceMonitor:
                 mine = sorted(t for (dev, t) in self._active if dev == d)
                 causes = sorted({e.cause for (dev, _), e in self._active.items() if dev == d and e.cause})
                 rows.append({
-                    "device_id": d, "type": st.device.type, "node_id": st.device.node_id,
+                    "device_id": d, "enterprise_id": getattr(st.device, "enterprise_id", "") or "",
+                    "type": st.device.type, "node_id": st.device.node_id,
                     "collector": st.device.collector, "online": st.online,
                     "last_seen": pd.Timestamp(st.last_seen, unit="s", tz="UTC") if st.last_seen else pd.NaT,
                     "age_s": now - st.last_seen if st.last_seen else math.nan,
@@ -632,12 +634,14 @@ class MonitorService:
 
     def check_now(self, now: float | None = None) -> list[AlarmEvent]:
         """Refresh the device list if due, take the lake's storing latencies, run the checks,
-        store the events."""
+        store the devices' status (:meth:`AlarmStore.save_status`, what the live monitoring page
+        reads) and the events."""
         if time.monotonic() - self._refreshed > self.registry_refresh:
             self.monitor.update_devices(self.registry)
             self._refreshed = time.monotonic()
         self.poll_stored()
         events = self.monitor.check(now)
+        self.store.save_status(self.monitor.snapshot(now), at=now, link_up=self.monitor.link_up)
         if events:
             self.store.apply(events)
             self.events.extend(events)

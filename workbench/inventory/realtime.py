@@ -12,13 +12,16 @@ main meter's remainder on the enterprise) and accounts them with the same factor
 
 so they are traceable to the same factor ids as the inventory.  Facilities whose meters have not
 reported in the window are shown with zero consumption and their reporting share, not dropped.
+
+:func:`latest_readings` gives each meter's latest stored reading from the lake's watermarks (the
+manifest the gateway updates in the commit of every batch; no data file is read).
 """
 from __future__ import annotations
 
 import duckdb
 import pandas as pd
 
-__all__ = ["live_view"]
+__all__ = ["latest_readings", "live_view"]
 
 
 def live_view(lake, *, window: str = "15min", now=None, region: str | None = None, library=None,
@@ -99,6 +102,31 @@ def live_view(lake, *, window: str = "15min", now=None, region: str | None = Non
     out.attrs["ledger"] = ledger
     out.attrs["hours"] = hours
     return out
+
+
+def latest_readings(lake, *, now=None) -> pd.DataFrame:
+    """Each registered meter's latest stored reading, one row per meter (meters that never
+    reported too, with no value).
+
+    Columns: ``meter_id``, ``node_id``, ``source``, ``item``, ``register`` (``interval`` or
+    ``cumulative``: an interval meter's value is the interval's consumption, a register's its
+    reading), ``ts`` (the reading's time, naive local like the lake's ``ts``), ``value`` and
+    ``unit`` (as stored: the meter's unit), ``stored_at`` (when its batch was committed, naive UTC;
+    NaT for a lake rebuilt from files), ``age_s`` (``now`` − ``ts`` in seconds; ``now`` default the
+    latest ``ts`` of all, so a replayed stream works too).  Readings of meters not in the registry
+    are left out (the lake has quarantined them).
+    """
+    meters = lake.meters()
+    marks = lake.watermarks("readings")
+    cols = ["meter_id", "node_id", "source", "item", "register", "ts", "value", "unit", "stored_at", "age_s"]
+    if not len(meters):
+        return pd.DataFrame(columns=cols)
+    out = meters[["meter_id", "node_id", "source", "item", "register", "unit"]].merge(
+        marks[["meter_id", "ts", "value", "stored_at"]], on="meter_id", how="left")
+    out["stored_at"] = pd.to_datetime(out["stored_at"], unit="s")
+    ref = pd.Timestamp(now) if now is not None else out["ts"].max()
+    out["age_s"] = (ref - out["ts"]).dt.total_seconds()
+    return out[cols].sort_values("meter_id").reset_index(drop=True)
 
 
 def _latest(lake, meters: pd.DataFrame):
