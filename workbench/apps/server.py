@@ -132,7 +132,7 @@ def build_apps(store, lake_root) -> dict:
 
 
 def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, show: bool = False,
-          cookie_secret: str | None = None, on_ready=None):
+          cookie_secret: str | None = None, on_ready=None, oidc=None):
     """Serve every app (blocks until stopped).  ``cookie_secret``: signs the session cookies (default
     ``$WORKBENCH_COOKIE_SECRET``, else a random one per start: sessions end with the server)."""
     import panel as pn
@@ -142,9 +142,14 @@ def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, 
     store = users_db if isinstance(users_db, UserStore) else UserStore(users_db)
     secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or secrets.token_urlsafe(32)
     apps = build_apps(store, Path(lake_root))
+    provider = auth_provider(store)
+    if oidc is not None:            # single sign-on beside the password login: an OIDCConfig (workbench.apps.oidc)
+        from workbench.apps.oidc import with_oidc
+
+        provider = with_oidc(provider, store, oidc)
     server = pn.serve(apps, address=address, port=port, show=show, start=False, title="碳效工作台",
                       index=str(Path(__file__).with_name("templates") / "index.html"),
-                      auth_provider=auth_provider(store), cookie_secret=secret,
+                      auth_provider=provider, cookie_secret=secret,
                       websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"])
     if on_ready is not None:
         server.io_loop.add_callback(on_ready, server)

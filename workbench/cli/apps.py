@@ -17,7 +17,10 @@ def apps_group():
 @click.option("--lake", "lake_root", default=None, help="Lake root (default $WORKBENCH_LAKE or data/lake).")
 @click.option("--db", "db_url", default=None,
               help="Users database: SQLAlchemy URL or SQLite file (default $WORKBENCH_USERS or data/users.db).")
-def apps_serve(address, port, lake_root, db_url):
+@click.option("--oidc", "oidc_path", default=None, envvar="WORKBENCH_OIDC", type=click.Path(dir_okay=False),
+              help="Single sign-on (OpenID Connect) beside the password login: a YAML/TOML file (issuer, client_id, "
+                   "client_secret_env, …; see docs/architecture.md), or $WORKBENCH_OIDC_* variables.")
+def apps_serve(address, port, lake_root, db_url, oidc_path):
     """Serve the apps; prints the address.  Ctrl-C stops."""
     from pathlib import Path
 
@@ -28,6 +31,14 @@ def apps_serve(address, port, lake_root, db_url):
     lake_root = Path(lake_root or os.environ.get("WORKBENCH_LAKE", "data/lake"))
     if not lake_root.is_dir():
         fail(f"lake {lake_root}: no such folder (load data with `workbench import` or `make demo`)")
+    from workbench.apps.oidc import OIDCError, load_config
+
+    try:
+        oidc = load_config(oidc_path)
+    except OIDCError as exc:
+        fail(str(exc))
+    if oidc is not None:
+        click.echo(f"single sign-on (OpenID Connect): {oidc.issuer}, client {oidc.client_id}")
     store = user_store(db_url)
     if not store.list():
         fail("no users yet: add one with `workbench users add NAME --role manager --grant ENTERPRISE`")
@@ -39,7 +50,7 @@ def apps_serve(address, port, lake_root, db_url):
             click.echo(f"  {zh} / {en}: {base}/{path}")
 
     try:
-        serve(lake_root, store, address=address, port=port, on_ready=ready)
+        serve(lake_root, store, address=address, port=port, on_ready=ready, oidc=oidc)
     except KeyboardInterrupt:
         pass
     finally:
