@@ -29,14 +29,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def serve_apps():
-    """``start(lake_root, users_db_path) -> base URL``: a server per call, stopped after the module."""
+    """``start(lake_root, users_db_path, *more apps-serve options, env={...}) -> base URL``: a server
+    per call, stopped after the module."""
     procs = []
 
-    def start(lake_root, users_db) -> str:
+    def start(lake_root, users_db, *options, env=None) -> str:
         port = _free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_COOKIE_SECRET": "test-secret-" + "x" * 32}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_COOKIE_SECRET": "test-secret-" + "x" * 32, **(env or {})}
         proc = subprocess.Popen([sys.executable, "-m", "workbench.cli.main", "apps", "serve", "--port", str(port),
-                                 "--lake", str(lake_root), "--db", str(users_db)],
+                                 "--lake", str(lake_root), "--db", str(users_db), *options],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"

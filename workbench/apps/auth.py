@@ -110,11 +110,16 @@ class Principal:
         self.require("read", enterprise)
         return Lake(root, enterprise=enterprise)
 
+    def act(self, action: str, enterprise: str | None, detail: str) -> None:
+        """Check that the user may ``action`` on ``enterprise`` and log it (``detail``: on what) —
+        call it before doing the thing, so a refusal does nothing and is logged too."""
+        self.require(action, enterprise)
+        if self.store is not None:
+            self.store.log(self.name, action, enterprise=enterprise, detail=detail, client=self.client)
+
     def exported(self, enterprise: str | None, what: str) -> None:
         """Check and log an export (``what``: the view and format)."""
-        self.require("export", enterprise)
-        if self.store is not None:
-            self.store.log(self.name, "export", enterprise=enterprise, detail=what, client=self.client)
+        self.act("export", enterprise, what)
 
 
 class UserStore:

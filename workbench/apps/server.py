@@ -18,6 +18,7 @@ __all__ = ["APPS", "auth_provider", "build_apps", "serve"]
 APPS = {
     "status": ("数据状态", "Data status", "workbench.apps.status:page"),
     "explorer": ("碳足迹浏览", "Footprint explorer", "workbench.apps.explorer:page"),
+    "live": ("实时监测", "Live monitoring", "workbench.apps.live:page"),
 }
 
 
@@ -105,24 +106,36 @@ def _load(target: str):
     return getattr(importlib.import_module(module), fn)
 
 
-def build_apps(store, lake_root) -> dict:
+def build_apps(store, lake_root, *, alarms=None, dashboards: dict | None = None) -> dict:
     """``{path: callable}`` for :func:`panel.serve`: each callable builds its page for the session's
-    principal (a page without one says so and shows nothing)."""
+    principal (a page without one says so and shows nothing).  ``alarms``: the device monitor's
+    :class:`~workbench.devices.alarms.AlarmStore`, given to the pages that take it.  ``dashboards``:
+    ``{name: port}`` of the Voila dashboards the index links to."""
+    import inspect
+
     import panel as pn
 
     def guarded(build):
+        extra = {"alarms": alarms} if "alarms" in inspect.signature(build).parameters else {}
+
         def app():
             who = current_principal(store)
             if who is None:
                 return pn.pane.Markdown("未登录或账号已停用 / Not logged in, or the account is disabled.")
-            return build(who, lake_root)
+            return build(who, lake_root, **extra)
         return app
 
     apps = {path: guarded(_load(target)) for path, (_, _, target) in APPS.items()}
 
     def index():
+        from workbench.apps.dashboards import DASHBOARDS
+
         who = current_principal(store)
         links = "\n".join(f"* [{zh} / {en}](./{path})" for path, (zh, en, _) in APPS.items())
+        request = pn.state.curdoc.session_context.request if pn.state.curdoc and pn.state.curdoc.session_context else None
+        host = (request.headers.get("Host", "") if request is not None else "").rsplit(":", 1)[0] or "127.0.0.1"
+        links += "".join(f"\n* [{DASHBOARDS[name][0]} / {DASHBOARDS[name][1]} (Voila)](http://{host}:{p}/)"
+                         for name, p in (dashboards or {}).items())
         name = f"{who.name} ({who.role})" if who else "-"
         return pn.Column(pn.pane.Markdown(f"# 碳效工作台 / Carbon Efficiency Workbench\n\n{name} · "
                                           f"[退出 / log out](./logout)\n\n{links}"))
@@ -132,16 +145,26 @@ def build_apps(store, lake_root) -> dict:
 
 
 def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, show: bool = False,
-          cookie_secret: str | None = None, on_ready=None, oidc=None):
+          cookie_secret: str | None = None, on_ready=None, alarms_db=None, oidc=None,
+          dashboard_port: int | None = None):
     """Serve every app (blocks until stopped).  ``cookie_secret``: signs the session cookies (default
-    ``$WORKBENCH_COOKIE_SECRET``, else a random one per start: sessions end with the server)."""
+    ``$WORKBENCH_COOKIE_SECRET``, else a random one per start: sessions end with the server).
+    ``alarms_db``: the device monitor's alarm store (URL or :class:`AlarmStore`) for the live page.
+    ``dashboard_port``: the first port of the Voila dashboards (default ``port + 1``; ``-1``: none),
+    each its own process (:mod:`workbench.apps.dashboards`) stopped with the server."""
     import panel as pn
 
     from workbench.apps.auth import UserStore
 
     store = users_db if isinstance(users_db, UserStore) else UserStore(users_db)
     secret = cookie_secret or os.environ.get("WORKBENCH_COOKIE_SECRET") or secrets.token_urlsafe(32)
-    apps = build_apps(store, Path(lake_root))
+    alarms = alarms_db
+    if isinstance(alarms_db, str):
+        from workbench.devices.alarms import AlarmStore
+
+        alarms = AlarmStore(alarms_db)
+    ports = _dashboard_ports(port, dashboard_port)
+    apps = build_apps(store, Path(lake_root), alarms=alarms, dashboards=ports)
     provider = auth_provider(store)
     if oidc is not None:            # single sign-on beside the password login: an OIDCConfig (workbench.apps.oidc)
         from workbench.apps.oidc import with_oidc
@@ -151,7 +174,55 @@ def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, 
                       index=str(Path(__file__).with_name("templates") / "index.html"),
                       auth_provider=provider, cookie_secret=secret,
                       websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"])
+    procs = _start_dashboards(ports, address=address, lake_root=lake_root, users_db=store.url, secret=secret,
+                              login_url=f"http://{'127.0.0.1' if address in ('', '0.0.0.0') else address}:{server.port}/login")
+    server.dashboards = ports
     if on_ready is not None:
         server.io_loop.add_callback(on_ready, server)
-    server.start()
-    server.io_loop.start()
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():      # SIGTERM: stop, then stop the dashboards
+        signal.signal(signal.SIGTERM, lambda *_: server.io_loop.add_callback_from_signal(server.io_loop.stop))
+    try:
+        server.start()
+        server.io_loop.start()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - it is stopped regardless
+                proc.kill()
+
+
+def _dashboard_ports(port: int, first: int | None) -> dict:
+    """``{dashboard: port}``: from ``first`` (default ``port + 1``; 0: free ports; -1: none)."""
+    from workbench.apps.dashboards import DASHBOARDS
+
+    if first is not None and first < 0:
+        return {}
+    out = {}
+    for i, name in enumerate(DASHBOARDS):
+        if first == 0 or port == 0:
+            import socket
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                out[name] = s.getsockname()[1]
+        else:
+            out[name] = (first or port + 1) + i
+    return out
+
+
+def _start_dashboards(ports: dict, *, address, lake_root, users_db, secret, login_url) -> list:
+    """The Voila processes (the cookie secret in their environment, not on a command line)."""
+    import subprocess
+
+    from workbench.apps.dashboards import DASHBOARDS, command
+
+    env = {**os.environ, "WORKBENCH_COOKIE_SECRET": secret, "WORKBENCH_USERS": users_db}
+    return [subprocess.Popen(command(DASHBOARDS[name][2], address=address, port=p, lake_root=lake_root,
+                                     login_url=login_url), env=env)
+            for name, p in ports.items()]
