@@ -12,13 +12,15 @@ help:
 	@echo "make test   # install test dependencies and run the whole suite"
 	@echo "make lab    # JupyterLab on notebooks/ with the project's kernel"
 
-# Debian/Ubuntu packages the project needs (venv, a CJK font for plots, Chromium for the apps'
-# browser tests); skipped when present.
+# Debian/Ubuntu packages the project needs (venv, a CJK font for plots and PDFs, Chromium for the
+# apps' browser tests, pango/harfbuzz for WeasyPrint's PDFs); skipped when present.
 sysdeps:
 	@missing=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do \
+	  dpkg -s $$lib >/dev/null 2>&1 || missing="$$missing $$lib"; done; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -1,0 +1,1 @@
+"""Scheduled report runs (issue 14, point 2): schedules in YAML, run records, restatements."""
