@@ -277,6 +277,7 @@ def valid(world: World, name: str, param: click.Parameter, work: Path):
         "query": "SELECT 1", "period": "2025-03", "broker": f"mqtt://127.0.0.1:{port}",
         "broker_url": f"mqtt://127.0.0.1:{port}", "credentials": work / "creds.json", "pki": work / "pki",
         "name": "alice", "role": "analyst", "enterprises": "ent-a",
+        "product": "cement", "year": "2025",
     }
     if name in ("registry import", "demo load") and param.name == "registry_url":
         return f"sqlite:///{work / 'registry.db'}"          # imports write: each case its own database

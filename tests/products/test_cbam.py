@@ -127,7 +127,7 @@ def test_a_cement_plants_embedded_emissions_by_hand(report):
 
 
 def test_an_actual_electricity_factor_needs_its_evidence():
-    kw = dict(enterprise=hp.ENTERPRISE, period_start="2025-01", period_end="2025-01")
+    kw = {"enterprise": hp.ENTERPRISE, "period_start": "2025-01", "period_end": "2025-01"}
     with pytest.raises(ProductError, match="evidence"):
         cbam_from_ledger(hp.ledger(), hp.outputs(), hp.PRODUCTS, ef_el=0.2, **kw)
     r = cbam_from_ledger(hp.ledger(), hp.outputs(), hp.PRODUCTS, ef_el=0.2, ef_el_source="PPA 2025-001", **kw)

@@ -15,7 +15,12 @@ import hand_plant as hp
 import pandas as pd
 import pytest
 
-from workbench.products.energy import cement_energy_limits, energy_grade, rate, unit_energy
+from workbench.products.energy import (
+    cement_energy_limits,
+    energy_grade,
+    rate,
+    unit_energy,
+)
 from workbench.products.errors import ProductError
 from workbench.products.footprint import batch_footprints, footprints_from_ledger
 

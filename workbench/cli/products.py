@@ -251,6 +251,13 @@ def product_labels(db, enterprise, status):
     """List the labels and their review state."""
     from workbench.products.store import LabelStore
 
+    if enterprise:
+        from workbench.registry.codes import CodeError, check_enterprise_id
+
+        try:
+            check_enterprise_id(enterprise)
+        except CodeError as exc:
+            fail(f"--enterprise: {exc}")
     db = db or os.environ.get("WORKBENCH_LABELS") or "data/labels.db"
     if "://" not in db:
         if not Path(db).exists():
@@ -279,7 +286,7 @@ def cbam_group():
 @_enterprise
 @click.option("--year", required=True, type=int, help="Reporting year (January to December).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="FILE.xlsx (the template's sheets, and FILE.json beside it) or FILE.json.")
+              help="FILE.xlsx (the template's sheets, and FILE.json beside it), or FILE.json (JSON only).")
 @click.option("--cn", "cn_codes", multiple=True, metavar="PRODUCT=CN",
               help="CN code of a product (default for cement plants: clinker=25231000, cement=25232900).")
 @click.option("--exported", multiple=True, metavar="PRODUCT=T", help="Tonnes of a good exported to the EU.")
@@ -300,8 +307,6 @@ def cbam_export(enterprise, year, out, cn_codes, exported, ef_el, ef_el_source, 
 
     if not 2000 <= year <= 2100:
         fail(f"--year {year}: not a reporting year")
-    if out.suffix.lower() not in (".xlsx", ".json"):
-        fail(f"--out {out}: name a .xlsx or .json file")
     if out.exists() and out.is_dir():
         fail(f"--out {out}: is a folder, not a file")
     if ef_el is not None and not ef_el_source:
@@ -314,11 +319,11 @@ def cbam_export(enterprise, year, out, cn_codes, exported, ef_el, ef_el_source, 
     rep = cbam_report(inv, method=allocation, prices=pr or None, cn_codes=cn or None, ef_el=ef_el,
                       ef_el_source=ef_el_source, exported=ex or None)
     written = []
-    if out.suffix.lower() == ".xlsx":
+    if out.suffix.lower() == ".json":
+        written.append(write_json(rep, out))
+    else:
         written.append(write_xlsx(rep, out))
         written.append(write_json(rep, out.with_suffix(".json")))
-    else:
-        written.append(write_json(rep, out))
     click.echo(f"CBAM embedded emissions — {enterprise} {year} ({rep.ef_el_source})")
     for g in rep.goods.itertuples():
         click.echo(f"  {g.cn_code} {g.name_en}: SEE direct {g.see_direct:.4f}, indirect {g.see_indirect:.4f}, "
