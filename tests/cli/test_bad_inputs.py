@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,7 @@ FOLDER_CASES = {
     # (the simulator looks at --cert-dir only for the registry's devices: the shared registry has none)
     ("devices simulate", "cert_dir"): "none",
     ("gateway", "cert_dir"): "certs",
+    ("grade", "region_dir"): "region",
 }
 
 
@@ -150,6 +152,9 @@ def folder_cases(which: str) -> list[tuple[str, str, str]]:
         return []
     if which == "certs":
         return [(f"certs-{n}", "ca.crt", n) for n in ("empty.csv", "random.csv", "png.png")]
+    if which == "region":       # a region directory (workbench grade) with one table replaced
+        return [(f"region-{t}-{n}", t, n) for t in ("enterprises.csv", "energy.csv", "value_added.csv")
+                for n in CORPUS_NAMES if n.endswith(".csv")]
     cases = badfiles.dir_cases(CORPUS_NAMES, demo=which != "ent")
     if which == "demo-activity":
         cases = [c for c in cases if c[1] == "activity.csv"]
@@ -214,6 +219,13 @@ def world(tmp_path_factory) -> World:
         for f in ("device.crt", "device.key", "ca.crt"):
             (d / f).write_bytes(corpus[bad].read_bytes())
         folders[case] = (d, bad)
+    from workbench.demo.region import generate_region
+
+    region = Path(generate_region(root / "good" / "region", enterprises=3, seed=1)["out"])
+    for case, target, bad in folder_cases("region"):
+        shutil.copytree(region, root / "folders" / case)
+        (root / "folders" / case / target).write_bytes(corpus[bad].read_bytes())
+        folders[case] = (root / "folders" / case, target)
     ent = badfiles.good_enterprise(root / "good" / "ent-a",
                                    doc={**badfiles.ENTERPRISE, "identifier_prefix": "88.123.4567"})
     demo = badfiles.good_demo_dir(root / "good" / "demo")
@@ -232,7 +244,7 @@ def world(tmp_path_factory) -> World:
     ingest(lake, files.read_csv(readings, kind="readings", defaults={"quantity": "active_energy", "unit": "kWh"}),
            sender="test")                   # the quality report needs some readings
     good = {"activity": demo / "activity.csv", "meters": ent / "meters.csv", "boundary": ent / "boundary.csv",
-            "ent": ent, "demo": demo}
+            "ent": ent, "demo": demo, "region": region}
     return World(root, corpus, folders, root / "lake", registry, good)
 
 
@@ -277,6 +289,7 @@ def valid(world: World, name: str, param: click.Parameter, work: Path):
         "query": "SELECT 1", "period": "2025-03", "broker": f"mqtt://127.0.0.1:{port}",
         "broker_url": f"mqtt://127.0.0.1:{port}", "credentials": work / "creds.json", "pki": work / "pki",
         "name": "alice", "role": "analyst", "enterprises": "ent-a",
+        "region_dir": world.good["region"],
         "product": "cement", "year": "2025",
     }
     if name in ("registry import", "demo load") and param.name == "registry_url":

@@ -19,6 +19,7 @@ APPS = {
     "status": ("数据状态", "Data status", "workbench.apps.status:page"),
     "explorer": ("碳足迹浏览", "Footprint explorer", "workbench.apps.explorer:page"),
     "live": ("实时监测", "Live monitoring", "workbench.apps.live:page"),
+    "grades": ("区域碳效等级", "Regional carbon-efficiency grades", "workbench.apps.grades:page"),
 }
 
 

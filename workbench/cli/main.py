@@ -452,6 +452,10 @@ from workbench.cli.users import users_group  # noqa: E402
 main.add_command(users_group)
 main.add_command(apps_group)
 
+from workbench.cli.grade import grade_command  # noqa: E402
+
+main.add_command(grade_command)
+
 from workbench.cli.products import cbam_group, product_group  # noqa: E402
 
 main.add_command(product_group)
