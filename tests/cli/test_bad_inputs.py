@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 #: commands that serve or loop until stopped: only their bad-input paths, with a timeout (and one real process each)
-LONG_RUNNING = {"gateway", "devices monitor", "devices simulate", "idnode serve"}
+LONG_RUNNING = {"gateway", "devices monitor", "devices simulate", "idnode serve", "schedule serve"}
 SUBPROCESS_TIMEOUT = 60
 #: for the long-running commands, these files of the corpus (each costs a process start)
 SUBPROCESS_FILES = ("empty.csv", "random.csv", "utf16.csv", "png.png", "invalid.json", "truncated.csv")
@@ -85,6 +85,8 @@ BAD_VALUES = {
     "device_id": ["NO-SUCH-DEVICE"],
     "status": ["sleeping"],
     "admin": ["no-colon"],
+    "now_text": ["2025-13-45T00:00"],
+    "at_text": ["2025-02-30T06:00"],
 }
 
 
@@ -291,6 +293,7 @@ def valid(world: World, name: str, param: click.Parameter, work: Path):
         "name": "alice", "role": "analyst", "enterprises": "ent-a",
         "region_dir": world.good["region"],
         "product": "cement", "year": "2025",
+        "run_a": "1", "run_b": "2", "run": "1",
     }
     if name in ("registry import", "demo load") and param.name == "registry_url":
         return f"sqlite:///{work / 'registry.db'}"          # imports write: each case its own database

@@ -456,6 +456,10 @@ from workbench.cli.grade import grade_command  # noqa: E402
 
 main.add_command(grade_command)
 
+from workbench.cli.schedule import schedule_group
+
+main.add_command(schedule_group)
+
 from workbench.cli.products import cbam_group, product_group  # noqa: E402
 
 main.add_command(product_group)
