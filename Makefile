@@ -42,6 +42,7 @@ install: $(VENV)/.installed
 LAKE     ?= data/lake
 REGISTRY ?= data/registry.db
 USERS    ?= data/users.db
+REGION   ?= data/region
 PORT     ?= 5006
 
 # the whole path: demo files → master data → the lake (ordinary ingest) → the inventory from the lake
@@ -50,8 +51,9 @@ demo: install
 	$(BIN)/workbench demo load $(DEMO) --lake $(LAKE) --registry $(REGISTRY)
 	$(BIN)/workbench report inventory --enterprise demo-cement --lake $(LAKE) --registry $(REGISTRY) \
 	    --period $$($(BIN)/workbench demo latest-period $(DEMO))
+	$(BIN)/workbench demo region --out $(REGION) --enterprises 300
 	$(BIN)/workbench demo users --lake $(LAKE) --db $(USERS)
-	$(BIN)/workbench apps serve --lake $(LAKE) --db $(USERS) --port $(PORT)
+	WORKBENCH_REGION=$(REGION) $(BIN)/workbench apps serve --lake $(LAKE) --db $(USERS) --port $(PORT)
 
 # JupyterLab on notebooks/ with the project's kernel (the venv's python)
 lab: install

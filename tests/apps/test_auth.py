@@ -146,7 +146,7 @@ def test_demo_logins_one_per_role_with_new_passwords_each_time(tmp_path):
     again = run(main, ["demo", "users", "--lake", str(tmp_path / "lake"), "--db", db])
     lines = {ln.split()[0]: ln.split() for ln in first.output.splitlines()[1:]}
     lines2 = {ln.split()[0]: ln.split() for ln in again.output.splitlines()[1:]}
-    assert set(lines) == {"demo-manager", "demo-analyst", "demo-verifier", "demo-admin"}
+    assert set(lines) == {"demo-manager", "demo-region", "demo-analyst", "demo-verifier", "demo-admin"}
     assert all(lines[n][1] != lines2[n][1] for n in lines)        # new passwords, the old ones no longer work
     store = UserStore(f"sqlite:///{db}")
     try:
@@ -155,6 +155,8 @@ def test_demo_logins_one_per_role_with_new_passwords_each_time(tmp_path):
         assert m.role == "manager" and m.enterprises == {"ent-a", "ent-b"}
         v = store.authenticate("demo-verifier", lines2["demo-verifier"][1])
         assert v.role == "verifier" and v.enterprises == {"ent-a"}
+        r = store.authenticate("demo-region", lines2["demo-region"][1])
+        assert r.role == "manager" and r.enterprises == {"*"}          # the regional manager: every enterprise
         assert lines2["demo-manager"][1] not in "".join(str(r) for r in store.audit_log())
     finally:
         store.dispose()

@@ -148,3 +148,26 @@ def test_evidence_names_the_ledger_rows_and_the_method(res):
     assert ev["primary_data_share"] == pytest.approx(1 - 31.5 / mag.sum(), rel=1e-12)
     with pytest.raises(ProductError, match="no footprint"):
         res.evidence("steel")
+
+
+def test_pact_v3_shape(res):
+    from workbench.products.pact import pact_footprint
+
+    doc = pact_footprint(res["cement"], {**hp.ENTERPRISE, "uscc": "91330522MA2DEM007L"},
+                         identifier="88.123.4567/label.pcf.2025-01.cement", created="2026-01-05T00:00:00Z")
+    required = {"id", "specVersion", "created", "status", "companyName", "companyIds", "productDescription",
+                "productIds", "productNameCompany", "pcf"}
+    assert required <= set(doc) and doc["specVersion"] == "3.0.0" and doc["status"] == "Active"
+    pcf = doc["pcf"]
+    assert {"declaredUnitOfMeasurement", "declaredUnitAmount", "productMassPerDeclaredUnit", "referencePeriodStart",
+            "referencePeriodEnd", "pcfExcludingBiogenicUptake", "pcfIncludingBiogenicUptake", "fossilGhgEmissions",
+            "fossilCarbonContent", "ipccCharacterizationFactors", "crossSectoralStandards",
+            "exemptedEmissionsPercent"} <= set(pcf)
+    # per kg of cement: 3,328.5 tCO2e ÷ 5,000 t = 0.6657 kgCO2e/kg; decimals as strings
+    assert pcf["declaredUnitOfMeasurement"] == "kilogram" and pcf["declaredUnitAmount"] == "1000"
+    assert pcf["pcfExcludingBiogenicUptake"] == "0.6657" == pcf["fossilGhgEmissions"]
+    assert pcf["referencePeriodStart"] == "2025-01-01T00:00:00Z" and pcf["referencePeriodEnd"] == "2025-02-01T00:00:00Z"
+    assert doc["companyIds"] == ["urn:uscc:91330522MA2DEM007L"]
+    assert doc["productIds"][0] == "urn:industrial-internet-id:88.123.4567/label.pcf.2025-01.cement"
+    assert "NOT included" in doc["comment"] and pcf["ipccCharacterizationFactors"] == ["AR5"]
+    assert sum(k.startswith("geography") for k in pcf) == 1

@@ -67,11 +67,15 @@ def test_footprints_add_back_to_the_inventory(inv, res):
         assert f.energy_rating.rated and f.energy_rating.grade in (1, 2, 3, None)
 
 
-def test_cli_footprint_json_is_the_packages(demo_root, res):
+def test_cli_footprint_json_is_the_packages(demo_root, res, tmp_path):
     r = CliRunner().invoke(main, ["product", "footprint", "--enterprise", "demo-cement", "--period", SPAN[1],
-                                  "--start", SPAN[0], "--lake", str(demo_root), "--json"])
+                                  "--start", SPAN[0], "--lake", str(demo_root), "--json",
+                                  "--pact", str(tmp_path / "pact.json")])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
+    pact = {p["productNameCompany"]: p for p in json.loads((tmp_path / "pact.json").read_text(encoding="utf-8"))}
+    assert float(pact["cement"]["pcf"]["pcfExcludingBiogenicUptake"]) == pytest.approx(
+        res["cement"].per_unit_tco2e, abs=5e-7)                               # kgCO2e per kg = tCO2e per t
     got = {f["product"]: f for f in doc["footprints"]}
     for p, f in res.footprints.items():
         assert got[p]["kgco2e_per_unit"] == pytest.approx(f.kgco2e_per_unit, rel=1e-12)

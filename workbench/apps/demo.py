@@ -5,9 +5,11 @@ import secrets
 
 __all__ = ["DEMO_USERS", "demo_users"]
 
-#: name → (role, which of the demo enterprises: "all" or the first only)
+#: name → (role, which of the demo enterprises: "all", the first only, or "*": every enterprise, the
+#: demo region's too — a regional manager)
 DEMO_USERS = {
     "demo-manager": ("manager", "all"),
+    "demo-region": ("manager", "*"),
     "demo-analyst": ("analyst", "all"),
     "demo-verifier": ("verifier", "first"),
     "demo-admin": ("admin", "all"),
@@ -21,7 +23,7 @@ def demo_users(store, enterprises: list[str], *, by: str = "demo") -> list[dict]
     out = []
     for name, (role, scope) in DEMO_USERS.items():
         password = "-".join(secrets.token_hex(3) for _ in range(3))      # 20 characters, easy to type
-        grants = list(enterprises) if scope == "all" else list(enterprises[:1])
+        grants = list(enterprises) if scope == "all" else ["*"] if scope == "*" else list(enterprises[:1])
         if name in existing:
             store.set_password(name, password, by=by)
             store.set_role(name, role, by=by)

@@ -155,7 +155,10 @@ def product_group():
 @_registry
 @_gwp
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def product_footprint(enterprise, period, start, allocation, prices, sold, lake_root, registry_url, gwp, as_json):
+@click.option("--pact", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the footprints as WBCSD PACT v3 ProductFootprint objects (a JSON list) to this file.")
+def product_footprint(enterprise, period, start, allocation, prices, sold, lake_root, registry_url, gwp, as_json,
+                      pact):
     """Cradle-to-gate (on-site) footprint per unit of every product, with its energy rating."""
     first, last = _span(period, start)
     _pairs(prices, "--price")
@@ -163,6 +166,14 @@ def product_footprint(enterprise, period, start, allocation, prices, sold, lake_
     lake_root, md = _inputs(lake_root, enterprise, registry_url)
     inv = _inventory(lake_root, enterprise, first, last, md, gwp)
     res = _footprints(inv, allocation, prices, sold)
+    if pact is not None:
+        from workbench.products.pact import pact_footprint
+
+        if pact.is_dir():
+            fail(f"--pact {pact}: is a folder, not a file")
+        docs = [pact_footprint(f, inv.enterprise) for f in res.footprints.values()]
+        pact.parent.mkdir(parents=True, exist_ok=True)
+        pact.write_text(json.dumps(docs, ensure_ascii=False, indent=2), encoding="utf-8")
     if as_json:
         doc = {"enterprise": enterprise, "period_start": first, "period_end": last, "method": allocation,
                "footprints": [f.as_dict() for f in res.footprints.values()], "check": res.check(),
