@@ -20,6 +20,7 @@ APPS = {
     "explorer": ("碳足迹浏览", "Footprint explorer", "workbench.apps.explorer:page"),
     "live": ("实时监测", "Live monitoring", "workbench.apps.live:page"),
     "grades": ("区域碳效等级", "Regional carbon-efficiency grades", "workbench.apps.grades:page"),
+    "evidence": ("核查证据", "Verification evidence", "workbench.apps.evidence:page"),
 }
 
 

@@ -456,6 +456,10 @@ from workbench.cli.grade import grade_command  # noqa: E402
 
 main.add_command(grade_command)
 
+from workbench.cli.verify import verify_group  # noqa: E402
+
+main.add_command(verify_group)
+
 from workbench.cli.schedule import schedule_group
 
 main.add_command(schedule_group)
