@@ -171,3 +171,18 @@ def test_pact_v3_shape(res):
     assert doc["productIds"][0] == "urn:industrial-internet-id:88.123.4567/label.pcf.2025-01.cement"
     assert "NOT included" in doc["comment"] and pcf["ipccCharacterizationFactors"] == ["AR5"]
     assert sum(k.startswith("geography") for k in pcf) == 1
+
+
+def test_a_mini_mill_rolls_its_own_billets():
+    """The steel sector's chain: the bar carries the billets it was rolled from (all of them, as
+    CBAM's M_i counts precursor lost as scale and crop ends); no assigned pools, no energy rating."""
+    outs = hp.outputs().replace({"clinker": "billet", "cement": "rebar"})
+    prods = [{"product": "billet", "unit": "t", "name_zh": "方坯", "name_en": "billet"},
+             {"product": "rebar", "unit": "t", "name_zh": "钢筋", "name_en": "rebar"}]
+    r = footprints_from_ledger(hp.ledger(), outs, prods, enterprise={**hp.ENTERPRISE, "sector": "steel"},
+                               period_start="2025-01", period_end="2025-01")
+    shared = 31.5 + 20 + 6 - 110 + 2.5 + 23.5             # the heat credit is shared here
+    assert r["billet"].attributed_tco2e == pytest.approx(1100 + 2100 + 90 + shared * 4 / 9, rel=1e-12)
+    assert r["rebar"].precursors[0]["mass"] == 4000.0
+    assert r["rebar"].per_unit_tco2e == pytest.approx(hp.TOTAL / 5000, rel=1e-12)
+    assert not r["rebar"].energy_rating.rated

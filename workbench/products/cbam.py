@@ -61,8 +61,9 @@ from workbench.regimes.cbam import (
 
 __all__ = ["CN_CODES", "SHEETS", "CBAMReport", "cbam_from_ledger", "cbam_report", "write_json", "write_xlsx"]
 
-#: sector → product → CN code (Reg. 2023/956 Annex I), used when the caller gives none
-CN_CODES = {"cement": {"clinker": "25231000", "cement": "25232900"}}
+#: sector → product → CN code (Reg. 2023/956 Annex I), used when the caller gives none; the steel
+#: products only by their heading (7207 semi-finished, 7214 bars): give the 8-digit code with --cn
+CN_CODES = {"cement": {"clinker": "25231000", "cement": "25232900"}, "steel": {"billet": "7207", "rebar": "7214"}}
 SHEETS = ("A_InstData", "B_EmInst", "C_Emissions&Energy", "D_Processes", "E_PurchPrec", "Summary_Processes",
           "Summary_Products", "Summary_Communication")
 TEMPLATE = ("EU CBAM 'Communication template for installations' (_en_20241213): sheet names as the template; "
@@ -104,6 +105,10 @@ class CBAMReport:
                 "period_end": self.period_end, "sector": self.sector, "ef_el": self.ef_el,
                 "ef_el_source": self.ef_el_source, "flags": list(self.flags),
                 "sheets": {name: _records(df) for name, df in self.sheets.items()}}
+
+
+def _digits(code) -> str:
+    return "".join(ch for ch in str(code) if ch.isdigit())
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -164,18 +169,20 @@ def cbam_from_ledger(ledger: pd.DataFrame, outputs: pd.DataFrame, products, *, e
     """:func:`cbam_report` on plain tables (a ledger, outputs ``period, product, facility, quantity,
     unit`` and the products)."""
     meta = products_meta(products)
+    flags: list[str] = []
     sector = str(enterprise.get("sector") or "").lower()
     codes = {**CN_CODES.get(sector, {}), **dict(cn_codes or {})}
     pools = ledger_pools(ledger) if pools is None else pools
     outs = outputs.copy()
     outs["period"] = outs["period"].astype(str)
     year = int(period_end[:4])
-    flags: list[str] = []
 
     goods_sector = {}
     for p in sorted(set(outs["product"])):
         if p not in codes:
             raise ProductError(f"product '{p}': no CN code (give one, e.g. --cn {p}=25232900)")
+        if len(_digits(codes[p])) < 8:
+            flags.append(f"{p}: CN code {codes[p]} is a heading only; give the 8-digit CN code")
         try:
             goods_sector[p] = goods_category(codes[p])
         except CBAMError as exc:

@@ -61,8 +61,9 @@ __all__ = [
     "products_meta",
 ]
 
-#: sector → consuming product → its precursors made in the same plant
-PRECURSOR_CHAINS = {"cement": {"cement": ("clinker",)}}
+#: sector → consuming product → its precursors made in the same plant (cement is ground from the plant's
+#: clinker; a mini-mill rolls its own billets into bar — the billets lost as scale and crop ends count in M)
+PRECURSOR_CHAINS = {"cement": {"cement": ("clinker",)}, "steel": {"rebar": ("billet",)}}
 #: sector → pools known to be one product's (:func:`~.allocation.allocate_pools` ``assign``): a cement
 #: plant's exported steam is the kiln's waste heat, so its credit is the clinker's
 SECTOR_ASSIGN = {"cement": {"source:exported_heat": "clinker", "source:exported_electricity": "clinker"}}
