@@ -186,3 +186,9 @@ def test_a_mini_mill_rolls_its_own_billets():
     assert r["rebar"].precursors[0]["mass"] == 4000.0
     assert r["rebar"].per_unit_tco2e == pytest.approx(hp.TOTAL / 5000, rel=1e-12)
     assert not r["rebar"].energy_rating.rated
+
+
+def test_cement_whose_clinker_is_not_made_here_is_not_rated():
+    r = run(precursors={})
+    assert not r["cement"].energy_rating.rated and "clinker" in r["cement"].energy_rating.note
+    assert r["clinker"].energy_rating.rated

@@ -156,6 +156,7 @@ def test_a_batch_label(res, node):
     lab = make_label(res, "cement", batch=b.iloc[0].to_dict(), evidence=False)
     assert lab.identifier == f"{PREFIX}/label.batch.2025-01.cement.B7" and lab.kind == "batch"
     assert lab.total_tco2e == pytest.approx(250 * 3328.5 / 5000, rel=1e-12)
+    assert lab.per_unit_direct_tco2e + lab.per_unit_indirect_tco2e == pytest.approx(lab.per_unit_tco2e, rel=1e-12)
     rec = label_record(lab)
     assert footprint_of_record(rec)["batch_id"] == "B7"
     assert footprint_of_record(rec)["output"] == 250.0

@@ -368,13 +368,17 @@ def footprints_from_ledger(ledger: pd.DataFrame, outputs: pd.DataFrame, products
                    "attributed_tco2e": float(a.loc[p].sum()) if p in a.index else 0.0}
             if m is not None and p in m.index:
                 row.update(precursor_tco2e=float(m.at[p, "precursor_direct_tco2e"] + m.at[p, "precursor_indirect_tco2e"]),
-                           per_unit_tco2e=float(m.at[p, "see_total"]))
+                           per_unit_tco2e=float(m.at[p, "see_total"]),
+                           per_unit_direct_tco2e=float(m.at[p, "see_direct"]),
+                           per_unit_indirect_tco2e=float(m.at[p, "see_indirect"]))
             else:
-                row.update(precursor_tco2e=0.0, per_unit_tco2e=math.nan)
+                row.update(precursor_tco2e=0.0, per_unit_tco2e=math.nan, per_unit_direct_tco2e=math.nan,
+                           per_unit_indirect_tco2e=math.nan)
             row["embedded_tco2e"] = row["attributed_tco2e"] + row["precursor_tco2e"]
             monthly.append(row)
     monthly = pd.DataFrame(monthly, columns=["period", "product", "output", "attributed_tco2e", "precursor_tco2e",
-                                             "embedded_tco2e", "per_unit_tco2e"])
+                                             "embedded_tco2e", "per_unit_tco2e", "per_unit_direct_tco2e",
+                                             "per_unit_indirect_tco2e"])
 
     by_source = alloc.by_product(by=("source",))
     ratings = _energy(sector, energy_alloc, span, consumed, made)
@@ -398,7 +402,7 @@ def footprints_from_ledger(ledger: pd.DataFrame, outputs: pd.DataFrame, products
             per_unit_tco2e=float(row["see_total"]) + up, per_unit_direct_tco2e=float(row["see_direct"]),
             per_unit_indirect_tco2e=float(row["see_indirect"]),
             by_source=dict(zip(srcs["source"], srcs["tco2e"].astype(float))), precursors=prec,
-            energy=ratings.get(p, [not_rated(sector)]), method=method, allocation_zh=alloc.statement_zh,
+            energy=ratings.get(p, [_why_not_rated(sector, p, ratings)]), method=method, allocation_zh=alloc.statement_zh,
             allocation_en=alloc.statement_en, facilities=tuple(alloc.makers.get(p, ())), standard=standard,
             gwp=gwp, upstream_tco2e=up * float(row["activity_level_t"]), primary_data_share=primary, notes=notes)
     return FootprintResult(dict(enterprise), period_start, period_end, fps, monthly, alloc, energy_alloc, consumed,
@@ -479,6 +483,15 @@ def _chain_table(att: pd.DataFrame, output: pd.Series, consumed: pd.DataFrame, m
         raise ProductError(str(exc)) from None
 
 
+def _why_not_rated(sector: str, product: str, ratings: dict) -> EnergyRating:
+    if sector == "cement" and product == "cement" and "cement" not in ratings:
+        return not_rated(sector, "GB 16780-2021 rates cement with its clinker: this cement's clinker is not made "
+                                 "here (or not consumed), so its comprehensive energy is not known")
+    if sector == "cement":
+        return not_rated(sector, f"GB 16780-2021 rates products coded clinker and cement; '{product}' is neither")
+    return not_rated(sector)
+
+
 def _energy(sector, ealloc: Allocation, span: pd.DataFrame, consumed: pd.DataFrame, made) -> dict:
     """product → [EnergyRating] (GB 16780-2021 for clinker and cement; else not rated)."""
     if sector != "cement" or "clinker" not in made:
@@ -496,9 +509,9 @@ def _energy(sector, ealloc: Allocation, span: pd.DataFrame, consumed: pd.DataFra
                       rate("clinker_electricity", unit_energy(e.at["clinker", "electricity_mwh"], q_cl), note=basis),
                       rate("clinker_fuel", unit_energy(e.at["clinker", "fuel_gj"] * gj_tce, q_cl),
                            note="all fuels as coal equivalent; " + basis)]
-    if "cement" in made:
+    m_cl = float(consumed.loc[(consumed["product"] == "cement") & (consumed["precursor"] == "clinker"), "mass"].sum())
+    if "cement" in made and m_cl > 0:
         q_c = float(span.at["cement", "activity_level_t"])
-        m_cl = float(consumed.loc[(consumed["product"] == "cement") & (consumed["precursor"] == "clinker"), "mass"].sum())
         share = 100.0 * m_cl / q_c
         own = ealloc.table[(ealloc.table["product"] == "cement") & (ealloc.table["basis"] == "subdivision")]
         e_c = (float(e.at["cement", "energy_tce"]) + m_cl * e_cl / 1000.0) / q_c * 1000.0
@@ -537,7 +550,8 @@ def batch_footprints(result: FootprintResult, batches: pd.DataFrame) -> pd.DataF
     Returns
     -------
     DataFrame
-        ``batch_id, product, period, quantity`` (product unit), ``per_unit_tco2e``, ``tco2e``.
+        ``batch_id, product, period, quantity`` (product unit), ``per_unit_tco2e``, ``tco2e`` and the
+        month's ``per_unit_direct_tco2e`` / ``per_unit_indirect_tco2e``.
 
     Raises
     ------
@@ -568,8 +582,11 @@ def batch_footprints(result: FootprintResult, batches: pd.DataFrame) -> pd.DataF
             raise ProductError(f"batch {r.batch_id}: no footprint of '{r.product}' in {r.period}")
         per = float(m["per_unit_tco2e"].iloc[0])
         rows.append({"batch_id": r.batch_id, "product": r.product, "period": r.period, "quantity": q,
-                     "unit": fp.unit, "per_unit_tco2e": per, "tco2e": q * per})
-    out = pd.DataFrame(rows, columns=["batch_id", "product", "period", "quantity", "unit", "per_unit_tco2e", "tco2e"])
+                     "unit": fp.unit, "per_unit_tco2e": per, "tco2e": q * per,
+                     "per_unit_direct_tco2e": float(m["per_unit_direct_tco2e"].iloc[0]),
+                     "per_unit_indirect_tco2e": float(m["per_unit_indirect_tco2e"].iloc[0])})
+    out = pd.DataFrame(rows, columns=["batch_id", "product", "period", "quantity", "unit", "per_unit_tco2e", "tco2e",
+                                      "per_unit_direct_tco2e", "per_unit_indirect_tco2e"])
     extra = []
     for (per, prod), g in out.groupby(["period", "product"]):
         m = result.monthly[(result.monthly["period"] == per) & (result.monthly["product"] == prod)].iloc[0]
@@ -579,5 +596,7 @@ def batch_footprints(result: FootprintResult, batches: pd.DataFrame) -> pd.DataF
                                f"but the month's output is {float(m['output']):,.3f}")
         extra.append({"batch_id": f"unbatched:{prod}:{per}", "product": prod, "period": per, "quantity": max(left, 0.0),
                       "unit": g["unit"].iloc[0], "per_unit_tco2e": float(m["per_unit_tco2e"]),
-                      "tco2e": max(left, 0.0) * float(m["per_unit_tco2e"])})
+                      "tco2e": max(left, 0.0) * float(m["per_unit_tco2e"]),
+                      "per_unit_direct_tco2e": float(m["per_unit_direct_tco2e"]),
+                      "per_unit_indirect_tco2e": float(m["per_unit_indirect_tco2e"])})
     return pd.concat([out, pd.DataFrame(extra, columns=out.columns)], ignore_index=True) if extra else out

@@ -182,17 +182,19 @@ def make_label(result, product: str, *, prefix: str | None = None, batch: Mappin
     if grade and not grade_scheme:
         raise ProductError("a grade on the label needs its scheme (e.g. 碳效码)")
     period, batch_id, output, per_unit, total = fp.period, "", fp.output, fp.per_unit_tco2e, fp.embedded_tco2e
+    direct, indirect = fp.per_unit_direct_tco2e, fp.per_unit_indirect_tco2e
     if batch is not None:
         batch_id, period = str(batch["batch_id"]), str(batch["period"])
         output, per_unit, total = float(batch["quantity"]), float(batch["per_unit_tco2e"]), float(batch["tco2e"])
+        direct = float(batch.get("per_unit_direct_tco2e", direct))
+        indirect = float(batch.get("per_unit_indirect_tco2e", indirect))
     ident = label_identifier(prefix, product, period, batch_id)
-    scale = per_unit / fp.per_unit_tco2e if fp.per_unit_tco2e else 1.0
     return ProductLabel(
         label_id=uuid.uuid4().hex, enterprise_id=fp.enterprise_id,
         enterprise_name_zh=str(ent.get("name_zh", "")), enterprise_name_en=str(ent.get("name_en", "")),
         identifier=str(ident), kind="batch" if batch_id else "product", product=product, batch_id=batch_id,
         name_zh=fp.name_zh, name_en=fp.name_en, period=period, unit=fp.unit, output=output, per_unit_tco2e=per_unit,
-        per_unit_direct_tco2e=fp.per_unit_direct_tco2e * scale, per_unit_indirect_tco2e=fp.per_unit_indirect_tco2e * scale,
+        per_unit_direct_tco2e=direct, per_unit_indirect_tco2e=indirect,
         total_tco2e=total, energy=fp.energy_rating.as_dict(), method=fp.method, allocation_en=fp.allocation_en,
         allocation_zh=fp.allocation_zh, boundary_en=fp.boundary_en, boundary_zh=fp.boundary_zh,
         standard=f"ISO 14044 allocation order; inventory {fp.standard}", gwp=fp.gwp, grade=str(grade or ""),
