@@ -4,6 +4,7 @@ notebook is not executed here (a fake executor); tests/schedule/test_runs.py run
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from schedule_helpers import FakeExecutor, at
@@ -163,4 +164,24 @@ def test_unreadable_inputs_and_a_failing_notebook_are_failed_runs(tiny_notebook,
     rec = store.get(o.id)
     assert rec["status"] == "failed" and rec["error"].startswith("RuntimeError: planned failure"), rec["error"]
     assert "tiny.ipynb" in {x["path"] for x in rec["outputs"]}        # the executed notebook, kept for reading
+    store.dispose()
+
+
+def test_run_by_hand_takes_the_period_of_the_fire_time_before(tiny_notebook, tmp_path):
+    """``schedule run NAME --at 2026-04-10`` stands for the fire time of 2 April 06:00 (period March),
+    as the scheduled run of that period does; it is a manual run, not a slot."""
+    from click.testing import CliRunner
+
+    from workbench.cli.main import main
+
+    _schedules(tmp_path, tiny_notebook)
+    db = tmp_path / "runs.db"
+    r = CliRunner().invoke(main, ["schedule", "run", "monthly", "--schedules", str(tmp_path / "monthly.yaml"),
+                                  "--db", str(db), "--at", "2026-04-10T12:00"])
+    assert r.exit_code == 0, r.output
+    store = RunStore(str(db))
+    (rec,) = store.history()
+    assert (rec["scheduled_for"], rec["parameters"]["period"], rec["trigger"], rec["slot"]) == (
+        "2026-04-01T22:00:00+00:00", "2026-03", "manual", None)
+    assert (Path(rec["output_dir"]) / "figures.csv").read_text(encoding="utf-8") == "period,value\n2026-03,1\n"
     store.dispose()

@@ -177,7 +177,7 @@ def schedule_run_due(schedules_path, db, now_text, restate):
 @schedule_group.command("run")
 @click.argument("name")
 @click.option("--at", "at_text", default=None,
-              help="The fire time whose period to run (ISO 8601; default: the latest fire time before now).")
+              help="Run the period of the latest fire time at or before this time (ISO 8601; default: now).")
 @_schedules_option
 @_db_option
 def schedule_run(name, at_text, schedules_path, db):
@@ -193,10 +193,10 @@ def schedule_run(name, at_text, schedules_path, db):
         if name not in schedules:
             fail(f"schedule {name!r}: not in the schedules ({', '.join(sorted(schedules)) or 'none'})")
         s = schedules[name]
+        when = at or dt.datetime.now(dt.UTC)
+        at = latest_fire_time(s.trigger, when)      # the period is that of the fire time it stands for
         if at is None:
-            at = latest_fire_time(s.trigger, dt.datetime.now(dt.UTC))
-            if at is None:
-                fail(f"schedule {name!r}: no fire time before now (give --at)")
+            fail(f"schedule {name!r}: no fire time at or before {when.isoformat(timespec='minutes')}")
         out = run_schedule(s, store, at, trigger="manual")
     finally:
         store.dispose()

@@ -117,7 +117,15 @@ class RunStore:
             url = f"sqlite:///{p.resolve()}"
         self.url = url
         self.engine = create_engine(url, error=RunStoreError)
-        create_tables(metadata, self.engine, error=RunStoreError)
+        for attempt in range(3):
+            try:
+                create_tables(metadata, self.engine, error=RunStoreError)
+                break
+            except RunStoreError as exc:
+                # two processes (a cron run-due and serve) creating the tables at once: the loser
+                # sees "already exists" — the tables are there, look again
+                if "already exists" not in str(exc) or attempt == 2:
+                    raise
 
     def dispose(self) -> None:
         self.engine.dispose()
