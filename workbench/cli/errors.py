@@ -125,6 +125,17 @@ class WorkbenchGroup(click.Group):
             raise _usage(exc) from None
         except click.ClickException as exc:
             raise CommandError(exc.format_message(), exc.exit_code) from None
+        except BrokenPipeError:
+            # the reader went away (`workbench … | head`): not a bug; stdout is closed, so say nothing
+            import io
+            import os
+            import sys
+
+            try:                    # nothing more reaches the closed pipe (not even at exit's flush)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass
+            raise click.exceptions.Exit(141) from None       # as a shell reports SIGPIPE
         except Exception as exc:  # noqa: BLE001 - the one place that turns every failure into one line
             raise translate(exc, _command_path(exc, ctx)) from None
 
