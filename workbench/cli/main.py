@@ -469,5 +469,10 @@ from workbench.cli.products import cbam_group, product_group  # noqa: E402
 main.add_command(product_group)
 main.add_command(cbam_group)
 
+from workbench.cli.annual import annual_command, periodic_command  # noqa: E402
+
+report.add_command(annual_command)
+report.add_command(periodic_command)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
