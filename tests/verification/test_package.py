@@ -395,3 +395,28 @@ def test_what_is_no_package_is_bad_input(tmp_path):
         check_package(tmp_path / "nowhere.zip")
     with pytest.raises(VerificationError, match="not a PEM public key"):
         check_package(other, public_key=b"-----BEGIN PUBLIC KEY-----\nnonsense\n-----END PUBLIC KEY-----\n")
+
+
+def test_without_the_annual_report_the_inventory_report_is_packaged_and_checked(vlake, signing_key, tmp_path,
+                                                                                  monkeypatch):
+    """The fallback the manifest names: the inventory report (HTML, XLSX) when the annual report is
+    not importable; its total is checked like the annual report's."""
+    from workbench.verification import export_package, package
+
+    monkeypatch.setattr(package, "report_engine", lambda: (None, "the annual report is not available here (test)"))
+    _, lake = vlake
+    out = tmp_path / "fallback.zip"
+    res = export_package(lake, ENT, 2026, out, private_key=signing_key, notebook=False)
+    rep = res.manifest["report"]
+    assert rep["engine"] == "workbench.reports.inventory.write_outputs"
+    assert rep["why"].startswith("fallback: the annual report is not available here (test)")
+    assert sorted(p.rsplit(".", 1)[-1] for p in rep["files"]) == ["html", "xlsx"]
+    assert check_package(out).ok
+    html = _report(out, ".html")
+    bad = tmp_path / "fallback-tampered.zip"
+    rewrite(out, bad, {html: _sub(rf'(id="total-tco2e"[^>]*>\s*){re.escape(f"{TOTAL:,.1f}")}', r"\g<1>1.0")},
+            resign_with=signing_key)
+    assert (html, None, "#total-tco2e") in where(check_package(bad))
+    xlsx = _report(out, ".xlsx")
+    rewrite(out, bad, {xlsx: _xlsx_total}, resign_with=signing_key)
+    assert any(p.file.startswith(f"{xlsx} [summary") for p in check_package(bad).problems)

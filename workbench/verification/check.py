@@ -438,16 +438,17 @@ def _recompute(pkg: _Package, t: _Tables, regime, lib, manifest: dict) -> None:
     signs = regime.signs
     out = []
     used = set()
+    led_rows, act_rows = led.to_dict("records"), act.to_dict("records")     # (plain dicts: fast per row)
     for i in range(len(led)):
         lrow = i + 2
-        L = led.iloc[i]
+        L = led_rows[i]
         rid = L["record_id"]
         j = by_id.get(rid)
         if j is None:
             pkg.problem(LEDGER, lrow, "record_id", f"{rid}: no activity record of that id in {ACTIVITY}")
             continue
         used.add(rid)
-        A = act.iloc[j]
+        A = act_rows[j]
         arow = j + 2
         for c in ("source", "item", "unit", "period", "node_id", "facility", "gas"):
             if c in act and c in led and str(A[c]) != str(L[c]):
@@ -840,11 +841,16 @@ def _report_xlsx(pkg, name, data, total, by_source, t) -> bool:
     try:
         for ws in wb.worksheets:
             where = f"{name} [{ws.title}]"
-            rows = list(ws.iter_rows(values_only=True))
-            if not rows:
+            first = next(ws.iter_rows(max_row=1, values_only=True), None)
+            if not first:
                 continue
-            head = [str(h).strip() if h is not None else "" for h in rows[0]]
+            head = [str(h).strip() if h is not None else "" for h in first]
             t_col = next((i for i, h in enumerate(head) if h == "tco2e" or h.endswith("tCO2e")), None)
+            small = ws.max_row is None or ws.max_row < 200      # (a summary is small; large tables are read
+            wanted = ("record_id" in head and "tco2e" in head) or small   # only when they are the ledger)
+            if not wanted:
+                continue
+            rows = list(ws.iter_rows(values_only=True))
             if "record_id" in head and "tco2e" in head:
                 ri, vi = head.index("record_id"), head.index("tco2e")
                 for r, row in enumerate(rows[1:], start=2):
