@@ -147,6 +147,7 @@ class _Package:
         self.path, self.z, self.r = path, z, result
         self.names = [i.filename for i in z.infolist()]
         self._bytes: dict[str, bytes | None] = {}
+        self._digests: dict[str, tuple[str, int] | None] = {}
 
     def problem(self, file, row, column, message) -> None:
         self.r.problems.append(Problem(file, row, column, message))
@@ -159,6 +160,27 @@ class _Package:
                 self.problem(name, None, None, f"damaged in the ZIP ({str(exc)[:60] or 'unreadable'})")
                 self._bytes[name] = None
         return self._bytes[name]
+
+    def digest(self, name: str) -> tuple[str, int] | None:
+        """(SHA-256, size) of a file, streamed from the ZIP (raw files may be large: never kept)."""
+        if name not in self._digests:
+            if name in self._bytes and self._bytes[name] is not None:
+                data = self._bytes[name]
+                self._digests[name] = (hashlib.sha256(data).hexdigest(), len(data))
+            elif name not in self.names:
+                self._digests[name] = None
+            else:
+                h, n = hashlib.sha256(), 0
+                try:
+                    with self.z.open(name) as fh:
+                        for chunk in iter(lambda: fh.read(1 << 20), b""):
+                            h.update(chunk)
+                            n += len(chunk)
+                    self._digests[name] = (h.hexdigest(), n)
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                    self.problem(name, None, None, f"damaged in the ZIP ({str(exc)[:60] or 'unreadable'})")
+                    self._digests[name] = None
+        return self._digests[name]
 
     def csv(self, name: str, required: tuple = ()) -> pd.DataFrame | None:
         data = self.read(name)
@@ -317,13 +339,13 @@ def _files(pkg: _Package, manifest: dict) -> None:
         if p not in seen:
             pkg.problem(p, None, None, f"missing: {MANIFEST} lists it (SHA-256 {f['sha256']})")
             continue
-        data = pkg.read(p)
-        if data is None:
+        d = pkg.digest(p)
+        if d is None:
             continue
         pkg.r.files_checked += 1
-        got = hashlib.sha256(data).hexdigest()
-        if got != f["sha256"] or len(data) != f["size"]:
-            pkg.problem(p, None, None, f"SHA-256 {got} ({len(data)} bytes) differs from the manifest's "
+        got, size = d
+        if got != f["sha256"] or size != f["size"]:
+            pkg.problem(p, None, None, f"SHA-256 {got} ({size} bytes) differs from the manifest's "
                                        f"{f['sha256']} ({f['size']} bytes): the file was changed")
 
 
@@ -376,17 +398,17 @@ def _raw_files(pkg: _Package, batches: pd.DataFrame, act: pd.DataFrame) -> None:
     size = pkg.numbers(BATCHES, batches, "size")
     for i, b in enumerate(batches.itertuples(index=False)):
         sha[b.batch_id] = b.sha256
-        data = pkg.read(b.file)
-        if data is None:
+        d = pkg.digest(b.file)
+        if d is None:
             if b.file not in pkg.names:
                 pkg.problem(BATCHES, i + 2, "file", f"{b.file}: the raw file of batch {b.batch_id} is not in the package")
             continue
-        got = hashlib.sha256(data).hexdigest()
+        got, n = d
         if got != b.sha256:
             pkg.problem(b.file, None, None, f"SHA-256 {got} differs from {b.sha256}, the one the lake recorded when it "
                                             f"stored batch {b.batch_id} ({BATCHES} row {i + 2}): the raw file was changed")
-        elif not _close(float(len(data)), size[i]):
-            pkg.problem(BATCHES, i + 2, "size", f"{_show(size[i])} but the raw file has {len(data)} bytes")
+        elif not _close(float(n), size[i]):
+            pkg.problem(BATCHES, i + 2, "size", f"{_show(size[i])} but the raw file has {n} bytes")
     for j, a in enumerate(act.itertuples(index=False)):
         ids = [x for x in str(a.lake_batch).split(";") if x]
         unknown = [x for x in ids if x not in sha]

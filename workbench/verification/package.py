@@ -34,7 +34,6 @@ import datetime as _dt
 import hashlib
 import importlib
 import inspect
-import io
 import json
 import math
 import os
@@ -89,6 +88,25 @@ def report_engine():
         return mod.annual_report, None
     except (ImportError, AttributeError) as exc:
         return None, f"the annual report (workbench.reports.annual) is not available here ({exc})"
+
+
+class _Writer:
+    """The package's ZIP, written as its files come (one raw file in memory at a time), each file's
+    SHA-256 and size noted for the manifest."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+        self.listing: dict[str, dict] = {}
+
+    def put(self, name: str, data: bytes) -> None:
+        if name in self.listing:
+            raise VerificationError(f"{name}: two files of the package would have the same name")
+        self.zip.writestr(name, data)
+        self.listing[name] = {"path": name, "sha256": sha256_hex(data), "size": len(data)}
+
+    def files(self) -> list[dict]:
+        return [self.listing[p] for p in sorted(self.listing)]
 
 
 def _csv(df: pd.DataFrame) -> bytes:
@@ -172,6 +190,102 @@ the ledger, the summaries and the report, row by row.
 """
 
 
+def _contents(w: _Writer, tmp: Path, lake, lk, enterprise: str, year: int, annual, why_not: str, *, report: bool,
+              notebook: bool, registry, gwp: str, language: str, seconds: dict, t0: float):
+    """Write every file but the manifest's into ``w``; (inventory, evidence, totals, report info,
+    notebook info)."""
+    start, end = f"{year}-01", f"{year}-12"
+    # ---- the inventory and the report (the annual report's own inventory when it makes one)
+    if report and annual is not None:
+        ar = _call(annual, lake, enterprise, year, output_dir=tmp / "report", language=language, registry=registry,
+                   gwp=gwp)
+        inv = ar.inventory
+        report_paths = _report_files(ar.paths)
+        report_info = {"engine": "workbench.reports.annual.annual_report",
+                       "why": "the annual GHG report (GB/T 32150) is available", "language": language}
+        seconds["inventory_and_report"] = time.perf_counter() - t0
+    else:
+        inv = compute_inventory_from_lake(lk, enterprise, start, end, registry=registry, gwp=gwp)
+        seconds["inventory"] = time.perf_counter() - t0
+        report_paths = []
+        report_info = {"engine": None, "why": why_not}
+        if report:
+            from workbench.reports.inventory import write_outputs
+
+            t = time.perf_counter()
+            out = write_outputs(inv, tmp / "report")
+            report_paths = [Path(out[k]) for k in ("html", "xlsx") if k in out]
+            report_info = {"engine": "workbench.reports.inventory.write_outputs",
+                           "why": f"fallback: {why_not}; the inventory report of the same months instead",
+                           "language": "zh/en"}
+            seconds["report"] = time.perf_counter() - t
+    for p in report_paths:
+        w.put(f"report/{p.name}", p.read_bytes())
+    report_info["files"] = [f"report/{p.name}" for p in sorted(report_paths)]
+    # ---- the evidence: activity records, batches, raw files (one in memory at a time), factors, value added
+    t = time.perf_counter()
+    ev = collect(lk, enterprise, start, end, inventory=inv)
+    for b in ev.batches.itertuples():
+        _, data = ev.raw_file(b.batch_id)
+        w.put(b.file, data)
+        del data
+    w.put("data/activity.csv", _csv(ev.activity))
+    w.put("data/batches.csv", _csv(ev.batches))
+    factors = inv.factors_used.copy()
+    if "year" in factors:                    # a data year, not a float (site-measured factors have none)
+        factors["year"] = pd.to_numeric(factors["year"], errors="coerce").round().astype("Int64")
+    w.put("data/factors.csv", _csv(factors))
+    w.put("data/value_added.csv", _csv(ev.value_added))
+    seconds["evidence"] = time.perf_counter() - t
+    # ---- the results
+    w.put("results/ledger.csv", _csv(inv.ledger))
+    w.put("results/by_source.csv", _csv(inv.by_source()))
+    w.put("results/by_facility.csv", _csv(inv.by_facility().rename_axis("facility").reset_index()))
+    w.put("results/by_gas.csv", _csv(pd.DataFrame(sorted(inv.summary["by_gas"].items()), columns=["gas", "tco2e"])))
+    w.put("results/monthly.csv", _csv(inv.monthly().rename_axis("period").reset_index()))
+    w.put("results/efficiency.csv", _csv(inv.efficiency))
+    w.put("results/reconciliation.csv", _csv(inv.meter_check if inv.meter_check is not None else pd.DataFrame()))
+    s = inv.summary
+    totals = {"total_tco2e": _num(s["total_tco2e"]),
+              "by_source": {k: _num(v) for k, v in s["by_source"].items()},
+              "by_gas": {k: _num(v) for k, v in s["by_gas"].items()},
+              "by_facility": {k: _num(v) for k, v in s["by_facility"].items()},
+              "value_added": _num(s.get("value_added")), "carbon_efficiency": _num(s.get("carbon_efficiency")),
+              "ledger_rows": len(inv.ledger),
+              "units": {"tco2e": "tCO2e", "value_added": "万元", "carbon_efficiency": "tCO2e/万元"}}
+    w.put("results/totals.json", json.dumps(totals, ensure_ascii=False, indent=2).encode("utf-8"))
+    # ---- the executed notebook
+    nb_info = None
+    if notebook:
+        t = time.perf_counter()
+        nb_dir = tmp / "notebook"
+        run = importlib.import_module("workbench.reports.run")
+        lake_text = str(lake.base_url)
+        reg_url = getattr(registry, "url", None) if registry is not None else None
+        if report_info.get("engine") == "workbench.reports.annual.annual_report" and hasattr(run, "run_annual_notebook"):
+            result = _call(run.run_annual_notebook, enterprise=enterprise, enterprise_id=enterprise, year=year,
+                           lake=lake_text, output_dir=nb_dir, language=language, registry=reg_url, progress=False,
+                           formats=("json",))
+            nb_info = {"engine": "workbench.reports.run.run_annual_notebook",
+                       "why": "the annual report's notebook, executed for its figures (formats: json; the "
+                              "report's files in report/ come from the same machinery in the exporting process)"}
+        else:
+            result = run.run_inventory_notebook(period_start=start, period_end=end, lake=lake_text,
+                                                enterprise_id=enterprise, registry=reg_url, output_dir=nb_dir,
+                                                gwp=gwp, progress=False)
+            nb_info = {"engine": "workbench.reports.run.run_inventory_notebook",
+                       "why": "the inventory notebook of the same months"
+                              + ("" if (report_info.get("engine") or "").endswith("annual_report") else
+                                 f" (fallback: {why_not})")}
+        nb = _notebook_file(result, nb_dir)
+        if nb is None or not nb.is_file():
+            raise VerificationError(f"the notebook run wrote no executed notebook under {nb_dir}")
+        w.put(f"notebook/{nb.name}", nb.read_bytes())
+        nb_info["file"] = f"notebook/{nb.name}"
+        seconds["notebook"] = time.perf_counter() - t
+    return inv, ev, totals, report_info, nb_info
+
+
 def export_package(lake, enterprise: str, year: int, out_zip, *, private_key, report: bool = True,
                    notebook: bool = True, registry=None, gwp: str = "AR5", language: str = "zh",
                    passphrase=None, created_at: _dt.datetime | None = None) -> ExportResult:
@@ -212,143 +326,55 @@ def export_package(lake, enterprise: str, year: int, out_zip, *, private_key, re
         raise VerificationError(f"year {year!r}: not a year") from None
     if not 1900 <= year <= 2200:
         raise VerificationError(f"year {year}: not a reporting year")
-    start, end = f"{year}-01", f"{year}-12"
     lk = lake.for_enterprise(enterprise)
     out_zip = Path(out_zip)
     annual, why_not = report_engine() if report else (None, "no report asked for")
-    files: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="verify-export-") as tmp:
-        tmp = Path(tmp)
-        # ---- the inventory and the report (the annual report's own inventory when it makes one)
-        if report and annual is not None:
-            ar = _call(annual, lake, enterprise, year, output_dir=tmp / "report",
-                       language=language, registry=registry, gwp=gwp)
-            inv = ar.inventory
-            report_paths = _report_files(ar.paths)
-            report_info = {"engine": "workbench.reports.annual.annual_report", "why": "the annual GHG report "
-                           "(GB/T 32150) is available", "language": language}
-            seconds["inventory_and_report"] = time.perf_counter() - t0
-        else:
-            inv = compute_inventory_from_lake(lk, enterprise, start, end, registry=registry, gwp=gwp)
-            seconds["inventory"] = time.perf_counter() - t0
-            report_paths = []
-            report_info = {"engine": None, "why": why_not}
-            if report:
-                from workbench.reports.inventory import write_outputs
-
-                t = time.perf_counter()
-                out = write_outputs(inv, tmp / "report")
-                report_paths = [Path(out[k]) for k in ("html", "xlsx") if k in out]
-                report_info = {"engine": "workbench.reports.inventory.write_outputs",
-                               "why": f"fallback: {why_not}; the inventory report of the same months instead",
-                               "language": "zh/en"}
-                seconds["report"] = time.perf_counter() - t
-        for p in report_paths:
-            files[f"report/{p.name}"] = p.read_bytes()
-        report_info["files"] = sorted(k for k in files if k.startswith("report/"))
-        # ---- the evidence: activity records, batches, raw files, factors, value added
-        t = time.perf_counter()
-        ev = collect(lk, enterprise, start, end, inventory=inv)
-        for b in ev.batches.itertuples():
-            _, data = ev.raw_file(b.batch_id)
-            files[b.file] = data
-        files["data/activity.csv"] = _csv(ev.activity)
-        files["data/batches.csv"] = _csv(ev.batches)
-        factors = inv.factors_used.copy()
-        if "year" in factors:                    # a data year, not a float (site-measured factors have none)
-            factors["year"] = pd.to_numeric(factors["year"], errors="coerce").round().astype("Int64")
-        files["data/factors.csv"] = _csv(factors)
-        files["data/value_added.csv"] = _csv(ev.value_added)
-        seconds["evidence"] = time.perf_counter() - t
-        # ---- the results
-        files["results/ledger.csv"] = _csv(inv.ledger)
-        files["results/by_source.csv"] = _csv(inv.by_source())
-        files["results/by_facility.csv"] = _csv(inv.by_facility().rename_axis("facility").reset_index())
-        files["results/by_gas.csv"] = _csv(pd.DataFrame(sorted(inv.summary["by_gas"].items()),
-                                                        columns=["gas", "tco2e"]))
-        files["results/monthly.csv"] = _csv(inv.monthly().rename_axis("period").reset_index())
-        files["results/efficiency.csv"] = _csv(inv.efficiency)
-        files["results/reconciliation.csv"] = _csv(inv.meter_check if inv.meter_check is not None
-                                                   else pd.DataFrame())
-        s = inv.summary
-        totals = {"total_tco2e": _num(s["total_tco2e"]),
-                  "by_source": {k: _num(v) for k, v in s["by_source"].items()},
-                  "by_gas": {k: _num(v) for k, v in s["by_gas"].items()},
-                  "by_facility": {k: _num(v) for k, v in s["by_facility"].items()},
-                  "value_added": _num(s.get("value_added")), "carbon_efficiency": _num(s.get("carbon_efficiency")),
-                  "ledger_rows": len(inv.ledger),
-                  "units": {"tco2e": "tCO2e", "value_added": "万元", "carbon_efficiency": "tCO2e/万元"}}
-        files["results/totals.json"] = json.dumps(totals, ensure_ascii=False, indent=2).encode("utf-8")
-        # ---- the executed notebook
-        nb_info = None
-        if notebook:
-            t = time.perf_counter()
-            nb_dir = tmp / "notebook"
-            run = importlib.import_module("workbench.reports.run")
-            lake_text = str(lake.base_url)
-            reg_url = getattr(registry, "url", None) if registry is not None else None
-            if report_info.get("engine") == "workbench.reports.annual.annual_report" and \
-                    hasattr(run, "run_annual_notebook"):
-                result = _call(run.run_annual_notebook, enterprise=enterprise, enterprise_id=enterprise, year=year,
-                               lake=lake_text, output_dir=nb_dir, language=language, registry=reg_url, progress=False,
-                               formats=("json",))
-                nb_info = {"engine": "workbench.reports.run.run_annual_notebook",
-                           "why": "the annual report's notebook, executed for its figures (formats: json; the "
-                                  "report's files in report/ come from the same machinery in the exporting process)"}
-            else:
-                result = run.run_inventory_notebook(period_start=start, period_end=end, lake=lake_text,
-                                                    enterprise_id=enterprise, registry=reg_url, output_dir=nb_dir,
-                                                    gwp=gwp, progress=False)
-                nb_info = {"engine": "workbench.reports.run.run_inventory_notebook",
-                           "why": "the inventory notebook of the same months"
-                                  + ("" if report_info.get("engine", "").endswith("annual_report") else
-                                     f" (fallback: {why_not})")}
-            nb = _notebook_file(result, nb_dir)
-            if nb is None or not nb.is_file():
-                raise VerificationError(f"the notebook run wrote no executed notebook under {nb_dir}")
-            files[f"notebook/{nb.name}"] = nb.read_bytes()
-            nb_info["file"] = f"notebook/{nb.name}"
-            seconds["notebook"] = time.perf_counter() - t
-    # ---- manifest, signature, ZIP
-    t = time.perf_counter()
-    fp = fingerprint(key)
-    files[PUBLIC_KEY] = public_pem(key)
-    from workbench import __version__
-
-    led = inv.ledger
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "enterprise": {"enterprise_id": enterprise, "name_zh": inv.enterprise.get("name_zh", ""),
-                       "name_en": inv.enterprise.get("name_en", "")},
-        "year": year, "period_start": inv.period_start, "period_end": inv.period_end,
-        "regime": inv.regime.name, "editions": sorted(set(led["edition"])) if len(led) else [],
-        "gwp_set": led.attrs.get("gwp_set", gwp), "factor_library_version": led.attrs.get("factor_library_version") or default_library(gwp).version,
-        "created_at": (created_at or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds"),
-        "software": {"name": "carbon-efficiency-workbench", "version": __version__,
-                     "python": platform.python_version(), "git_commit": _git_commit()},
-        "report": report_info, "notebook": nb_info,
-        "raw_files": "the raw file of every lake batch a ledger row came from, and of those holding the value added",
-        "summary": {"total_tco2e": totals["total_tco2e"], "carbon_efficiency": totals["carbon_efficiency"],
-                    "ledger_rows": len(led), "raw_files": len(ev.batches)},
-        "signature": {"algorithm": "Ed25519", "public_key_fingerprint": fp, "public_key_file": PUBLIC_KEY,
-                      "signature_file": SIGNATURE},
-    }
-    readme = _readme(manifest, inv).encode("utf-8")
-    files["README.md"] = readme
-    manifest["files"] = [{"path": p, "sha256": sha256_hex(files[p]), "size": len(files[p])} for p in sorted(files)]
-    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-    signature = {"algorithm": "Ed25519", "public_key_fingerprint": fp, "signed_file": MANIFEST,
-                 "signature": sign(key, manifest_bytes)}
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     part = out_zip.with_name(out_zip.name + ".part")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as z:
-        z.writestr(MANIFEST, manifest_bytes)
-        z.writestr(SIGNATURE, json.dumps(signature, indent=2).encode("utf-8"))
-        for p in sorted(files):
-            z.writestr(p, files[p])
-    part.write_bytes(buf.getvalue())
-    os.replace(part, out_zip)
+    w = _Writer(part)
+    try:
+        with tempfile.TemporaryDirectory(prefix="verify-export-") as tmp:
+            inv, ev, totals, report_info, nb_info = _contents(
+                w, Path(tmp), lake, lk, enterprise, year, annual, why_not, report=report, notebook=notebook,
+                registry=registry, gwp=gwp, language=language, seconds=seconds, t0=t0)
+        # ---- manifest and signature
+        t = time.perf_counter()
+        fp = fingerprint(key)
+        w.put(PUBLIC_KEY, public_pem(key))
+        from workbench import __version__
+
+        led = inv.ledger
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "enterprise": {"enterprise_id": enterprise, "name_zh": inv.enterprise.get("name_zh", ""),
+                           "name_en": inv.enterprise.get("name_en", "")},
+            "year": year, "period_start": inv.period_start, "period_end": inv.period_end,
+            "regime": inv.regime.name, "editions": sorted(set(led["edition"])) if len(led) else [],
+            "gwp_set": led.attrs.get("gwp_set", gwp),
+            "factor_library_version": led.attrs.get("factor_library_version") or default_library(gwp).version,
+            "created_at": (created_at or _dt.datetime.now(_dt.UTC)).isoformat(timespec="seconds"),
+            "software": {"name": "carbon-efficiency-workbench", "version": __version__,
+                         "python": platform.python_version(), "git_commit": _git_commit()},
+            "report": report_info, "notebook": nb_info,
+            "raw_files": "the raw file of every lake batch a ledger row came from, and of those holding the value added",
+            "summary": {"total_tco2e": totals["total_tco2e"], "carbon_efficiency": totals["carbon_efficiency"],
+                        "ledger_rows": len(led), "raw_files": len(ev.batches)},
+            "signature": {"algorithm": "Ed25519", "public_key_fingerprint": fp, "public_key_file": PUBLIC_KEY,
+                          "signature_file": SIGNATURE},
+        }
+        w.put("README.md", _readme(manifest, inv).encode("utf-8"))
+        manifest["files"] = w.files()
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+        signature = {"algorithm": "Ed25519", "public_key_fingerprint": fp, "signed_file": MANIFEST,
+                     "signature": sign(key, manifest_bytes)}
+        w.zip.writestr(MANIFEST, manifest_bytes)
+        w.zip.writestr(SIGNATURE, json.dumps(signature, indent=2).encode("utf-8"))
+        w.zip.close()
+        os.replace(part, out_zip)
+    except BaseException:
+        w.zip.close()
+        part.unlink(missing_ok=True)
+        raise
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     return ExportResult(out_zip, manifest, fp, seconds)
