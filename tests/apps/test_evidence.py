@@ -65,7 +65,7 @@ def test_a_verifier_may_read_and_nothing_else(world):
     _, _, users = world
     vera = users.principal("vera")
     assert vera.may("read", "ent-a") and not vera.may("read", "ent-b")
-    for action in ("export", "import", "acknowledge", "manage_users"):
+    for action in ("export", "import", "acknowledge", "review", "manage_users"):
         with pytest.raises(AccessDenied):
             vera.act(action, "ent-a", "a write from the evidence page")
     refused = [r for r in users.audit_log(actor="vera") if not r["ok"]]
