@@ -207,8 +207,8 @@ class UncertaintyDefault:
     ``emission_factor``, ``purity``, ``gwp``); ``category`` the item category (``fuel``,
     ``carbonate``, ``electricity``, ``heat``, ``gas``), ``item`` an item code, ``basis`` a factor's
     ``site``/``default`` or an activity record's data tier (``primary``/``secondary``/``proxy``) —
-    ``*`` matches anything; an override wins, else the most specific row.  ``u_pct``: half the 95 % interval in % of
-    the value; ``distribution`` ``normal`` or ``lognormal``; ``status`` ``sourced`` ·
+    ``*`` matches anything; an override wins, else the most specific row.  ``u_pct``: half the 95 %
+    interval in % of the value; ``distribution`` ``normal`` or ``lognormal``; ``status`` ``sourced`` ·
     ``definition`` · ``assumption`` (UNVERIFIED) · ``override``; ``source`` where the figure comes from.
     """
 
@@ -327,7 +327,8 @@ def uncertainty_table(overrides=None, *, defaults=DEFAULT_UNCERTAINTIES) -> pd.D
         items = overrides.items() if isinstance(overrides, Mapping) else ((None, o) for o in overrides)
         for k, v in items:
             if k is None and not isinstance(v, UncertaintyDefault):
-                raise UncertaintyError(f"uncertainty override {v!r}: give a mapping key → U or UncertaintyDefault objects")
+                raise UncertaintyError(f"uncertainty override {v!r}: give a mapping key → U or "
+                                       "UncertaintyDefault objects")
             rows.append(_parse_override(k, v, len(rows)))
     t = pd.DataFrame([{"key": r.key, "input": r.input, "category": r.category, "item": r.item, "basis": r.basis,
                        "u_pct": float(r.u_pct), "distribution": r.distribution, "status": r.status,
@@ -548,7 +549,8 @@ def approach1(ledger: pd.DataFrame, table: pd.DataFrame | None = None, *, librar
     if "source" in cats:
         for s, g in cats.groupby("source", sort=False):
             t = float(g["tco2e"].sum())
-            src.append({"source": s, "tco2e": t, "u_pct": sum_uncertainty(g["tco2e"].to_numpy(), g["u_pct"].to_numpy())})
+            u = sum_uncertainty(g["tco2e"].to_numpy(), g["u_pct"].to_numpy())
+            src.append({"source": s, "tco2e": t, "u_pct": u})
     by_source = pd.DataFrame(src, columns=["source", "tco2e", "u_pct"])
     half = u_total * abs(total) / 100.0 if not math.isnan(u_total) else math.nan
     order = ["category_key", *category_by, "tco2e", "u_activity_pct", *factor_cols, "u_factors_pct", "u_pct",
@@ -650,7 +652,10 @@ def monte_carlo(ledger: pd.DataFrame, table: pd.DataFrame | None = None, *, n: i
     n_cells = int(np.prod(shape)) if dims else 1
     cell_m = _indicator(flat, n_cells)
     src_c, src_u = pd.factorize(led["source"].astype(str)) if R else (np.zeros(0, dtype=int), [])
-    fac_c, fac_u = pd.factorize(led["facility"].astype(str)) if R and "facility" in led else (np.zeros(R, dtype=int), ["–"])
+    if R and "facility" in led:
+        fac_c, fac_u = pd.factorize(led["facility"].astype(str))
+    else:
+        fac_c, fac_u = np.zeros(R, dtype=int), ["–"]
     src_m, fac_m = _indicator(src_c, len(src_u)), _indicator(fac_c, len(fac_u))
     cells = np.empty((n, n_cells))
     srcs = np.empty((n, len(src_u)))

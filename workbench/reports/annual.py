@@ -263,7 +263,8 @@ COLUMNS = {
     "value_added": ("增加值 万元", "Value added (10⁴ CNY)"),
     "carbon_efficiency": ("碳效 tCO2e/万元", "Carbon efficiency (tCO2e/10⁴ CNY)"),
     "indicator": ("指标", "Indicator"), "month": ("月份", "Month"), "reason_q": ("原因", "Reason"),
-    "rows": ("行数", "Rows"), "lake_table": ("数据表", "Lake table"), "batches": ("批次数", "Batches"), "months": ("月数", "Months"),
+    "rows": ("行数", "Rows"), "lake_table": ("数据表", "Lake table"), "batches": ("批次数", "Batches"),
+    "months": ("月数", "Months"),
     "months_missing": ("缺数月数", "Months without data"), "billed": ("账单/台账量", "Billed"),
     "meters": ("计量量", "Metered"), "difference": ("差额", "Difference"), "ratio": ("比值", "Ratio"),
     "flagged_months": ("超差月数", "Months beyond tolerance"), "status": ("状态", "Status"),
@@ -273,7 +274,8 @@ COLUMNS = {
     "u_ncv_pct": ("低位发热量 U %", "NCV U %"), "u_carbon_content_pct": ("含碳量 U %", "Carbon content U %"),
     "u_oxidation_rate_pct": ("氧化率 U %", "Oxidation U %"), "u_emission_factor_pct": ("排放因子 U %", "EF U %"),
     "u_purity_pct": ("纯度 U %", "Purity U %"), "u_gwp_pct": ("GWP U %", "GWP U %"),
-    "mean": ("均值", "Mean"), "u_approach1_pct": ("方法 1 U %", "Approach 1 U %"), "p2_5": ("P2.5", "P2.5"), "p97_5": ("P97.5", "P97.5"),
+    "mean": ("均值", "Mean"), "u_approach1_pct": ("方法 1 U %", "Approach 1 U %"), "p2_5": ("P2.5", "P2.5"),
+    "p97_5": ("P97.5", "P97.5"),
     "input": ("输入", "Input"), "category": ("类别", "Category"), "distribution": ("分布", "Distribution"),
     "source_text": ("来源", "Source of the figure"),
 }
@@ -690,11 +692,11 @@ def _tables(inv, lake, period: ReportPeriod, edition: str, language: str, status
     t["efficiency"] = pd.concat([eff, pd.DataFrame([tot_row])], ignore_index=True)
 
     # data quality
-    tier = led.groupby(led["data_tier"].astype(str))["tco2e"].agg(["size", "sum"]).reset_index()
-    tier.columns = ["data_tier", "records", "tco2e"]
-    gross = led["tco2e"].abs().sum()
-    tier["share"] = led.groupby(led["data_tier"].astype(str))["tco2e"].apply(lambda s: s.abs().sum()).to_numpy() / gross \
-        if gross else np.nan
+    # share of the gross emissions (|tCO2e|, exported energy counted) by data tier
+    by_tier = led.assign(_abs=led["tco2e"].abs()).groupby(led["data_tier"].astype(str))
+    tier = by_tier.agg(records=("tco2e", "size"), tco2e=("tco2e", "sum"), gross=("_abs", "sum")).reset_index()
+    gross = float(tier["gross"].sum())
+    tier["share"] = tier.pop("gross") / gross if gross else np.nan
     t["data_tiers"] = tier
     q = []
     if status is not None:
@@ -982,7 +984,8 @@ def render_html(rep: AnnualReport, *, for_pdf: bool = False) -> str:
         has_status=rep.status is not None, mc=rep.monte_carlo, a1=rep.approach1,
         mc_distribution=(rep.monte_carlo.distribution if rep.monte_carlo.distribution != "table" else
                          ("各输入按其分布" if lang == "zh" else "each input's own distribution")),
-        tiers_title=_t("tiers_2025", lang) + f" — {ed['tiers_clause']}" if ed.get("tiers_clause") else _t("tiers", lang),
+        tiers_title=(f"{_t('tiers_2025', lang)} — {ed['tiers_clause']}" if ed.get("tiers_clause")
+                     else _t("tiers", lang)),
         no_va=rep.figures.get("value_added") is None,
     )
 
