@@ -352,7 +352,7 @@ def test_activity_leaves_out_a_meter_shaped_like_a_register_and_says_so():
     assert set(q.index) == {"F02.W01.P01", "ENT"}
     assert q["F02.W01.P01"] == pytest.approx(1.75) and q["ENT"] == pytest.approx(1.25)
     assert act["document"].str.endswith("; left out: S1 (register shape)").all()
-    assert act.attrs["left_out"].to_dict("records") == [
+    assert act.attrs["left_out"] == [
         {"period": "2025-07", "source": "purchased_electricity", "item": "grid", "note": "S1 (register shape)"}]
 
 
@@ -423,3 +423,24 @@ def test_demo_activity_adds_up_to_main_meter(demo):
     # exported heat and the two combustion fuels are there, in the library's units
     units = act.groupby("item")["unit"].first().to_dict()
     assert units == {"grid": "MWh", "heat": "GJ", "natural_gas": "10^4 Nm3", "raw_coal": "t"}
+
+
+def test_an_enterprise_metered_only_has_an_inventory(tmp_path):
+    """Activity from meters alone (ent-b of the status lake: E0 at 7 kWh per interval in March):
+    the frames the inventory concatenates carry plain attrs, so pandas can compare them."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from status_lake import MARCH, build
+
+    from workbench.inventory.compute import compute_inventory_from_lake
+    from workbench.lake.store import Lake
+
+    build(tmp_path)
+    inv = compute_inventory_from_lake(Lake(tmp_path / "lake"), "ent-b", "2026-03", "2026-03")
+    mwh = MARCH * 7.0 / 1000                       # 2,976 intervals × 7 kWh = 20.832 MWh
+    assert inv.activity["quantity"].sum() == pytest.approx(mwh)
+    # the national grid average of MEE/NBS notice 2025 No. 47 (data year 2023): 0.5306 tCO2/MWh
+    assert inv.factors_used["factor_id"].tolist() == ["mee-avg:CN:2023"]
+    assert inv.total_tco2e == pytest.approx(20.832 * 0.5306)          # 11.0534592 tCO2

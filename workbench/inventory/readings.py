@@ -618,7 +618,8 @@ def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=
     :func:`meter_consumption` left out (``excluded``) are not summed: the records of their period,
     source and item say ``left out: M1 (register shape)`` in ``document``, and
     ``attrs["left_out"]`` lists every (period, source, item) with such meters — also those left
-    with no record at all.
+    with no record at all — as records (dicts: ``period``, ``source``, ``item``, ``note``): plain
+    values, since pandas compares the ``attrs`` of frames it concatenates.
     """
     from workbench.core.factors import default_library
 
@@ -636,7 +637,7 @@ def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=
     if c.empty:
         out = pd.DataFrame(columns=["record_id", "node_id", "period", "source", "item", "quantity",
                                     "unit", "data_tier", "document"])
-        out.attrs["left_out"] = left_out
+        out.attrs["left_out"] = left_out.to_dict("records")
         return out
     default_unit = dict(zip(lib.items["item"], lib.items["default_unit"]))
     unit_of = {"grid": "MWh", "heat": "GJ"}
@@ -675,5 +676,5 @@ def activity_from_meters(consumption: pd.DataFrame, *, enterprise: str, library=
     act = act.sort_values(["period", "source", "item", "node_id"]).reset_index(drop=True)
     act["record_id"] = ("meter:" + act["period"] + ":" + act["source"] + ":" + act["item"] + ":" + act["node_id"])
     out = act[["record_id", "node_id", "period", "source", "item", "quantity", "unit", "data_tier", "document"]]
-    out.attrs["left_out"] = left_out
+    out.attrs["left_out"] = left_out.to_dict("records")
     return out
