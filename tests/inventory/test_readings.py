@@ -444,3 +444,24 @@ def test_an_enterprise_metered_only_has_an_inventory(tmp_path):
     # the national grid average of MEE/NBS notice 2025 No. 47 (data year 2023): 0.5306 tCO2/MWh
     assert inv.factors_used["factor_id"].tolist() == ["mee-avg:CN:2023"]
     assert inv.total_tco2e == pytest.approx(20.832 * 0.5306)          # 11.0534592 tCO2
+
+
+def test_a_lake_inventory_keeps_the_ledgers_stamp(tmp_path):
+    """The ledger says which factor library, GWP set and standard made it, from the lake too."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from status_lake import build
+
+    from workbench.core.factors import default_library
+    from workbench.inventory.compute import compute_inventory_from_lake
+    from workbench.lake.store import Lake
+
+    build(tmp_path)
+    inv = compute_inventory_from_lake(Lake(tmp_path / "lake"), "ent-a", "2026-03", "2026-04", gwp="AR5")
+    assert inv.ledger.attrs["gwp_set"] == "AR5"
+    assert inv.ledger.attrs["factor_library_version"] == default_library("AR5").version
+    assert inv.ledger.attrs["standard"]
+    with pytest.raises(TypeError, match="no root"):
+        Lake(Lake(tmp_path / "lake"))

@@ -214,8 +214,10 @@ def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str,
     activity = normalize_activity(sel[base + overrides], origin="lake", library=lib, regime=regime)
     activity["row"] = np.arange(len(activity)) + 1
     ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary, regime=regime)
+    stamp = dict(ledger.attrs)              # library version, GWP set, standard: merge() drops them
     ledger = ledger.merge(lineage.drop_duplicates("record_id"), on="record_id", how="left")
     ledger.insert(0, "enterprise_id", enterprise or "")
+    ledger.attrs.update(stamp)
     value_added, output = _lake_production(lk, wanted)
     products, product_notes = enterprise_products(info, regime)
     if products and output is not None:

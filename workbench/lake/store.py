@@ -129,6 +129,8 @@ class Lake:
     def __init__(self, root, *, metadata: str | os.PathLike | None = None, enterprise: str | None = None):
         from workbench.registry.codes import check_enterprise_id
 
+        if isinstance(root, Lake):          # str() of a lake would silently become a folder's name
+            raise TypeError("Lake(root): give the root's path or URL (a Lake is no root: use lake.for_enterprise(…))")
         self.base_url = str(root)
         self.enterprise = check_enterprise_id(enterprise) if enterprise else None
         self.url = self.base_url if self.enterprise is None else \
