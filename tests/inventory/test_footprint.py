@@ -1,7 +1,11 @@
 """The footprint explorer's figures (issue 13, point 1): the numbers of a selection equal the
 package's inventory for the same months and node; the Sankey, trend and drill-down frames add up
 to them; a hand-written case gives the number computed here from the library's grid factor; the
-heat-map frame holds only the meters and times asked for."""
+heat-map frame holds only the meters and times asked for, its buckets are the means of the
+intervals in them.  A :class:`FootprintSpan` — one inventory of a longer span — gives for any
+months inside it and any node what :func:`footprint` gives computed directly (floats to 1e-12:
+the accounting's vectorised unit arithmetic may round the last bit differently for frames of
+other lengths), and its totals are the sums of month-by-month inventories computed alone."""
 from __future__ import annotations
 
 import pandas as pd
@@ -14,10 +18,14 @@ from workbench.demo.load import load_demo
 from workbench.ingestion import ingest
 from workbench.inventory.compute import compute_inventory_from_lake
 from workbench.inventory.footprint import (
+    FootprintSpan,
+    HeatmapReader,
+    available_span,
     drill_down,
     footprint,
     footprint_of,
     heatmap_frame,
+    heatmap_freq,
     sankey_flows,
     trend_by_source,
 )
@@ -200,3 +208,154 @@ def test_the_hand_enterprise_carbon_efficiency_and_a_node_without_last_year(hand
     assert ent.last_year_carbon_efficiency == pytest.approx(0.8 * _grid_tco2_per_mwh(2025) / 1.0)
     f02 = footprint_of(inv, "F02", last_year=compute_inventory_from_lake(hand_lake, "hand-plant", "2025-01", "2025-01"))
     assert f02.total_tco2e > 0 and f02.last_year_tco2e is None and f02.change_pct is None
+
+
+# ------------------------------------------------------------------ one inventory for any span inside
+def _same_inventory(a, b) -> None:
+    """Every field of two inventories equal (floats to 1e-12)."""
+    import xarray as xr
+
+    assert (a.period_start, a.period_end) == (b.period_start, b.period_end)
+    for name in ("activity", "ledger", "efficiency", "meter_check", "factors_used"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), rtol=1e-12, obj=name)
+    xr.testing.assert_allclose(a.cube, b.cube, rtol=1e-12)
+    assert list(a.cube.data_vars) == list(b.cube.data_vars)
+    assert a.summary.keys() == b.summary.keys()
+    for k in ("total_tco2e", "value_added", "carbon_efficiency"):
+        assert a.summary[k] == pytest.approx(b.summary[k], rel=1e-12, nan_ok=True), k
+    assert a.summary["by_source"] == pytest.approx(b.summary["by_source"], rel=1e-12)
+    assert a.notes == b.notes
+
+
+def _same_footprint(a, b) -> None:
+    assert (a.node_id, a.level, a.period_start, a.period_end) == (b.node_id, b.level, b.period_start, b.period_end)
+    for k in ("total_tco2e", "value_added", "carbon_efficiency", "last_year_tco2e", "last_year_value_added",
+              "last_year_carbon_efficiency", "change_tco2e", "change_pct"):
+        x, y = getattr(a, k), getattr(b, k)
+        assert (x is None) == (y is None), k
+        if x is not None:
+            assert x == pytest.approx(y, rel=1e-12, nan_ok=True), k
+    pd.testing.assert_frame_equal(a.ledger, b.ledger, rtol=1e-12)
+    pd.testing.assert_frame_equal(a.consumption, b.consumption)
+    pd.testing.assert_frame_equal(sankey_flows(a), sankey_flows(b), rtol=1e-12)
+    pd.testing.assert_frame_equal(trend_by_source(a), trend_by_source(b), rtol=1e-12)
+    pd.testing.assert_frame_equal(drill_down(a), drill_down(b), rtol=1e-12)
+    _same_inventory(a.inventory, b.inventory)
+
+
+def test_a_span_gives_what_footprint_gives_for_any_months_and_node_inside(demo):
+    lk, _, _ = demo
+    assert available_span(lk) == ("2025-01", "2025-12")
+    span = FootprintSpan.compute(lk)
+    assert (span.start, span.end) == ("2024-01", "2025-12")            # the lake's months and the year before
+    for s, e in (("2025-01", "2025-12"), ("2025-02", "2025-12"), ("2025-03", "2025-03"), ("2025-06", "2025-09")):
+        assert span.covers(s, e, last_year=True)
+        _same_inventory(span.inventory(s, e), compute_inventory_from_lake(lk, "demo-cement", s, e))
+        for node in (None, "F01", "F01.W02", "F03"):
+            _same_footprint(span.footprint(s, e, node), footprint(lk, s, e, node))
+    # the sums of months inventoried one at a time, and the months of the year's own cube
+    months_alone = [footprint(lk, m, m, last_year=False).total_tco2e for m in ("2025-06", "2025-07", "2025-08",
+                                                                               "2025-09")]
+    summer = span.footprint("2025-06", "2025-09").total_tco2e
+    assert summer == pytest.approx(sum(months_alone), rel=1e-12)
+    cube = compute_inventory_from_lake(lk, "demo-cement", "2025-01", "2025-12").monthly()
+    assert summer == pytest.approx(cube.loc["2025-06":"2025-09"].to_numpy().sum(), rel=1e-12)
+    # drill-down to a workshop's meters: their consumption over the months, read when first used
+    w = span.footprint("2025-02", "2025-04", "F01.W02")
+    meters = drill_down(w).query("kind == 'meter'").set_index("child_id")
+    c = lk.retrieve("consumption", meter="M0006", start="2025-02-01", end="2025-05-01")
+    assert meters.at["M0006", "consumption"] == pytest.approx(c["value"].sum())
+    # outside the span: refused, so that an app goes to footprint()
+    assert not span.covers("2025-06", "2026-01") and not span.covers("2024-01", "2024-03", last_year=True)
+    with pytest.raises(ValueError, match="not inside the span"):
+        span.footprint("2025-11", "2026-01")
+    with pytest.raises(ValueError, match="no activity data"):
+        span.inventory("2024-03", "2024-05")
+
+
+def test_a_span_gives_last_years_figures(hand_lake):
+    span = FootprintSpan.compute(hand_lake)
+    assert (span.start, span.end) == ("2024-01", "2026-01")
+    for node in ("ENT", "F01.W01", "F02"):
+        _same_footprint(span.footprint("2026-01", "2026-01", node), footprint(hand_lake, "2026-01", "2026-01", node))
+    w = span.footprint("2026-01", "2026-01", "F01.W01")
+    assert w.last_year_tco2e == pytest.approx(0.8 * _grid_tco2_per_mwh(2025), rel=1e-12)    # by hand, as above
+    assert w.change_pct == pytest.approx((1.0 * _grid_tco2_per_mwh(2026) / (0.8 * _grid_tco2_per_mwh(2025)) - 1) * 100)
+    ent = span.footprint("2025-06", "2026-01")                           # months without data inside
+    _same_footprint(ent, footprint(hand_lake, "2025-06", "2026-01"))
+    assert ent.value_added == 2.0                                         # the months with data: January 2026
+    assert ent.last_year_tco2e == pytest.approx(0.8 * _grid_tco2_per_mwh(2025), rel=1e-12)   # 2024-06..2025-01
+
+
+def test_a_span_with_months_whose_datum_is_the_meters(tmp_path):
+    """Grid electricity billed on the enterprise in December and January (allocated by the
+    sub-meters' shares), only metered in February: the span's footprints, notes and row numbers
+    are those computed directly."""
+    from workbench.core.results import ConnectorResult
+
+    lk = Lake(tmp_path / "lake", enterprise="meter-plant")
+    lk.register_boundary(BOUNDARY)
+    lk.register_enterprise({"enterprise_id": "meter-plant", "region": "CN-ZJ", "reporting_standard": "GB/T 32150"})
+    lk.register_meters(pd.DataFrame(
+        [("M1", "F01.W01", "purchased_electricity", "grid", "kWh", "interval", "false"),
+         ("M2", "F02", "purchased_electricity", "grid", "kWh", "interval", "false")],
+        columns=["meter_id", "node_id", "source", "item", "unit", "register", "is_main"]))
+    ts = pd.date_range("2025-12-01", "2026-02-28 23:45", freq="15min")
+    for meter, kwh in (("M1", 2.0), ("M2", 0.5)):
+        rows = pd.DataFrame({"meter_id": meter, "ts": ts, "value": kwh * (1 + (ts.hour >= 8)), "unit": "kWh"})
+        ingest(lk, ConnectorResult(rows, {"source": "ems"}, kind="readings", raw=rows.to_csv().encode(),
+                                   raw_name=f"{meter}.csv"), sender="t")
+    f = tmp_path / "activity.csv"
+    f.write_text("source,item,quantity,unit,period,node_id,document\n"
+                 "purchased_electricity,grid,9000,kWh,2025-12,ENT,bill\n"
+                 "purchased_electricity,grid,9500,kWh,2026-01,ENT,bill\n"
+                 "combustion,natural_gas,0.1,万Nm3,2025-12,F02,gas ledger\n"
+                 "combustion,natural_gas,0.1,万Nm3,2026-01,F02,gas ledger\n"
+                 "combustion,natural_gas,0.2,万Nm3,2026-02,F02,gas ledger\n", encoding="utf-8")
+    ingest(lk, activity_file.read(f), sender="t")
+    span = FootprintSpan.compute(lk)
+    assert (span.start, span.end) == ("2024-12", "2026-02")
+    for s, e in (("2025-12", "2026-02"), ("2026-01", "2026-02")):
+        for node in ("ENT", "F01.W01", "F02"):
+            _same_footprint(span.footprint(s, e, node), footprint(lk, s, e, node))
+    feb = span.inventory("2026-01", "2026-02")
+    assert "purchased_electricity grid: activity data from the meters (no bill or ledger record) for 2026-02" \
+        in feb.notes
+    assert set(feb.ledger.loc[feb.ledger["period"] == "2026-02", "basis"]) == {"meters", "ledger"}
+    assert list(feb.activity["row"]) == list(range(1, len(feb.activity) + 1))
+
+
+def test_heatmap_buckets_are_the_means_of_the_intervals_in_them(demo):
+    lk, _, _ = demo
+    raw = heatmap_frame(lk, "2025-02-01", "2025-02-04", meters=["M0002", "M0006"])
+    hourly = heatmap_frame(lk, "2025-02-01", "2025-02-04", meters=["M0002", "M0006"], freq="1h")
+    want = (raw.assign(ts=raw["ts"].dt.floor("1h")).groupby(["meter_id", "ts"], observed=True)["value"].mean()
+            .reset_index())
+    assert list(hourly.columns) == ["meter_id", "ts", "value"] and len(hourly) == len(want) == 2 * 3 * 24
+    assert hourly["ts"].tolist() == want["ts"].tolist()
+    assert hourly["value"].to_numpy() == pytest.approx(want["value"].to_numpy(), rel=1e-12)
+    assert heatmap_freq("2025-01", "2025-12") == "12h"              # 730 buckets; 6 h would be 1,460 > 1,200
+    assert heatmap_freq("2025-03", "2025-03") == "1h"               # 744 buckets
+    assert heatmap_freq("2025-02-01", "2025-02-08") == "15min"      # 672 intervals
+    assert heatmap_freq("2020-01", "2025-12", 1200) == "1D"         # the coarsest there is
+    with pytest.raises(ValueError, match="freq"):
+        heatmap_frame(lk, "2025-02", "2025-02", freq="5min")
+
+
+def test_the_heatmap_reader_takes_spans_inside_a_frame_read_from_it(demo):
+    lk, _, _ = demo
+    reader = HeatmapReader(lk, pixels=1200)
+    year, freq = reader.frame("2025-01", "2025-12")
+    assert freq == "12h" and reader.reads == 1
+    pd.testing.assert_frame_equal(year, heatmap_frame(lk, "2025-01", "2025-12", freq="12h"))
+    assert reader.ready("2025-02", "2025-12") and reader.ready("2025-01", "2025-12", ["M0006"])
+    later, freq = reader.frame("2025-02", "2025-12")                # same bucket: from memory
+    assert freq == "12h" and reader.reads == 1
+    pd.testing.assert_frame_equal(later, heatmap_frame(lk, "2025-02", "2025-12", freq="12h"))
+    some, _ = reader.frame("2025-01", "2025-12", ["M0006", "M0002"])
+    assert reader.reads == 1
+    pd.testing.assert_frame_equal(some, heatmap_frame(lk, "2025-01", "2025-12", ["M0002", "M0006"], freq="12h"))
+    assert not reader.ready("2025-03", "2025-03")                   # a month needs hours: read
+    march, freq = reader.frame("2025-03", "2025-03")
+    assert freq == "1h" and reader.reads == 2
+    pd.testing.assert_frame_equal(march, heatmap_frame(lk, "2025-03", "2025-03", freq="1h"))
