@@ -39,7 +39,18 @@ import sqlalchemy as sa
 from workbench.core.errors import WorkbenchError
 from workbench.core.sqlstore import create_engine, create_tables
 
-__all__ = ["SEVERITIES", "STATES", "STATUS_COLUMNS", "Alarm", "AlarmError", "AlarmStore", "faults", "to_utc"]
+__all__ = [
+    "SEVERITIES",
+    "STATES",
+    "STATUS_COLUMNS",
+    "Alarm",
+    "AlarmError",
+    "AlarmStore",
+    "faults",
+    "meter_subject",
+    "raise_anomalies",
+    "to_utc",
+]
 
 STATES = ("ACTIVE_UNACK", "ACTIVE_ACK", "CLEARED_UNACK", "CLEARED_ACK")
 ACTIVE_STATES = ("ACTIVE_UNACK", "ACTIVE_ACK")
@@ -51,6 +62,10 @@ STATUS_COLUMNS = ("device_id", "enterprise_id", "type", "node_id", "collector", 
                   "gaps", "messages", "bad_messages", "timeout_s", "alarms", "cause")
 #: where the platform's own alarms are kept (LINK_DOWN): not a device, shown to every enterprise
 PLATFORM_SUBJECT = "*"
+#: alarms on a meter rather than a monitored device (an anomaly in its consumption, issue 15) are
+#: kept under the subject ``meter:<enterprise>:<meter_id>`` (:func:`meter_subject`) and shown to
+#: that enterprise by :meth:`AlarmStore.alarms_of`
+METER_SUBJECT = "meter:"
 
 
 class AlarmError(WorkbenchError, ValueError):
@@ -369,12 +384,14 @@ class AlarmStore:
         """The alarms an enterprise's people must see: the active ones of its devices (and of the
         platform, whose link fault concerns everyone), plus — ``include_cleared_unack`` — those
         cleared but never acknowledged; most severe first, then oldest.  Devices are the
-        enterprise's by the monitor's ``device_status``: the filter runs in the query."""
+        enterprise's by the monitor's ``device_status``, meters by their subject
+        (:func:`meter_subject`): the filter runs in the query."""
         t, st = self.alarms, self.status
         mine = sa.select(st.c.device_id).where(st.c.enterprise_id == enterprise)
         states = ["ACTIVE_UNACK", "ACTIVE_ACK"] + (["CLEARED_UNACK"] if include_cleared_unack else [])
         q = (sa.select(t).where(t.c.state.in_(states))
-             .where(sa.or_(t.c.device_id.in_(mine), t.c.device_id == PLATFORM_SUBJECT))
+             .where(sa.or_(t.c.device_id.in_(mine), t.c.device_id == PLATFORM_SUBJECT,
+                           t.c.device_id.startswith(f"{METER_SUBJECT}{enterprise}:", autoescape=True)))
              .order_by(t.c.raised_at, t.c.id))
         with self.engine.connect() as conn:
             out = [self._alarm(r) for r in conn.execute(q)]
@@ -389,6 +406,40 @@ class AlarmStore:
 _WHERE = {"platform": ("平台链路（代理/网关）", "platform link (broker/gateway)"),
           "collector": ("采集器或其链路", "collector or its link"),
           "device": ("设备", "device")}
+
+
+def meter_subject(enterprise: str, meter_id: str) -> str:
+    """The alarm subject of an enterprise's meter: ``meter:<enterprise>:<meter_id>``."""
+    if not enterprise or ":" in enterprise or not meter_id:
+        raise AlarmError(f"meter alarm: enterprise {enterprise!r} and meter {meter_id!r} must be given, "
+                         f"the enterprise without ':'")
+    subject = f"{METER_SUBJECT}{enterprise}:{meter_id}"
+    if len(subject) > 64:
+        raise AlarmError(f"meter alarm subject {subject!r} is longer than 64 characters")
+    return subject
+
+
+def raise_anomalies(store: AlarmStore, enterprise: str, detections, *, type: str = "ANOMALY", at=None,
+                    who: str = "models") -> list[Alarm]:
+    """Detections of anomalies in consumption (a frame with ``meter_id, ts_start, ts_end, kind,
+    score, method`` — :func:`workbench.models.anomalies.detect`) → one active ``type`` alarm per
+    meter of ``enterprise`` (raising again updates it): ``details`` holds the enterprise, the meter,
+    the number of detections, their kinds and the latest one.  Severity: ``MAJOR`` for a spike or a
+    stuck meter, ``MINOR`` otherwise."""
+    out = []
+    if detections is None or len(detections) == 0:
+        return out
+    for meter, g in detections.groupby("meter_id", sort=True):
+        g = g.sort_values("ts_start")
+        last = g.iloc[-1]
+        kinds = sorted(set(g["kind"]))
+        details = {"enterprise_id": enterprise, "meter_id": str(meter), "detections": len(g), "kinds": kinds,
+                   "latest": {k: (str(last[k]) if k in ("ts_start", "ts_end") else last[k])
+                              for k in ("kind", "ts_start", "ts_end", "score", "method") if k in g.columns}}
+        severity = "MAJOR" if {"spike", "stuck"} & set(kinds) else "MINOR"
+        out.append(store.raise_(meter_subject(enterprise, str(meter)), type, severity=severity, at=at,
+                                details=details, who=who))
+    return out
 
 
 def faults(alarms: Iterable[Alarm], status=None):
