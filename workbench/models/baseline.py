@@ -366,7 +366,7 @@ def baseline_frame(inv, *, nodes=None, temperature=None, hdd_base: float = 18.0,
 
     if nodes is None:
         nodes = [inv.boundary.enterprise]
-    pe = process_energy(inv.ledger, nodes)
+    pe = process_energy(inv.ledger, nodes, boundary=inv.boundary)
     out = outputs_of(inv)
     temp = temperature if temperature is not None else synthetic_temperature(pe.index[0], pe.index[-1])
     w = monthly_degree_days(temp, hdd_base=hdd_base, cdd_base=cdd_base)

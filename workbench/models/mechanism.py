@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from workbench.core.boundary import BoundaryError
 from workbench.core.errors import WorkbenchError
 from workbench.core.units import UnitError, conversion_factor, convert
 
@@ -146,15 +147,24 @@ def specific_consumption(quantity, output, *, scale: float = 1000.0) -> np.ndarr
         return np.where(np.isfinite(q) & (q > 0), scale * e / np.where(q > 0, q, 1.0), np.nan)
 
 
-def _under(node_ids: pd.Series, prefixes: Iterable[str]) -> np.ndarray:
+def _under(node_ids: pd.Series, prefixes: Iterable[str], boundary=None) -> np.ndarray:
     s = node_ids.astype(str)
+    if boundary is not None:
+        want = set(prefixes)
+        inside = {}
+        for n in pd.unique(s):
+            try:
+                inside[n] = bool(want.intersection(boundary.ancestors(n)))
+            except BoundaryError:         # a node the boundary does not know: by its id's prefix
+                inside[n] = any(n == p or n.startswith(p + ".") for p in want)
+        return s.map(inside).to_numpy(dtype=bool)
     m = np.zeros(len(s), dtype=bool)
     for p in prefixes:
         m |= (s == p).to_numpy() | s.str.startswith(p + ".").to_numpy()
     return m
 
 
-def process_energy(ledger: pd.DataFrame, nodes: Iterable[str]) -> pd.DataFrame:
+def process_energy(ledger: pd.DataFrame, nodes: Iterable[str], *, boundary=None) -> pd.DataFrame:
     r"""Monthly energy and emissions of a process (the ledger rows on ``nodes`` and below).
 
     .. math::
@@ -166,8 +176,10 @@ def process_energy(ledger: pd.DataFrame, nodes: Iterable[str]) -> pd.DataFrame:
         An inventory's ledger: ``period``, ``node_id``, ``source``, ``quantity``, ``unit``, ``sign``,
         ``activity_gj`` (GJ, fuels), ``tco2e`` (tCO2e, signed).
     nodes : iterable of str
-        Node ids; a row counts when its ``node_id`` is one of them or below one (``F01`` takes
-        ``F01.W02.P01``).
+        Node ids; a row counts when its ``node_id`` is one of them or below one — by the
+        ``boundary``'s ancestry when given (needed for the enterprise node, whose children's ids do
+        not start with its own), else by the id's dotted prefix (``F01`` takes ``F01.W02.P01``).
+    boundary : workbench.core.boundary.Boundary, optional
 
     Returns
     -------
@@ -185,7 +197,7 @@ def process_energy(ledger: pd.DataFrame, nodes: Iterable[str]) -> pd.DataFrame:
     if miss:
         raise ModelError(f"ledger: missing columns {miss}")
     nodes = tuple(nodes)
-    led = ledger[_under(ledger["node_id"], nodes)]
+    led = ledger[_under(ledger["node_id"], nodes, boundary)]
     periods = sorted(ledger["period"].astype(str).unique())
     out = pd.DataFrame(0.0, index=pd.Index(periods, name="period"), columns=[*QUANTITIES[:1], "fuel_tce",
                                                                               *QUANTITIES[1:], "rows"])
@@ -231,7 +243,8 @@ def outputs_of(inv) -> pd.DataFrame:
     return out
 
 
-def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Iterable[Indicator]) -> pd.DataFrame:
+def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Iterable[Indicator], *,
+                    boundary=None) -> pd.DataFrame:
     r"""Each indicator per month: the process's quantity, the product's output and their ratio.
 
     ``cement_energy`` (GB 16780-2021 水泥单位产品综合能耗) is the grinding's own energy plus the clinker
@@ -251,6 +264,8 @@ def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Ite
     outputs : DataFrame
         Index ``period``; one column per product, t (:func:`outputs_of`).
     indicators : iterable of :class:`Indicator`
+    boundary : Boundary, optional
+        Resolves the nodes below each process (:func:`process_energy`).
 
     Returns
     -------
@@ -268,7 +283,7 @@ def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Ite
             raise ModelError(f"indicator '{ind.key}': no output of product '{ind.product}' "
                              f"(outputs have {', '.join(map(str, outputs.columns)) or 'none'})")
         if ind.nodes not in cache:
-            cache[ind.nodes] = process_energy(ledger, ind.nodes)
+            cache[ind.nodes] = process_energy(ledger, ind.nodes, boundary=boundary)
         pe = cache[ind.nodes].reindex(outputs.index).fillna(0.0)
         if ind.quantity not in pe:
             raise ModelError(f"indicator '{ind.key}': quantity '{ind.quantity}' is not one of {list(pe.columns)}")
@@ -281,7 +296,7 @@ def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Ite
             cl = next((i for i in indicators if i.key == "clinker_energy"), None)
             cl_nodes = cl.nodes if cl else ("F01",)
             if cl_nodes not in cache:
-                cache[cl_nodes] = process_energy(ledger, cl_nodes)
+                cache[cl_nodes] = process_energy(ledger, cl_nodes, boundary=boundary)
             q_cl = outputs["clinker"].to_numpy(dtype="float64")
             e_cl = specific_consumption(cache[cl_nodes].reindex(outputs.index).fillna(0.0)["energy_tce"], q_cl)
             m_cl = np.fmin(q_cl, out)
