@@ -134,7 +134,7 @@ def page(principal, lake_root, *, alarms=None):
     ack = pn.widgets.Button(name="确认所选告警 / Acknowledge selected", button_type="warning", disabled=not may_ack)
     pipe = hv.streams.Pipe(data=pd.DataFrame({"window_end": pd.to_datetime([]), "tco2e_per_h": []}))
     curve = hv.DynamicMap(lambda data: hv.Curve(data, "window_end", "tco2e_per_h").opts(
-        responsive=True, height=260, tools=["hover"], xlabel="时间 / time", ylabel="tCO2e/h",
+        responsive=True, height=260, tools=["hover"], xlabel="时间 / time", ylabel="tCO2e/h", framewise=True,
         title="排放速率 / Emissions rate"), streams=[pipe])
     history: dict = {"ent": None, "rows": {}}
 
