@@ -185,7 +185,7 @@ class _Lags(Forecaster):
 
     @staticmethod
     def _calendar(idx: pd.DatetimeIndex) -> np.ndarray:
-        dow = np.eye(7)[idx.dayofweek]
+        dow = np.eye(7)[idx.day_of_week]
         doy = 2 * np.pi * idx.day_of_year.to_numpy() / 365.25
         return np.column_stack([dow, np.sin(doy), np.cos(doy)])
 
