@@ -54,7 +54,7 @@ FORBIDDEN = re.compile(
     r"\bC error\b|<class |object at 0x|\bpyarrow\b|\bpandas\b|sqlalchemy|sqlite3\.|File \"|line \d+, in ")
 
 #: string options that name a database file or a lake folder: given bad files too
-STORE_OPTIONS = {"registry_url", "db", "db_url", "alarms_db", "lake_root"}
+STORE_OPTIONS = {"registry_url", "db", "db_url", "alarms_db", "lake_root", "labels_url", "certification_url"}
 
 #: files a command writes but reads first when they exist (merged into)
 READ_OUTPUTS = {"credentials", "file"}
@@ -87,6 +87,7 @@ BAD_VALUES = {
     "admin": ["no-colon"],
     "now_text": ["2025-13-45T00:00"],
     "at_text": ["2025-02-30T06:00"],
+    "idnode_url": ["ftp://node.example"],
 }
 
 
@@ -413,8 +414,8 @@ def test_bad_input_in_a_real_process(world, env, tmp_path):
         work.mkdir()
         args = argv(world, case, work)
         try:
-            p = subprocess.run([PYTHON, "-m", "workbench.cli", *args], cwd=work, env=penv, capture_output=True,
-                               text=True, timeout=SUBPROCESS_TIMEOUT)
+            p = subprocess.run([PYTHON, "-m", "workbench.cli", *args], check=False, cwd=work, env=penv,
+                               capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
         except subprocess.TimeoutExpired:
             return case, args, None, "timed out"
         return case, args, p.returncode, p.stdout + p.stderr

@@ -17,8 +17,17 @@ Roles and what they may do (:data:`PERMISSIONS`):
 verifier   read (evidence, reports, exports) — never writes
 analyst    read, export, import data, acknowledge alarms
 manager    read, export, acknowledge alarms
-admin      all of the above and manage users; still sees only the enterprises granted
+reviewer   read, export, review: approve or reject pending grades and product labels
+           (the certification review page, :mod:`workbench.apps.review`)
+admin      all of the above but review, and manage users; still sees only the
+           enterprises granted
 =========  ========================================================================
+
+Separation of duties: only a ``reviewer`` decides a certification.  No other role has ``review``
+— not the admin (who creates users and grants, so could otherwise certify through an account of
+their own making), not the manager or analyst (who run and submit the enterprise's data, so would
+certify their own figures) — and a reviewer neither imports data nor manages users.  A decision is
+checked where it is made (``Principal.act("review", enterprise, …)``), for the item's enterprise.
 
 :meth:`UserStore.authenticate` returns a :class:`Principal` or ``None``; it spends one scrypt
 whether the user exists or not (an unknown name is checked against a dummy hash), so the answer
@@ -36,6 +45,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from workbench.apps.roles import ALL, PERMISSIONS, ROLES
 from workbench.core.errors import WorkbenchError
 from workbench.core.sqlstore import create_engine, create_tables
 from workbench.identifiers.store import hash_secret, verify_secret
@@ -43,16 +53,6 @@ from workbench.identifiers.store import hash_secret, verify_secret
 __all__ = ["ALL", "LOCKOUT", "MAX_FAILURES", "PERMISSIONS", "ROLES", "AccessDenied", "AuthError", "Principal",
            "UserStore"]
 
-ROLES = ("analyst", "manager", "verifier", "admin")
-#: what each role may do
-PERMISSIONS = {
-    "verifier": frozenset({"read"}),
-    "manager": frozenset({"read", "export", "acknowledge"}),
-    "analyst": frozenset({"read", "export", "import", "acknowledge"}),
-    "admin": frozenset({"read", "export", "import", "acknowledge", "manage_users"}),
-}
-#: the grant that stands for every enterprise
-ALL = "*"
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD = 10
@@ -69,7 +69,7 @@ class AccessDenied(WorkbenchError, PermissionError):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ APPS = {
     "live": ("实时监测", "Live monitoring", "workbench.apps.live:page"),
     "grades": ("区域碳效等级", "Regional carbon-efficiency grades", "workbench.apps.grades:page"),
     "evidence": ("核查证据", "Verification evidence", "workbench.apps.evidence:page"),
+    "review": ("审核认证", "Certification review", "workbench.apps.review:page"),
 }
 
 
@@ -108,17 +109,22 @@ def _load(target: str):
     return getattr(importlib.import_module(module), fn)
 
 
-def build_apps(store, lake_root, *, alarms=None, dashboards: dict | None = None) -> dict:
+def build_apps(store, lake_root, *, alarms=None, dashboards: dict | None = None, **services) -> dict:
     """``{path: callable}`` for :func:`panel.serve`: each callable builds its page for the session's
     principal (a page without one says so and shows nothing).  ``alarms``: the device monitor's
-    :class:`~workbench.devices.alarms.AlarmStore`, given to the pages that take it.  ``dashboards``:
-    ``{name: port}`` of the Voila dashboards the index links to."""
+    :class:`~workbench.devices.alarms.AlarmStore`, given to the pages that take it; ``services``:
+    more keyword arguments given the same way to the pages whose signature names them (the review
+    page's ``labels``, ``certificates``, ``idnode``).  ``dashboards``: ``{name: port}`` of the Voila
+    dashboards the index links to."""
     import inspect
 
     import panel as pn
 
+    offered = {"alarms": alarms, **services}
+
     def guarded(build):
-        extra = {"alarms": alarms} if "alarms" in inspect.signature(build).parameters else {}
+        params = inspect.signature(build).parameters
+        extra = {k: v for k, v in offered.items() if k in params}
 
         def app():
             who = current_principal(store)
@@ -148,12 +154,13 @@ def build_apps(store, lake_root, *, alarms=None, dashboards: dict | None = None)
 
 def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, show: bool = False,
           cookie_secret: str | None = None, on_ready=None, alarms_db=None, oidc=None,
-          dashboard_port: int | None = None):
+          dashboard_port: int | None = None, services: dict | None = None):
     """Serve every app (blocks until stopped).  ``cookie_secret``: signs the session cookies (default
     ``$WORKBENCH_COOKIE_SECRET``, else a random one per start: sessions end with the server).
     ``alarms_db``: the device monitor's alarm store (URL or :class:`AlarmStore`) for the live page.
     ``dashboard_port``: the first port of the Voila dashboards (default ``port + 1``; ``-1``: none),
-    each its own process (:mod:`workbench.apps.dashboards`) stopped with the server."""
+    each its own process (:mod:`workbench.apps.dashboards`) stopped with the server.  ``services``:
+    keyword arguments for the pages that ask for them (:func:`build_apps`)."""
     import panel as pn
 
     from workbench.apps.auth import UserStore
@@ -166,7 +173,7 @@ def serve(lake_root, users_db, *, address: str = "127.0.0.1", port: int = 5006, 
 
         alarms = AlarmStore(alarms_db)
     ports = _dashboard_ports(port, dashboard_port)
-    apps = build_apps(store, Path(lake_root), alarms=alarms, dashboards=ports)
+    apps = build_apps(store, Path(lake_root), alarms=alarms, dashboards=ports, **(services or {}))
     provider = auth_provider(store)
     if oidc is not None:            # single sign-on beside the password login: an OIDCConfig (workbench.apps.oidc)
         from workbench.apps.oidc import with_oidc

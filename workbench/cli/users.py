@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from workbench.apps.roles import ROLES
 from workbench.cli.errors import fail
 
 DEFAULT_USERS = "data/users.db"
@@ -59,12 +60,12 @@ def _password(stdin: bool) -> str:
 
 @click.group("users")
 def users_group():
-    """Users of the apps: add, grant, revoke, list (roles: analyst, manager, verifier, admin)."""
+    """Users of the apps: add, grant, revoke, list (roles: analyst, manager, verifier, reviewer, admin)."""
 
 
 @users_group.command("add")
 @click.argument("name")
-@click.option("--role", required=True, type=click.Choice(["analyst", "manager", "verifier", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (else a hidden prompt).")
 @click.option("--grant", "grants", multiple=True, metavar="ENTERPRISE",
               help="An enterprise the user may see (repeatable; * for every enterprise).")
