@@ -138,22 +138,87 @@ def test_the_page_shows_the_packages_figures_and_follows_the_node(lake_root, use
     assert [r["action"] for r in users.audit_log(actor="erin", action="export")][:2] == ["export", "export"]
 
 
-def test_a_node_change_reuses_the_spans_inventories(lake_root, users, monkeypatch):
+def test_node_and_period_changes_reuse_the_enterprises_inventory(lake_root, users, monkeypatch):
     import panel as pn
 
     import workbench.inventory.footprint as fpm
 
-    calls = []
+    spans, calls = [], []
+    compute = fpm.FootprintSpan.compute.__func__
+    monkeypatch.setattr(fpm.FootprintSpan, "compute",
+                        classmethod(lambda cls, *a, **k: spans.append(a) or compute(cls, *a, **k)))
     real = fpm.footprint
     monkeypatch.setattr(fpm, "footprint", lambda *a, **k: calls.append(a[1:3]) or real(*a, **k))
     p = page(users.principal("erin"), lake_root)
-    assert calls == [("2026-01", "2026-03"), ("2025-01", "2025-03")]        # this span and a year earlier
+    assert len(spans) == 1 and calls == []              # one inventory: the lake's months and the year before
+    span = next(iter(spans))
+    assert span and isinstance(span[0], Lake)
+    headline = _find(p, "headline")
     node = next(w for w in p.select(pn.widgets.Select) if w.label.startswith("边界节点"))
-    for n in ("F02", "F01.W01", "ENT"):
-        node.value = n
-    assert len(calls) == 2                                                   # footprint_of on the kept inventories
-    assert _span_text(_find(p, "headline").object, "total") == kpis(real(Lake(lake_root, enterprise=ENT),
-                                                                         "2026-01", "2026-03"))["total"]
+    start = next(w for w in p.select(pn.widgets.TextInput) if w.label.startswith("起始月"))
+    end = next(w for w in p.select(pn.widgets.TextInput) if w.label.startswith("截止月"))
+    lk = Lake(lake_root, enterprise=ENT)
+    for n, s in (("F02", "2026-01"), ("F01.W01", "2026-02"), ("ENT", "2026-03"), ("F01", "2025-02")):
+        node.value, start.value = n, s
+        e = "2026-03"
+        want = kpis(real(lk, s, e, n))
+        assert (_span_text(headline.object, "total"), _span_text(headline.object, "change")) == \
+            (want["total"], want["change"]), (n, s)
+    assert len(spans) == 1 and calls == []              # every figure derived from the one inventory
+    # months outside the lake's (a month after its last): the package's footprint of them, kept per span
+    start.value, end.value = "2026-02", "2026-04"
+    assert calls == [("2026-02", "2026-04"), ("2025-02", "2025-04")]
+    assert _span_text(headline.object, "total") == kpis(real(lk, "2026-02", "2026-04", "F01"))["total"]
+    node.value = "F02"
+    assert len(calls) == 2 and len(spans) == 1
+
+
+def test_the_heat_map_shows_the_packages_frame(lake_root, users):
+    """The heat map's image holds the values of heatmap_frame at the bucket the canvas needs, for
+    the node's meters; a node change shows only its meters."""
+    import numpy as np
+    import panel as pn
+    from holoviews.streams import Pipe, RangeX
+
+    from workbench.inventory.footprint import heatmap_frame, heatmap_freq
+
+    p = page(users.principal("erin"), lake_root)
+    heat = _find(p, "heatmap")
+    note = _find(p, "heat_note")
+    lk = Lake(lake_root, enterprise=ENT)
+
+    def source():
+        todo = [heat.object]                                        # down to the DynamicMap fed by the pipe
+        while todo:
+            dm = todo.pop()
+            if any(isinstance(x, Pipe) for x in dm.streams):
+                return dm
+            todo += getattr(dm.callback, "inputs", [])
+        raise AssertionError("no pipe")
+
+    def shown():
+        return source()[()].dimension_values("value", flat=False)
+
+    freq = heatmap_freq("2026-01", "2026-03")
+    assert freq == "2h"                                             # 90 days, 1,080 buckets ≤ 1,200 pixels
+    want = heatmap_frame(lk, "2026-01", "2026-03", freq=freq)
+    z = shown()
+    assert np.count_nonzero(~np.isnan(z)) == len(want) == 3 * 1080
+    assert np.nansum(z) == pytest.approx(want["value"].sum(), rel=1e-6)  # float32 cells
+    assert f"3 × {freq}" in note.object
+    assert _find(p, "drawn").object == "<span id='drawn'>ent-x|2026-01|2026-03|ENT</span>"
+    # zoomed in to two days: read again at 15 minutes (datashader re-aggregates what it is given)
+    zoom = next(x for x in source().streams if isinstance(x, RangeX))
+    zoom.event(x_range=(pd.Timestamp("2026-02-01 03:00"), pd.Timestamp("2026-02-02 21:00")))
+    days = heatmap_frame(lk, "2026-02-01", "2026-02-03", freq="15min")
+    z = shown()
+    assert z.shape == (3, 2 * 96) and np.count_nonzero(~np.isnan(z)) == len(days) == 3 * 2 * 96
+    assert np.nansum(z) == pytest.approx(days["value"].sum(), rel=1e-6)
+    node = next(w for w in p.select(pn.widgets.Select) if w.label.startswith("边界节点"))
+    node.value = "F02"                                              # a new selection: the whole span again
+    one = heatmap_frame(lk, "2026-01", "2026-03", meters=["M2"], freq=freq)
+    assert np.nansum(shown()) == pytest.approx(one["value"].sum(), rel=1e-6)
+    assert "1 × 2h" in note.object
 
 
 def test_no_data_is_a_message_not_a_traceback(lake_root, users):
