@@ -149,3 +149,40 @@ def test_bad_inputs_name_column_and_period():
         fit_baseline(f.fillna(3.0), "y", ["hdd"])
     with pytest.raises(ModelError, match="cannot fit"):
         fit_baseline(f.fillna(3.0).iloc[:2], "y", ["x"])
+
+
+def test_wls_equals_ols_on_rows_scaled_by_root_weights():
+    # WLS minimises Σ w (y − Xb)²: the same as OLS of √w·y on √w·X (constant column scaled too)
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    y = np.array([3.0, 4.0, 8.0, 9.0, 12.0])
+    w = np.array([31.0, 28.0, 31.0, 30.0, 31.0])
+    f = pd.DataFrame({"y": y, "x": x}, index=[f"2025-{m:02d}" for m in range(1, 6)])
+    fit = fit_baseline(f, "y", ["x"], weights=w)
+    X = np.c_[np.ones(5), x] * np.sqrt(w)[:, None]
+    b = np.linalg.lstsq(X, y * np.sqrt(w), rcond=None)[0]
+    assert fit.params.to_numpy() == pytest.approx(b)
+
+
+def test_hourly_limits_and_autocorrelated_residuals():
+    # hourly: the G14 limits are 30 % / 10 % and α = 1.26
+    x = np.arange(200.0)
+    y = 100 + x + 3 * np.sin(x)                     # residuals ≈ 3 sin(x): lag-1 ρ ≈ cos 1 = 0.54
+    f = pd.DataFrame({"y": y, "x": x}, index=[str(i) for i in range(200)])
+    fit = fit_baseline(f, "y", ["x"], resolution="hourly")
+    d = fit.diagnostics
+    assert (d["g14_cv_limit"], d["g14_nmbe_limit"]) == (30.0, 10.0)
+    resid = y - np.asarray(fit.result.fittedvalues)
+    rho = lag1_autocorrelation(resid)
+    assert rho >= 0.5 and d["rho"] == pytest.approx(rho)
+    assert d["n_effective"] == pytest.approx(200 * (1 - rho) / (1 + rho)) and d["n_effective"] < 70
+    post = pd.DataFrame({"y": [300.0, 301.0], "x": [200.0, 201.0]}, index=["200", "201"])
+    s = savings(fit, post, "y")
+    assert s["alpha"] == 1.26 and s["n_effective"] == pytest.approx(d["n_effective"])
+    from scipy import stats
+    n_eff = d["n_effective"]
+    mse = float(np.sum(resid ** 2)) / (n_eff - 2)
+    t = stats.t.ppf(0.95, n_eff - 2)
+    base = float(np.asarray(fit.predict(post)).sum())
+    S = base - 601.0
+    u = t * 1.26 / (2 * y.mean() * abs(S / base)) * math.sqrt(mse * (1 + 2 / n_eff) * 2) * abs(S)
+    assert s["uncertainty"] == pytest.approx(u, rel=1e-9)

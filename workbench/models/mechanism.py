@@ -272,7 +272,7 @@ def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Ite
     DataFrame
         One row per (indicator, period): ``indicator``, ``name_zh``, ``name_en``, ``period``,
         ``quantity`` (process total, in its quantity's unit), ``output`` (t), ``value`` (the
-        indicator's ``unit``), ``unit``, ``gb``, ``clinker_percent`` (cement energy only), ``basis``.
+        indicator's ``unit``), ``unit``, ``scale``, ``gb``, ``clinker_percent`` (cement energy only), ``basis``.
     """
     rows = []
     cache: dict = {}
@@ -306,10 +306,10 @@ def mechanism_table(ledger: pd.DataFrame, outputs: pd.DataFrame, indicators: Ite
         val = specific_consumption(qty, out, scale=ind.scale)
         for i, p in enumerate(outputs.index):
             rows.append({"indicator": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "period": p,
-                         "quantity": qty[i], "output": out[i], "value": val[i], "unit": ind.unit, "gb": ind.gb,
+                         "quantity": qty[i], "output": out[i], "value": val[i], "unit": ind.unit, "scale": ind.scale, "gb": ind.gb,
                          "clinker_percent": pct[i], "basis": ind.basis})
     return pd.DataFrame(rows, columns=["indicator", "name_zh", "name_en", "period", "quantity", "output", "value",
-                                       "unit", "gb", "clinker_percent", "basis"])
+                                       "unit", "scale", "gb", "clinker_percent", "basis"])
 
 
 def best_periods(values, *, quantile: float = 0.25) -> np.ndarray:
@@ -396,7 +396,7 @@ def compare(table: pd.DataFrame, *, quantile: float = 0.25, rate: Callable | Non
     rows = []
     for key, g in table.groupby("indicator", sort=False):
         first = g.iloc[0]
-        scale = 1.0 if first["unit"] == "GJ/t" else 1000.0
+        scale = float(first["scale"]) if "scale" in g else 1000.0
         E = g["quantity"].to_numpy(dtype="float64")
         Q = g["output"].to_numpy(dtype="float64")
         ok = np.isfinite(Q) & (Q > 0)
