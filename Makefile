@@ -52,6 +52,9 @@ demo: install
 	$(BIN)/workbench report inventory --enterprise demo-cement --lake $(LAKE) --registry $(REGISTRY) \
 	    --period $$($(BIN)/workbench demo latest-period $(DEMO))
 	$(BIN)/workbench demo region --out $(REGION) --enterprises 300
+	$(BIN)/workbench grade --region $(REGION) --period 2025 --submit --by demo
+	$(BIN)/workbench product label --enterprise demo-cement --product cement --period 2025 --lake $(LAKE) \
+	    --out data/labels --by demo
 	$(BIN)/workbench demo users --lake $(LAKE) --db $(USERS)
 	WORKBENCH_REGION=$(REGION) $(BIN)/workbench apps serve --lake $(LAKE) --db $(USERS) --port $(PORT)
 

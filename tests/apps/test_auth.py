@@ -146,7 +146,8 @@ def test_demo_logins_one_per_role_with_new_passwords_each_time(tmp_path):
     again = run(main, ["demo", "users", "--lake", str(tmp_path / "lake"), "--db", db])
     lines = {ln.split()[0]: ln.split() for ln in first.output.splitlines()[1:]}
     lines2 = {ln.split()[0]: ln.split() for ln in again.output.splitlines()[1:]}
-    assert set(lines) == {"demo-manager", "demo-region", "demo-analyst", "demo-verifier", "demo-admin"}
+    assert set(lines) == {"demo-manager", "demo-region", "demo-analyst", "demo-verifier", "demo-reviewer",
+                          "demo-admin"}
     assert all(lines[n][1] != lines2[n][1] for n in lines)        # new passwords, the old ones no longer work
     store = UserStore(f"sqlite:///{db}")
     try:

@@ -177,3 +177,24 @@ def test_workbench_grade_submit(region, tmp_path, monkeypatch):
     junk.write_bytes(bytes(range(256)) * 8)
     r = CliRunner().invoke(cli, ["grade", "--region", str(region), "--period", "2025-Q1", "--submit", "--db", str(junk)])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "junk.db: cannot open the database" in r.output
+
+
+
+def test_evidence_from_grades_already_computed_equals_evidence_computed_alone(region):
+    """submit_graded grades the region once and hands the grades to grade_evidence: the evidence
+    is the same as grade_evidence grading the region itself; grades of another period are refused."""
+    from workbench.grading.engine import grade_emissions
+    from workbench.grading.errors import GradingError
+    from workbench.grading.region import load_region
+
+    em = load_region(region)
+    period = "2025-Q1"
+    rg = grade_emissions(em, period)
+    ok = rg.grades.loc[rg.grades["status"] == "ok", "enterprise_id"].tolist()
+    assert ok
+    for eid in ok:
+        a = grade_evidence(em, eid, period).to_dict()
+        b = grade_evidence(em, eid, period, graded=rg).to_dict()
+        assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    with pytest.raises(GradingError, match="not of 2025-Q2"):
+        grade_evidence(em, ok[0], "2025-Q2", graded=rg)

@@ -12,6 +12,7 @@ DEMO_USERS = {
     "demo-region": ("manager", "*"),
     "demo-analyst": ("analyst", "all"),
     "demo-verifier": ("verifier", "first"),
+    "demo-reviewer": ("reviewer", "*"),
     "demo-admin": ("admin", "all"),
 }
 

@@ -569,7 +569,7 @@ def submit_graded(store: GradeCertificates, region, period, *, who: str, scheme=
             out["ungraded"].append((r.enterprise_id, r.status))
             continue
         ev = grade_evidence(em, r.enterprise_id, period, rg.scheme, industry_level=rg.industry_level,
-                            benchmark_scope=rg.benchmark_scope)
+                            benchmark_scope=rg.benchmark_scope, graded=rg)
         try:
             out["submitted"].append(store.submit(ev, who=who, library=library))
         except CertificationError as exc:

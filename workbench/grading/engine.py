@@ -21,7 +21,7 @@ only the industries of visible enterprises (aggregates, never another enterprise
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -372,18 +372,29 @@ _FLAG_WORDS = {
 
 
 def grade_evidence(region, enterprise_id: str, period, scheme=None, *, industry_level: str | None = None,
-                   benchmark_scope: str | None = None, library=None) -> GradeEvidence:
+                   benchmark_scope: str | None = None, library=None, graded: RegionGrades | None = None
+                   ) -> GradeEvidence:
     """An enterprise's grade for ``period`` with its evidence (:class:`GradeEvidence`): L, K, the
     benchmark, the inputs down to each energy record's factors and file row, the data-quality
     flags.  For a review page: the caller checks that its user may read ``enterprise_id``
     (``workbench.apps.grades.evidence_for`` does).  An enterprise not in the region is a
-    :class:`~workbench.grading.errors.GradingError`."""
+    :class:`~workbench.grading.errors.GradingError`.  ``graded``: the region's grades for this
+    period already computed (:func:`grade_emissions` with the same scheme and options, holding the
+    enterprise), so that evidence for many enterprises grades the region once, not once each."""
     em = region if isinstance(region, RegionEmissions) else load_region(Path(region), library)
     if enterprise_id not in set(em.data.enterprises["enterprise_id"]):
         raise GradingError(f"enterprise '{enterprise_id}' is not in the region {em.data.root}")
     p = parse_period(period)
-    rg = grade_emissions(em, p, scheme, visible=[enterprise_id], industry_level=industry_level,
-                         benchmark_scope=benchmark_scope)
+    if graded is not None:
+        if tuple(graded.periods) != (p.label,):
+            raise GradingError(f"graded: grades of {list(graded.periods)}, not of {p.label}")
+        mine = graded.grades[graded.grades["enterprise_id"] == enterprise_id]
+        if mine.empty:
+            raise GradingError(f"graded: no grade of '{enterprise_id}' among the grades given")
+        rg = replace(graded, grades=mine.reset_index(drop=True))
+    else:
+        rg = grade_emissions(em, p, scheme, visible=[enterprise_id], industry_level=industry_level,
+                             benchmark_scope=benchmark_scope)
     row = rg.grades.iloc[0].to_dict()
     b = rg.benchmarks
     b = b[(b["industry"] == row["industry"]) & (b["scope"] == row["scope"])]
