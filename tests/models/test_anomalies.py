@@ -72,6 +72,7 @@ def cement(demo_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("anomalies") / "lake"
     load_demo(demo_data, root, enterprise=ent)
     lake = Lake(root, enterprise=ent)
+    lake.root_dir = root
     return lake, A.detect(lake), A.read_labels(demo_data / "anomalies.csv")
 
 
@@ -116,3 +117,25 @@ def test_detections_become_alarms_of_the_enterprise_only(cement, tmp_path):
     with pytest.raises(AlarmError):
         meter_subject("a:b", "M1")
     store.dispose()
+
+
+def test_cli_detect_scores_and_raises_alarms(cement, demo_data, tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.cli.main import main
+
+    lake, det, _ = cement
+    db = f"sqlite:///{tmp_path / 'alarms.db'}"
+    r = CliRunner().invoke(main, ["models", "detect", "--lake", str(lake.root_dir),
+                                  "--enterprise", lake.enterprise, "--labels", str(demo_data / "anomalies.csv"),
+                                  "--alarms-db", db, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["detections"] == len(det) and out["alarms"] == det["meter_id"].nunique()
+    assert out["score"]["per_kind"]["spike"]["found"] == 3
+    assert len(AlarmStore(db).alarms_of(lake.enterprise)) == out["alarms"]
+    bad = tmp_path / "labels.csv"
+    bad.write_text("meter_id,kind,ts_start,ts_end\nM1,spike,yesterday,2025-01-01\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["models", "detect", "--lake", str(lake.root_dir), "--enterprise", lake.enterprise,
+                                  "--labels", str(bad)])
+    assert r.exit_code == 2 and "row 2, column ts_start" in r.output

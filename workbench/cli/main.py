@@ -474,5 +474,9 @@ from workbench.cli.annual import annual_command, periodic_command  # noqa: E402
 report.add_command(annual_command)
 report.add_command(periodic_command)
 
+from workbench.cli.models import models_group
+
+main.add_command(models_group)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

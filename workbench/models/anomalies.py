@@ -323,10 +323,22 @@ def detect(lake, *, start=None, end=None, meters=None, defaults: Defaults = DEFA
 # --------------------------------------------------------------------------- scoring
 def read_labels(path) -> pd.DataFrame:
     """A demo plant's ``anomalies.csv`` (anomaly_id, meter_id, kind, ts_start, ts_end, …)."""
-    lab = pd.read_csv(path, parse_dates=["ts_start", "ts_end"])
     need = {"meter_id", "kind", "ts_start", "ts_end"}
+    try:
+        lab = pd.read_csv(path, dtype={"meter_id": str, "kind": str})
+    except UnicodeDecodeError as exc:
+        raise AnomalyError(f"{path}: not a UTF-8 CSV of labelled anomalies") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise AnomalyError(f"{path}: not a CSV of labelled anomalies (rows of unequal length or empty)") from exc
     if not need <= set(lab.columns):
-        raise AnomalyError(f"{path}: labels need the columns {sorted(need)}")
+        raise AnomalyError(f"{path}: labels need the columns {sorted(need)}, found {list(lab.columns)[:8]}")
+    for col in ("ts_start", "ts_end"):
+        t = pd.to_datetime(lab[col], errors="coerce")
+        bad = t.isna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise AnomalyError(f"{path}: row {row + 2}, column {col}: {lab[col].iloc[row]!r} is not a time")
+        lab[col] = t
     return lab
 
 
