@@ -145,3 +145,26 @@ def test_bad_input_names_what_is_wrong():
         process_energy(pd.DataFrame({"period": ["2025-01"]}), ["F01"])
     with pytest.raises(ModelError, match="product 'steel'"):
         mechanism_table(_ledger(), OUTPUTS, [Indicator("x", ("F01",), "energy_tce", "steel", "kgce/t")])
+
+
+def test_steel_indicators_per_t_rolled_by_hand():
+    from workbench.models.mechanism import STEEL_INDICATORS, indicators_for
+
+    assert indicators_for("steel") == STEEL_INDICATORS and indicators_for("unknown") == ()
+    led = pd.DataFrame([
+        {"period": "2025-01", "node_id": "F01.W01.P01", "source": "purchased_electricity", "quantity": 40000.0,
+         "unit": "MWh", "sign": 1, "activity_gj": 0.0, "tco2e": 20000.0},
+        {"period": "2025-01", "node_id": "F02.W01.P01", "source": "combustion", "quantity": 50.0, "unit": "10^4 Nm3",
+         "sign": 1, "activity_gj": 120000.0, "tco2e": 6700.0},
+        {"period": "2025-01", "node_id": "F02.W02.P01", "source": "purchased_electricity", "quantity": 9000.0,
+         "unit": "MWh", "sign": 1, "activity_gj": 0.0, "tco2e": 4500.0},
+    ])
+    out = pd.DataFrame({"billet": [100000.0], "rebar": [96000.0]}, index=pd.Index(["2025-01"], name="period"))
+    c = compare(mechanism_table(led, out, STEEL_INDICATORS), rate=rate).set_index("indicator")
+    assert c.at["eaf_electricity", "value"] == pytest.approx(400.0)            # 40,000 MWh / 100 kt
+    assert c.at["reheating_heat_gj", "value"] == pytest.approx(1.25)           # 120,000 GJ / 96 kt
+    assert c.at["rolling_electricity", "value"] == pytest.approx(93.75)        # 9,000 MWh / 96 kt
+    # rolling energy: 120,000 / 29.3076 + 9,000 × 3.6 / 29.3076 = 4,094.4874 + 1,105.5153 tce → / 96 kt
+    assert c.at["rolling_energy", "value"] == pytest.approx((120000.0 + 32400.0) / TCE / 96.0, rel=1e-9)
+    assert c.at["rolling_energy", "value"] == pytest.approx(54.1669, abs=1e-4)
+    assert c["limit"].isna().all() and "UNVERIFIED" in c.at["rolling_energy", "basis"]   # no limit is applied

@@ -49,6 +49,8 @@ from workbench.core.units import UnitError, conversion_factor, convert
 
 __all__ = [
     "CEMENT_INDICATORS",
+    "STEEL_INDICATORS",
+    "TEXTILE_INDICATORS",
     "Indicator",
     "ModelError",
     "best_period_level",
@@ -110,11 +112,43 @@ CEMENT_INDICATORS = (
               "cement grinding emissions per t cement", None, "electricity of F02 (clinker not included); " + _B),
 )
 
-_SECTOR = {"cement": CEMENT_INDICATORS}
+_NR = ("no limit applied: GB 21256-2025 (in force 2026-07-01) rates the EAF by furnace size with corrections the "
+       "ledger cannot supply; rolling limits UNVERIFIED; ")
+#: the demo steel mini-mill (F01 electric-arc furnace shop + caster → billet; F02 rolling: W01 reheating furnace,
+#: W02 bar mill → rebar).  Indicators only: no national limit is applied (reference §2).
+STEEL_INDICATORS = (
+    Indicator("eaf_electricity", ("F01.W01",), "electricity_mwh", "billet", "kWh/t", 1000.0, "电炉冶炼电耗",
+              "EAF shop electricity per t billet", None, _NR + _B),
+    Indicator("steelmaking_energy", ("F01",), "energy_tce", "billet", "kgce/t", 1000.0, "电炉炼钢工序能耗",
+              "EAF steelmaking energy per t billet (equal value)", None, _NR + _B),
+    Indicator("reheating_heat_gj", ("F02.W01",), "fuel_gj", "rebar", "GJ/t", 1.0, "加热炉热耗",
+              "reheating-furnace fuel per t rolled", None, _NR + _B),
+    Indicator("rolling_electricity", ("F02",), "electricity_mwh", "rebar", "kWh/t", 1000.0, "轧钢电耗",
+              "rolling electricity per t rolled", None, _NR + _B),
+    Indicator("rolling_energy", ("F02",), "energy_tce", "rebar", "kgce/t", 1000.0, "轧钢工序能耗",
+              "rolling energy per t rolled (equal value)", None, _NR + _B),
+    Indicator("billet_co2", ("F01",), "tco2e", "billet", "kgCO2e/t", 1000.0, "炼钢单位产品排放",
+              "steelmaking emissions per t billet", None, _B),
+    Indicator("rolling_co2", ("F02",), "tco2e", "rebar", "kgCO2e/t", 1000.0, "轧钢单位产品排放",
+              "rolling emissions per t rolled", None, _B),
+)
+#: the demo dyeing mill (F01 pretreatment, F02 dyeing, F03 finishing, F04 auxiliary incl. the thermal-oil boiler)
+TEXTILE_INDICATORS = (
+    Indicator("dyeing_energy", ("F01", "F02", "F03", "F04"), "energy_tce", "dyed_fabric", "kgce/t", 1000.0,
+              "印染单位产品综合能耗", "dyeing comprehensive energy per t fabric (equal value)", None,
+              "no 印染 limit standard among the compulsory GB 能耗限额 (reference §2: UNVERIFIED); " + _B),
+    Indicator("dyeing_electricity", ("F01", "F02", "F03", "F04"), "electricity_mwh", "dyed_fabric", "kWh/t", 1000.0,
+              "印染单位产品电耗", "dyeing electricity per t fabric", None, _B),
+    Indicator("dyeing_co2", ("F01", "F02", "F03", "F04"), "tco2e", "dyed_fabric", "kgCO2e/t", 1000.0,
+              "印染单位产品排放", "dyeing emissions per t fabric", None, _B),
+)
+
+_SECTOR = {"cement": CEMENT_INDICATORS, "steel": STEEL_INDICATORS, "textile": TEXTILE_INDICATORS}
 
 
 def indicators_for(sector: str | None) -> tuple:
-    """The default indicators of a sector (``cement``); others: none (pass your own :class:`Indicator`)."""
+    """The default indicators of a sector (``cement``, ``steel``, ``textile`` — the demo plants' layouts);
+    others: none (pass your own :class:`Indicator`)."""
     return _SECTOR.get(str(sector or "").lower(), ())
 
 
