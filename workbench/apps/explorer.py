@@ -476,6 +476,9 @@ def page(principal, lake_root):
     def charts(gen: int, ent: str, fp, lg: str, heat_too: bool = False) -> None:
         if gen != state["gen"]:
             return                              # a later selection is on its way
+        if heat_too:
+            # read in a thread while the charts are made; drawn (and #drawn set) after them, on the loop
+            heat_of(gen, ent, fp, lg)
         t = trend_by_source(fp)
         d = drill_down(fp, lang=lg)
         state.update(drill=d, trend=t)
@@ -486,8 +489,6 @@ def page(principal, lake_root):
         put("trend", trend, _trend(t), lg, trend_style(lg))
         drill_title.object = f"### {_t('drill', lg)}"
         drill.value = d
-        if heat_too:
-            heat_of(gen, ent, fp, lg)
 
     def heat_of(gen: int, ent: str, fp, lg: str) -> None:
         meters = heat_meters(ent, fp)
