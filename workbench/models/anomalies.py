@@ -219,10 +219,13 @@ def meter_intervals(meter: str, index: pd.DatetimeIndex, y, *, defaults: Default
 
 
 def common_mode(z: pd.DataFrame, *, z_level: float, window: int) -> pd.Series:
-    """Per timestamp, how many meters have ``|z| ≥ z_level`` within ``±window`` samples — a stop,
-    a start or a holiday moves many meters at once; a faulty meter moves alone."""
-    hot = (np.abs(np.nan_to_num(z.to_numpy())) >= z_level).any(axis=1) if z.shape[1] == 0 else \
-        (np.abs(np.nan_to_num(z.to_numpy())) >= z_level)
+    """Per timestamp, how many meters show a local jump ``|z_t − median(z_{t−2…t+2})| ≥ z_level``
+    within ``±window`` samples — a stop, a start or a holiday moves many meters at once; a faulty
+    meter moves alone.  The local median takes out level shifts that last (a weekend, a stop
+    that the daily STL does not model), which move every meter's z but are not jumps."""
+    zz = z.to_numpy(dtype=float)
+    local = zz - z.rolling(5, center=True, min_periods=1).median().to_numpy()
+    hot = np.abs(np.nan_to_num(local)) >= z_level
     per_meter = pd.DataFrame(hot, index=z.index).rolling(2 * window + 1, center=True, min_periods=1).max()
     return per_meter.sum(axis=1)
 
