@@ -179,3 +179,23 @@ def test_add_a_model_notebook(cement, tmp_path):
     lake, _, _ = cement
     text = _run("add_a_model.ipynb", tmp_path, lake_root=str(lake.root_dir), enterprise=lake.enterprise, folds=2)
     assert "'theta'" in text and "identical: True" in text
+
+
+def test_cli_models_list_and_backtest(cement, tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.cli.main import main
+
+    lake, _, _ = cement
+    r = CliRunner().invoke(main, ["models", "list", "--json"])
+    assert r.exit_code == 0 and {"ets", "prophet", "sarimax", "linear", "svr", "mlp"} <= set(json.loads(r.output))
+    args = ["models", "backtest", "--lake", str(lake.root_dir), "--enterprise", lake.enterprise, "--meter", "M0002",
+            "--meter", "M0007", "--model", "linear", "--horizon", "14", "--folds", "2", "--out", str(tmp_path / "m.csv"),
+            "--json"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [x["series"] for x in rows] == ["M0002", "M0007"] and all(x["model"] == "linear" for x in rows)
+    assert pd.read_csv(tmp_path / "m.csv")["baseline_mase"].notna().all()
+    r = CliRunner().invoke(main, args[:10] + ["--model", "nope"])
+    assert r.exit_code == 2 and "unknown model 'nope'" in r.output
