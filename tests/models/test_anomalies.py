@@ -171,7 +171,7 @@ def test_forecast_notebook(cement, tmp_path):
     lake, _, _ = cement
     text = _run("forecast.ipynb", tmp_path, lake_root=str(lake.root_dir), enterprise=lake.enterprise,
                 cutoff="2025-09-30", models="seasonal_naive,linear", model="linear", folds=2, n_paths=200)
-    assert "mee-avg:CN-ZJ:2023" in text and "273 天 / days" in text           # the factor with its id; Jan–Sep
+    assert "mee-avg:CN-ZJ:2023" in text and "main meter(s) M0001: 273 天 / days" in text   # factor id; Jan–Sep
     assert "P(超出 / exceed)" in text and "carbon efficiency" in text
 
 
