@@ -72,12 +72,15 @@ def test_live_view_of_an_empty_lake(tmp_path):
 
 @pytest.mark.slow
 def test_realtime_notebook_through_papermill(tmp_path, lake):
+    from pathlib import Path
+
     import nbformat
     import papermill as pm
-    from conftest import ROOT
+
+    root = Path(__file__).resolve().parents[2]       # not `from conftest import`: several conftest modules exist
 
     out = tmp_path / "realtime.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / "realtime.ipynb"), str(out), kernel_name="python3",
+    pm.execute_notebook(str(root / "notebooks" / "realtime.ipynb"), str(out), kernel_name="python3",
                         cwd=str(tmp_path), progress_bar=False,
                         parameters={"lake_root": str(lake.root),
                                     "window": "30min", "now": "2026-03-02 09:00"})

@@ -180,11 +180,24 @@ def page(principal, lake_root, *, alarms=None):
              f" (未确认 / unacknowledged <span id='unack'>{h['unacknowledged']}</span>){link}")
         cols = ["facility", "name_zh", "name_en", "power_kw", "generation_kw", "tco2e_per_h", "meters_reporting",
                 "meters_total", "last_ts"]
-        facilities.value = view.reindex(columns=cols)
-        readings.value = latest
-        devices.value = device_table(status) if len(status) else pd.DataFrame()
-        alarm_view.value = alarm_table(mine)
-        fault_view.value = faults(mine, status) if alarms is not None else pd.DataFrame()
+        update(facilities, view.reindex(columns=cols))
+        update(readings, latest)
+        update(devices, device_table(status) if len(status) else pd.DataFrame())
+        update(alarm_view, alarm_table(mine), key="id")
+        update(fault_view, faults(mine, status) if alarms is not None else pd.DataFrame())
+
+    def update(table, frame: pd.DataFrame, key: str | None = None) -> None:
+        """Replace a table's rows only when they changed (a refresh every few seconds must not
+        redraw the table, nor drop the rows a user has ticked); ticked rows stay ticked by ``key``."""
+        old = table.value
+        if isinstance(old, pd.DataFrame) and old.shape == frame.shape and list(old.columns) == list(frame.columns) \
+                and old.reset_index(drop=True).equals(frame.reset_index(drop=True)):
+            return
+        ticked = (set(old.iloc[[i for i in table.selection if i < len(old)]][key])
+                  if key and isinstance(old, pd.DataFrame) and key in old.columns and table.selection else set())
+        table.value = frame
+        if ticked:
+            table.selection = [i for i, v in enumerate(frame[key]) if v in ticked]
 
     def seed():
         """The curve's first points: the windows before the latest (after the first render)."""
