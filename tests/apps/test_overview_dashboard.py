@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import nbformat
+from notebook_run import execute_notebook
 from status_lake import build
 
 from workbench.apps.explorer import kpis
@@ -26,13 +27,11 @@ def test_the_dashboard_is_parameterised_and_committed_clean():
 def test_the_dashboard_shows_the_package_figures(tmp_path):
     import gc
 
-    import papermill as pm
-
     build(tmp_path)
     gc.collect()                # the builder's lake connections closed before the kernel opens the lake
     out = tmp_path / "overview.ipynb"
     month = None                # the last month with data: ent-a's April bill
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         execution_timeout=300,
                         parameters={"lake_root": str(tmp_path / "lake"), "enterprise": "ent-a", "month": month})
     nb = nbformat.read(out, as_version=4)

@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from notebook_run import execute_notebook
 
 from workbench.demo.region import generate_region
 from workbench.grading import grade_region, l_trend, load_region, movements
@@ -60,11 +61,10 @@ def test_an_electricity_only_enterprise_by_hand(region):
 
 
 def test_the_regional_notebook_shows_the_package_figures(region, tmp_path):
-    import papermill as pm
 
     out = tmp_path / "regional_grades.ipynb"
     tables = tmp_path / "tables"
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         execution_timeout=300,
                         parameters={"region_dir": str(region), "period": "2025-Q2", "previous_period": "2025-Q1",
                                     "out_dir": str(tables)})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_run import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "identifiers.ipynb"
@@ -21,13 +22,12 @@ def test_identifiers_notebook_is_parameterised_and_clean():
 
 @pytest.mark.slow
 def test_identifiers_notebook_through_papermill(tmp_path, demo_data):
-    import papermill as pm
 
     from workbench.identifiers.store import HandleStore
 
     out = tmp_path / "identifiers.ipynb"
     db = f"sqlite:///{tmp_path / 'idnode.db'}"
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         parameters={"boundary_csv": str(demo_data / "boundary.csv"), "db": db,
                                     "facility": "F01", "meter": "M0002"})
     nb = nbformat.read(out, as_version=4)

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import nbformat
+from notebook_run import execute_notebook
 
 from workbench.lake.store import Lake
 
@@ -21,7 +22,6 @@ def test_import_notebook_is_parameterised_and_clean():
 
 
 def test_import_notebook_through_papermill(tmp_path):
-    import papermill as pm
 
     f = tmp_path / "export.csv"
     t0 = dt.datetime(2025, 10, 1)
@@ -29,7 +29,7 @@ def test_import_notebook_through_papermill(tmp_path):
     rows += [f"{t0 + dt.timedelta(hours=i):%Y/%m/%d %H:%M},M-7,{100 + 2.5 * i}" for i in range(10)]
     f.write_text("\n".join(rows) + "\n", encoding="gbk")
     out = tmp_path / "import.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         parameters={"file": str(f), "lake_root": str(tmp_path / "lake"), "enterprise": "e9"})
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_run import execute_notebook
 
 from connectors import invoice_ocr as ocr
 from connectors.invoice_ocr import ReviewQueue
@@ -35,7 +36,6 @@ def test_review_notebook_is_parameterised_and_clean():
 
 @pytest.mark.slow
 def test_review_notebook_through_papermill(tmp_path):
-    import papermill as pm
 
     _, truth, _, page = ii.random_bill(21, layout="electricity", with_page=True)
     pdf = ii.render_pdf(page)
@@ -47,7 +47,7 @@ def test_review_notebook_through_papermill(tmp_path):
     q.close()
 
     out = tmp_path / "review.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         parameters={"lake": str(lake_root), "queue": str(queue), "enterprise": "ent-nb",
                                     "reviewer": "papermill", "auto_accept": True})
     nb = nbformat.read(out, as_version=4)

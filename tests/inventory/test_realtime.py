@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from notebook_run import execute_notebook
 
 from connectors import ConnectorResult
 from workbench.core.factors import default_library
@@ -75,12 +76,11 @@ def test_realtime_notebook_through_papermill(tmp_path, lake):
     from pathlib import Path
 
     import nbformat
-    import papermill as pm
 
     root = Path(__file__).resolve().parents[2]       # not `from conftest import`: several conftest modules exist
 
     out = tmp_path / "realtime.ipynb"
-    pm.execute_notebook(str(root / "notebooks" / "realtime.ipynb"), str(out), kernel_name="python3",
+    execute_notebook(str(root / "notebooks" / "realtime.ipynb"), str(out), kernel_name="python3",
                         cwd=str(tmp_path), progress_bar=False,
                         parameters={"lake_root": str(lake.root),
                                     "window": "30min", "now": "2026-03-02 09:00"})

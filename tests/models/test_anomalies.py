@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_run import execute_notebook
 
 from workbench.devices.alarms import (
     AlarmError,
@@ -147,10 +148,9 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def _run(name, tmp_path, **params):
     import nbformat
-    import papermill as pm
 
     out = tmp_path / name
-    pm.execute_notebook(str(NOTEBOOKS / name), str(out), kernel_name="python3", cwd=str(tmp_path),
+    execute_notebook(str(NOTEBOOKS / name), str(out), kernel_name="python3", cwd=str(tmp_path),
                         progress_bar=False, execution_timeout=300, parameters=params)
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))

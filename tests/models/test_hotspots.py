@@ -11,6 +11,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from notebook_run import execute_notebook
 
 from workbench.demo.load import load_demo
 from workbench.inventory.compute import compute_inventory_from_lake
@@ -152,10 +153,9 @@ def test_mechanism_and_baseline_on_the_demo(inv):
 
 
 def test_notebook_runs_on_the_demo(demo_root, tmp_path):
-    import papermill as pm
 
     out = tmp_path / "baselines.ipynb"
-    pm.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
+    execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(tmp_path), progress_bar=False,
                         execution_timeout=300,
                         parameters={"lake_root": str(demo_root), "enterprise": "demo-cement", "start": YEAR[0],
                                     "end": YEAR[1], "baseline_end": "2025-09"})
