@@ -75,10 +75,10 @@ def test_the_dashboard_after_the_login_shows_the_package_figures(served, browser
     page, errors = ui.page(browser)
     failed = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.goto(dash + "/")
+    page.goto(dash + "/", wait_until="domcontentloaded", timeout=120_000)    # Voila's redirect to the login
     assert "/login" in page.url and page.url.startswith(base)       # the apps' login page
     ui.login(page, base, "alice", PASSWORD)
-    page.goto(dash + "/")
+    page.goto(dash + "/", timeout=120_000)
     page.wait_for_selector("#total", timeout=120_000)
     lk = lake.for_enterprise("ent-a")
     this, ytd = kpis(footprint(lk, "2026-04", "2026-04")), kpis(footprint(lk, "2026-01", "2026-04"))
