@@ -28,7 +28,7 @@ from workbench.inventory.allocation import allocate_by_submeters
 from workbench.inventory.readings import activity_from_meters, meter_consumption
 from workbench.regimes import Product, Regime, RegimeError, default_regime, get_regime
 
-__all__ = ["Inventory", "compute_inventory", "compute_inventory_from_lake", "months"]
+__all__ = ["Inventory", "compute_inventory", "compute_inventory_from_lake", "months", "reaccount"]
 
 
 def months(period_start: str, period_end: str) -> list[str]:
@@ -58,6 +58,11 @@ class Inventory:
     notes: list = field(default_factory=list)
     regime: Regime = field(default_factory=default_regime)
     products: tuple = ()
+    #: what :func:`reaccount` needs to account changed activity data the same way
+    library: object = None
+    region: str | None = None
+    value_added_table: pd.DataFrame | None = None
+    output_table: pd.DataFrame | None = None
 
     @property
     def total_tco2e(self) -> float:
@@ -117,7 +122,8 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
         sel = allocate_by_submeters(sel, metered, enterprise=ent)
     activity = normalize_activity(sel.drop(columns="_row"), origin="activity", library=lib, regime=regime)
     activity["row"] = sel["_row"].to_numpy()
-    ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary, regime=regime)
+    region = region or info.get("region")
+    ledger = account(activity, lib, region=region, boundary=boundary, regime=regime)
     monthly = cat["monthly"].read()
     monthly["period"] = monthly["period"].astype(str)
     monthly = monthly[monthly["period"].isin(wanted)]
@@ -128,14 +134,14 @@ def compute_inventory(cat, period_start: str, period_end: str, *, enterprise: st
         product_notes.append("products without an output column in the production table: "
                              + ", ".join(f"{p.product} ('{p.column}')" for p in missing))
     inv = _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger,
-                    va[["period", "node_id", "value_added"]], output, products, product_notes)
+                    va[["period", "node_id", "value_added"]], output, products, product_notes, region=region)
     if meter_check and metered is not None:
         inv.meter_check = _meter_check(consumption, metered, ledger)
     return inv
 
 
 def _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger, value_added, output, products,
-              notes) -> Inventory:
+              notes, *, region=None) -> Inventory:
     """Cube, summary, carbon efficiency, product intensities and factors of an accounted ledger."""
     names = {n: boundary.name(n, "zh") for n in boundary.nodes.index}
     cube = to_cube(ledger, value_added=value_added, output=output, enterprise=ent, facility_names=names,
@@ -161,7 +167,42 @@ def _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger, value_
     factors = _factors_used(ledger, lib)
     all_notes = sorted({n for n in ledger["notes"] if n}) + list(notes)
     return Inventory(info, wanted[0], wanted[-1], boundary, activity, ledger, cube, summary, factors, eff,
-                     notes=all_notes, regime=regime, products=tuple(products))
+                     notes=all_notes, regime=regime, products=tuple(products), library=lib, region=region,
+                     value_added_table=value_added, output_table=output)
+
+
+def reaccount(inv: Inventory, activity: pd.DataFrame, *, factor_sets: dict | None = None,
+              notes=()) -> Inventory:
+    """The inventory of the same enterprise, months, boundary, regime, factor library, region, value
+    added and outputs with other activity records — a what-if (:mod:`workbench.models.scenarios`) or
+    a correction — accounted by the same engine.
+
+    ``activity``: normalised records (:func:`workbench.core.activity.normalize_activity`, as
+    ``inv.activity``); rows whose ``record_id`` is in ``inv.ledger`` keep their lineage columns
+    (basis, lake batch, raw file).  ``factor_sets``: the library's factor-set choice changed for this
+    accounting only (e.g. the residual grid mix).  The result carries no meter check.
+    """
+    from workbench.core.factors import FactorLibrary
+
+    if inv.library is None:
+        raise ValueError("this inventory does not carry its factor library (made before reaccount existed)")
+    lib = inv.library
+    if factor_sets:
+        lib = FactorLibrary(lib.table, gwp_set=lib.gwp_set, factor_sets={**lib.factor_sets, **factor_sets},
+                            items=lib.items, regions=lib.regions)
+    wanted = months(inv.period_start, inv.period_end)
+    ledger = account(activity, lib, region=inv.region, boundary=inv.boundary, regime=inv.regime)
+    lineage = [c for c in ("enterprise_id", "basis", "lake_batch", "raw_sha256") if c in inv.ledger.columns]
+    if lineage:
+        stamp = dict(ledger.attrs)
+        known = inv.ledger[["record_id", *lineage]].drop_duplicates("record_id")
+        ledger = ledger.merge(known, on="record_id", how="left")
+        if "enterprise_id" in lineage:
+            ledger["enterprise_id"] = ledger["enterprise_id"].fillna(inv.enterprise.get("enterprise_id", ""))
+            ledger.insert(0, "enterprise_id", ledger.pop("enterprise_id"))
+        ledger.attrs.update(stamp)
+    return _assemble(inv.enterprise, inv.regime, inv.boundary, inv.boundary.enterprise, wanted, lib, activity, ledger,
+                     inv.value_added_table, inv.output_table, list(inv.products), list(notes), region=inv.region)
 
 
 def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str, period_end: str, *,
@@ -213,7 +254,8 @@ def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str,
     base = ["record_id", "node_id", "period", "source", "item", "quantity", "unit", "data_tier", "document"]
     activity = normalize_activity(sel[base + overrides], origin="lake", library=lib, regime=regime)
     activity["row"] = np.arange(len(activity)) + 1
-    ledger = account(activity, lib, region=region or info.get("region"), boundary=boundary, regime=regime)
+    region = region or info.get("region")
+    ledger = account(activity, lib, region=region, boundary=boundary, regime=regime)
     stamp = dict(ledger.attrs)              # library version, GWP set, standard: merge() drops them
     ledger = ledger.merge(lineage.drop_duplicates("record_id"), on="record_id", how="left")
     ledger.insert(0, "enterprise_id", enterprise or "")
@@ -223,7 +265,7 @@ def compute_inventory_from_lake(lake, enterprise: str | None, period_start: str,
     if products and output is not None:
         output = output[output["product"].isin([p.product for p in products])]
     inv = _assemble(info, regime, boundary, ent, wanted, lib, activity, ledger, value_added, output, products,
-                    product_notes + got.notes)
+                    product_notes + got.notes, region=region)
     inv.meter_check = got.reconciliation
     return inv
 
