@@ -22,6 +22,7 @@ APPS = {
     "grades": ("区域碳效等级", "Regional carbon-efficiency grades", "workbench.apps.grades:page"),
     "evidence": ("核查证据", "Verification evidence", "workbench.apps.evidence:page"),
     "review": ("审核认证", "Certification review", "workbench.apps.review:page"),
+    "forecasts": ("预测与情景", "Forecasts & scenarios", "workbench.apps.forecasts:page"),
 }
 
 

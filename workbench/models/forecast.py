@@ -13,6 +13,7 @@ Models (:class:`~workbench.models.registry.Forecaster`, by name in the registry)
 
 :func:`backtest` runs a rolling-origin evaluation and reports :func:`mape`, :func:`smape`,
 :func:`mase` and the coverage of the intervals, beside the seasonal-naive baseline.
+:func:`daily_emissions` makes the daily series these models forecast from an inventory and its lake.
 :func:`year_outlook` forecasts the rest of a year's emissions (and carbon efficiency) and the
 probability of exceeding a target or an allowance (碳配额).
 """
@@ -25,7 +26,7 @@ from scipy import stats
 from workbench.models.registry import Forecaster, ModelError, make
 
 __all__ = ["ETS", "SARIMAX", "LinearLags", "MLPLags", "ProphetForecaster", "SVRLags", "SeasonalNaive",
-           "backtest", "coverage", "mape", "mase", "smape", "year_outlook"]
+           "backtest", "coverage", "daily_emissions", "mape", "mase", "smape", "year_outlook"]
 
 
 def _z(level: float) -> float:
@@ -345,3 +346,61 @@ def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None
             out["efficiency_target"] = float(efficiency_target)
             out["p_exceed_efficiency_target"] = float(np.mean(eff > efficiency_target))
     return out
+
+
+def daily_shape(lake, meters: list[str], start: str, end: str) -> pd.Series:
+    """Each day's share of its month in the summed consumption of ``meters`` (the lake's interval
+    ``consumption``), over the days of the months ``start``..``end`` (YYYY-MM); a month the meters
+    did not measure has NaN shares."""
+    days = pd.date_range(f"{start}-01", pd.Period(end, "M").end_time.normalize(), freq="D")
+    lo, hi = days[0], days[-1] + pd.Timedelta("1D")
+    con = lake.connect(tables=["consumption"], registries=False, between=(lo, hi))
+    try:
+        d = con.execute("SELECT date_trunc('day', ts) AS day, sum(value) AS v FROM consumption "
+                        "WHERE meter_id IN (SELECT unnest(?::VARCHAR[])) AND ts >= ? AND ts < ? GROUP BY day",
+                        [list(meters), lo.to_pydatetime(), hi.to_pydatetime()]).df()
+    finally:
+        con.close()
+    v = d.set_index(pd.to_datetime(d["day"]).dt.tz_localize(None))["v"].reindex(days).astype(float)
+    month = v.index.to_period("M")
+    tot = v.groupby(month).transform("sum")
+    counted = v.notna().groupby(month).transform("sum")
+    share = v / tot
+    # a month measured on fewer than 90 % of its days is not a shape
+    return share.where(counted >= 0.9 * v.index.days_in_month)
+
+
+def daily_emissions(inventory, lake) -> pd.DataFrame:
+    """The inventory's emissions per day and source (tCO2e), summing exactly to its monthly ledger.
+
+    For each month ``m``, source ``s`` and item ``i``: ``E_si,d = E_si,m × w_d``, with ``E_si,m`` the
+    ledger's total and ``w_d`` the day's share of the month in the metered consumption of that item
+    for that source (its main meters, else all its meters in the lake — one unit, never coal tonnes
+    added to gas cubic metres); an item without meters, or a month they did not measure, is spread
+    evenly (``w_d = 1/days``).  Columns: the regime's sources present and ``total``;
+    ``attrs["shape"]``: (source, item) → the meters used, or ``"even"``.
+    """
+    led = inventory.ledger
+    start, end = inventory.period_start, inventory.period_end
+    days = pd.date_range(f"{start}-01", pd.Period(end, "M").end_time.normalize(), freq="D")
+    month = days.to_period("M").astype(str)
+    monthly = led.groupby(["source", "item", "period"])["tco2e"].sum()
+    meters = lake.meters(normalized=True)
+    even = pd.Series(1.0 / days.days_in_month, index=days)
+    out, shape = {}, {}
+    for src in [s.key for s in inventory.regime.sources if s.key in set(led["source"])]:
+        series = pd.Series(0.0, index=days)
+        for item in sorted(set(led.loc[led["source"] == src, "item"])):
+            m = meters[(meters["source"] == src) & (meters["item"] == item)]
+            ids = m.loc[m["is_main"].astype(bool), "meter_id"].tolist() or m["meter_id"].tolist()
+            w = daily_shape(lake, ids, start, end) if ids else pd.Series(np.nan, index=days)
+            unmeasured = w.isna().groupby(month).transform("all")
+            w = w.where(~unmeasured, even).fillna(0.0)
+            shape[(src, item)] = ", ".join(ids) if ids else "even"
+            series += pd.Series([monthly.get((src, item, p), 0.0) for p in month], index=days) * w
+        out[src] = series
+    frame = pd.DataFrame(out, index=days)
+    frame["total"] = frame.sum(axis=1)
+    frame.index.name = "day"
+    frame.attrs["shape"] = shape
+    return frame
