@@ -64,7 +64,9 @@ def test_a_registered_model_backtests_through_the_same_api(clean):
 def test_an_entry_point_plugs_in_and_a_broken_one_names_itself(monkeypatch):
     eps = [EntryPoint("drifty", "tests_models_plugin:NaiveDrift", R.ENTRY_POINT_GROUP),
            EntryPoint("broken", "no_such_module_xyz:Model", R.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(R, "entry_points", lambda group: eps if group == R.ENTRY_POINT_GROUP else [])
+    from workbench.core import plugins
+
+    monkeypatch.setattr(plugins, "entry_points", lambda group: eps if group == R.ENTRY_POINT_GROUP else [])
     import sys
     import types
     mod = types.ModuleType("tests_models_plugin")

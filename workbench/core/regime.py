@@ -37,30 +37,30 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.plugins import entry_points_of, load_entry_point
 
 __all__ = [
-    "RegimeError",
-    "UnknownRegimeError",
-    "EmissionSource",
-    "ReportSection",
-    "Product",
-    "Sector",
-    "Regime",
-    "CATEGORIES",
-    "REPORT_CONTENTS",
-    "regime_key",
-    "ENTRY_POINT_GROUP",
-    "DEFAULT",
     "BUILTIN",
-    "get_regime",
+    "CATEGORIES",
+    "DEFAULT",
+    "ENTRY_POINT_GROUP",
+    "REPORT_CONTENTS",
+    "EmissionSource",
+    "Product",
+    "Regime",
+    "RegimeError",
+    "ReportSection",
+    "Sector",
+    "UnknownRegimeError",
+    "available",
     "default_regime",
+    "get_regime",
+    "regime_key",
     "register",
     "unregister",
-    "available",
 ]
 
 #: Item categories of the factor library (``items.csv``); the engine has a formula for each:
@@ -394,17 +394,12 @@ def unregister(regime: Regime | str) -> None:
 
 
 def _entry_points() -> dict:
-    eps = {name: EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in BUILTIN.items()}
-    eps.update({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})
-    return eps
+    return entry_points_of(ENTRY_POINT_GROUP, BUILTIN)
 
 
 def _load(ep) -> Regime:
     """The regime behind an entry point: an instance, a Regime subclass, or a module with ``REGIME``."""
-    try:
-        obj = ep.load()
-    except Exception as exc:  # a broken plug-in must say which one it is
-        raise RegimeError(f"entry point '{ep.name}' ({ep.value}) of {ENTRY_POINT_GROUP} cannot be loaded: {exc}") from exc
+    obj = load_entry_point(ep, RegimeError)
     if not isinstance(obj, (Regime, type)) and hasattr(obj, "REGIME"):
         obj = obj.REGIME
     if isinstance(obj, type) and issubclass(obj, Regime):

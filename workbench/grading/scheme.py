@@ -26,10 +26,10 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from importlib.metadata import EntryPoint, entry_points
 
 import pandas as pd
 
+from workbench.core.plugins import entry_points_of, load_entry_point
 from workbench.grading.errors import GradingError, UnknownSchemeError
 
 __all__ = [
@@ -186,16 +186,11 @@ def unregister_scheme(scheme) -> None:
 
 
 def _entry_points() -> dict:
-    eps = {name: EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in BUILTIN.items()}
-    eps.update({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})
-    return eps
+    return entry_points_of(ENTRY_POINT_GROUP, BUILTIN)
 
 
 def _load(ep) -> GradingScheme:
-    try:
-        obj = ep.load()
-    except Exception as exc:  # a broken plug-in must say which one it is
-        raise GradingError(f"entry point '{ep.name}' ({ep.value}) of {ENTRY_POINT_GROUP} cannot be loaded: {exc}") from exc
+    obj = load_entry_point(ep, GradingError)
     if not isinstance(obj, (GradingScheme, type)) and hasattr(obj, "SCHEME"):
         obj = obj.SCHEME
     if isinstance(obj, type) and issubclass(obj, GradingScheme):

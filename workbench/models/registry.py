@@ -25,12 +25,11 @@ better sampler of its own.
 """
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
-
 import numpy as np
 import pandas as pd
 
 from workbench.core.errors import WorkbenchError
+from workbench.core.plugins import entry_points_of, load_entry_point
 
 __all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "Forecaster", "ModelError", "available", "get", "make", "register",
            "unregister"]
@@ -123,9 +122,7 @@ def unregister(name: str) -> None:
 
 
 def _entry_points() -> dict:
-    eps = {n: EntryPoint(n, v, ENTRY_POINT_GROUP) for n, v in BUILTIN.items()}
-    eps.update({ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)})
-    return eps
+    return entry_points_of(ENTRY_POINT_GROUP, BUILTIN)
 
 
 def available() -> list[str]:
@@ -141,11 +138,7 @@ def get(name: str):
     eps = _entry_points()
     if key not in eps:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(available())}")
-    try:
-        obj = eps[key].load()
-    except Exception as exc:  # a broken plug-in must say which one it is
-        raise ModelError(f"entry point '{key}' ({eps[key].value}) of {ENTRY_POINT_GROUP} cannot be loaded: {exc}") \
-            from exc
+    obj = load_entry_point(eps[key], ModelError)
     if not callable(obj):
         raise ModelError(f"entry point '{key}' ({eps[key].value}) is not a model class or factory")
     return obj
