@@ -156,3 +156,106 @@ def backtest_command(lake_root, enterprise, model, meters, horizon, folds, worke
         click.echo(res.to_json(orient="records", force_ascii=False))
     else:
         click.echo(res.round(3).to_string(index=False))
+
+
+# ------------------------------------------------------------------------------------ scenarios
+def _finite(value):
+    """A JSON-safe number: NaN and ±inf → None."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):                 # a numpy scalar
+        return _finite(value.item())
+    return value
+
+
+def _failing_measure(inv, measures, prices):
+    """The first measure that fails alone (its name and error), when a MAC curve failed."""
+    from workbench.models.scenarios import ScenarioError, evaluate
+
+    for name, levers in measures.items():
+        try:
+            evaluate(inv, levers, name=name, prices=prices)
+        except ScenarioError as exc:
+            return name, exc
+    return None, None
+
+
+@models_group.command("scenarios")
+@_lake_option
+@_enterprise_option
+@click.option("--start", required=True, help="First month (YYYY-MM).")
+@click.option("--end", required=True, help="Last month (YYYY-MM, inclusive).")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The measures and prices (YAML; see workbench.models.scenario_config).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the MAC table (CSV).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def scenarios_command(lake_root, enterprise, start, end, config, out, as_json):
+    """Reduction measures of a YAML file against the enterprise's inventory: the MAC table (each measure
+    alone and its increment in the curve's order) and the whole package (all measures in the file's
+    order) before and after, with the carbon efficiency (tCO2e/万元)."""
+    from workbench.inventory.compute import compute_inventory_from_lake, months
+    from workbench.lake.store import Lake
+    from workbench.models.scenario_config import load_config
+    from workbench.models.scenarios import ScenarioError, evaluate, mac_curve
+
+    cfg = read_input(config, load_config, label="--config")      # a bad file refused before the work
+    try:
+        months(start, end)
+    except ValueError as exc:
+        fail(f"--start/--end: {exc}")
+    _lake(lake_root, enterprise)                                   # a malformed enterprise id, in one line
+    try:
+        inv = compute_inventory_from_lake(Lake(lake_root), enterprise, start, end)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        fail(f"{enterprise} {start}..{end}: {exc.args[0] if exc.args else exc}")
+    try:
+        curve = mac_curve(inv, cfg.measures, prices=cfg.prices)
+    except ScenarioError as exc:
+        name, alone = _failing_measure(inv, cfg.measures, cfg.prices)
+        fail(f"{config}: measure {name!r}: {alone}" if name is not None else f"{config}: the measures together: {exc}")
+    try:
+        pkg = evaluate(inv, cfg.package, name=cfg.name, prices=cfg.prices)
+    except ScenarioError as exc:
+        fail(f"{config}: the package of all measures in the file's order: {exc}")
+    cols = ["measure", "levers", "avoided_tco2e", "cost_cny", "cost_per_tco2e", "on_curve", "incremental_tco2e",
+            "incremental_cost_per_tco2e", "cumulative_after_tco2e", "cumulative_carbon_efficiency"]
+    table = curve[cols]
+    s = pkg.summary()
+    result = {"enterprise": enterprise, "period_start": inv.period_start, "period_end": inv.period_end,
+              "measures": [{k: _finite(v) for k, v in r.items()} for r in table.to_dict(orient="records")],
+              "package": {k: _finite(v) for k, v in s.items()},
+              "package_levers": [lv.describe() for lv in cfg.package], "notes": pkg.notes}
+    if out is not None:
+        table.to_csv(out, index=False)
+        result["out"] = str(out)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, default=str))
+        return
+    show = table[["measure", "avoided_tco2e", "cost_cny", "cost_per_tco2e", "incremental_tco2e",
+                  "incremental_cost_per_tco2e"]].rename(columns={
+                      "measure": "measure 措施", "avoided_tco2e": "avoided tCO2e", "cost_cny": "cost 元",
+                      "cost_per_tco2e": "元/tCO2e", "incremental_tco2e": "incremental tCO2e",
+                      "incremental_cost_per_tco2e": "incremental 元/tCO2e"})
+    click.echo(f"{inv.enterprise.get('name_zh') or enterprise} {inv.period_start}..{inv.period_end} "
+               f"({s['months']} months / 个月)")
+    import pandas as pd
+
+    with pd.option_context("display.unicode.east_asian_width", True):   # Chinese names keep the columns straight
+        click.echo(show.to_string(index=False, float_format=lambda x: f"{x:,.1f}", na_rep="-"))
+
+    def num(x, fmt):
+        return "-" if _finite(x) is None else format(x, fmt)
+
+    click.echo(f"package / 全部措施 ({len(cfg.package)} lever(s), in the file's order): "
+               f"{num(s['before_tco2e'], ',.1f')} → {num(s['after_tco2e'], ',.1f')} tCO2e, "
+               f"avoided / 减排 {num(s['avoided_tco2e'], ',.1f')} tCO2e ({num(s['avoided_pct'], '.2f')} %)")
+    click.echo(f"carbon efficiency / 碳效率 {num(s['carbon_efficiency_before'], '.4f')} → "
+               f"{num(s['carbon_efficiency_after'], '.4f')} tCO2e/万元; cost / 成本 {num(s['cost_cny'], ',.0f')} 元, "
+               f"{num(s['cost_per_tco2e'], ',.1f')} 元/tCO2e")
+    for note in pkg.notes[1:]:
+        click.echo(f"note: {note}")
+    if out is not None:
+        click.echo(f"MAC table written to {out}")
