@@ -276,6 +276,13 @@ def _closed_port() -> int:
 ALWAYS = {"lake_root", "registry_url", "db", "db_url", "alarms_db", "credentials", "pki", "out", "output_dir"}
 
 
+def _scenarios_config(work: Path) -> Path:
+    """A good `workbench models scenarios --config` file."""
+    path = work / "scenarios.yaml"
+    path.write_text("measures:\n  green: {lever: green_electricity, share: 0.5}\n", encoding="utf-8")
+    return path
+
+
 def valid(world: World, name: str, param: click.Parameter, work: Path):
     """A valid value for a parameter the case does not test (None: leave it out)."""
     port = valid.port
@@ -295,6 +302,7 @@ def valid(world: World, name: str, param: click.Parameter, work: Path):
         "region_dir": world.good["region"],
         "product": "cement", "year": "2025",
         "run_a": "1", "run_b": "2", "run": "1",
+        "start": "2025-03", "end": "2025-03", "config": _scenarios_config(work),
     }
     if name in ("registry import", "demo load") and param.name == "registry_url":
         return f"sqlite:///{work / 'registry.db'}"          # imports write: each case its own database

@@ -68,7 +68,7 @@ def test_fuel_switch_keeps_the_useful_heat(small):
     assert r.avoided_tco2e == pytest.approx(GAS_T - diesel_t, rel=1e-9) and r.avoided_tco2e < 0
     assert not (r.after.ledger["item"] == "natural_gas").any()
     # the added row names its lever and the record it replaces; the library's factors, not a site value
-    assert diesel["record_id"].iloc[0] == "ledger.csv:2~fuel_switch:natural_gas->diesel"
+    assert diesel["record_id"].iloc[0] == "ledger.csv:2~fuel_switch:natural_gas->diesel#s1"
     assert "fuel switch" in r.after.activity.loc[r.after.activity["item"] == "diesel", "document"].iloc[0]
     assert diesel["data_tier"].iloc[0] == "proxy"
     # half of it, with a boiler half as efficient on diesel: the same diesel energy as above / 2 × 2
@@ -120,6 +120,22 @@ def test_green_electricity_and_the_residual_mix(small):
     assert some.avoided_tco2e == pytest.approx(0.5 * GRID, rel=1e-9)
     full = evaluate(small, GreenElectricity(share=1.0))
     assert full.after.summary["by_source"]["purchased_electricity"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_package_acts_demand_first_whatever_the_order_written(small):
+    # 10 % less energy everywhere, then 12 MWh/year of PV covers 12 × 61/365 MWh of what is still bought
+    pv_used = 12.0 * (31 + 30) / 365
+    want = 0.1 * TOTAL + pv_used * GRID
+    a = evaluate(small, [OnsitePV(annual_mwh=12.0), EfficiencyGain(saving=0.1)])
+    b = evaluate(small, [EfficiencyGain(saving=0.1), OnsitePV(annual_mwh=12.0)])
+    assert a.avoided_tco2e == pytest.approx(want, rel=1e-9) and b.avoided_tco2e == pytest.approx(want, rel=1e-9)
+    assert list(a.steps["lever"]) == ["efficiency", "onsite_pv"] and list(a.steps["given"]) == [2, 1]
+    assert a.steps["description_zh"].iloc[1] == "分布式光伏"
+    # the same lever twice: each step's rows have their own ids; 30 % then half the rest is 65 % green
+    twice = evaluate(small, [GreenElectricity(share=0.3), GreenElectricity(share=0.5)])
+    assert twice.avoided_tco2e == pytest.approx(0.65 * GRID_T, rel=1e-9)
+    assert twice.after.ledger["record_id"].is_unique
+    assert twice.after.ledger.loc[twice.after.ledger["item"] == "green_electricity", "quantity"].sum() == pytest.approx(3.25)
 
 
 def test_costs_by_hand(small):
@@ -180,11 +196,11 @@ def test_carbon_efficiency_before_and_after_on_the_demo(demo, demo_data):
     assert m["after_tco2e"].sum() == pytest.approx(s["after_tco2e"])
     fac = r.by_facility()
     assert fac["change_tco2e"].sum() == pytest.approx(-grid_t)
-    # a package on the demo: four levers in order, each logged
+    # a package on the demo: four levers, each logged, demand first
     pkg = evaluate(demo, [FuelSwitch(from_item="raw_coal", to_item="natural_gas", share=0.2, nodes=("F01",)),
                           OnsitePV(annual_mwh=5000), EfficiencyGain(saving=0.05, nodes=("F02",)),
                           GreenElectricity(annual_mwh=10000)])
-    assert list(pkg.steps["lever"]) == ["fuel_switch", "onsite_pv", "efficiency", "green_electricity"]
+    assert list(pkg.steps["lever"]) == ["fuel_switch", "efficiency", "onsite_pv", "green_electricity"]   # by phase
     assert (pkg.steps["rows_changed"] > 0).all()
     assert pkg.after.total_tco2e < demo.total_tco2e
     # the unchanged rows keep their lineage

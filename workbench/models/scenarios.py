@@ -37,6 +37,10 @@ energy bill is priced from the change in activity data.  Over the inventory's ``
     cost = (capex × CRF + Δopex) × m/12 + Σ_items Δquantity × price
     cost per tCO2e avoided = cost ÷ (E_before − E_after)
 
+In a package the levers act by phase, whatever the order written: first the demand (efficiency
+gains and fuel switches, in the order given), then on-site generation, then purchases (green
+electricity) — PV covers what the more efficient plant still draws, green power what is still bought.
+
 :func:`mac_curve` ranks measures by that cost (the marginal abatement cost curve, MACC: McKinsey &
 Company 2009, *Pathways to a Low-Carbon Economy*; Kesicki & Strachan 2011, *Environ. Sci. Policy*
 14(8):1195–1204 on its caveats) with each measure's abatement alone and, applied cumulatively in
@@ -67,6 +71,7 @@ __all__ = [
     "OnsitePV",
     "ScenarioError",
     "ScenarioResult",
+    "activity_change",
     "annualised_cost",
     "capital_recovery_factor",
     "evaluate",
@@ -243,6 +248,8 @@ class Lever:
 
     kind = "lever"
     label = ("措施", "lever")
+    #: when a lever acts in a package: 0 the demand (efficiency, fuel switch), 1 on-site supply, 2 purchases
+    phase = 0
 
     def apply(self, activity: pd.DataFrame, ctx: _Context) -> pd.DataFrame:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -290,8 +297,9 @@ class FuelSwitch(Lever):
         unit = str(lib.items.set_index("item").loc[to, "default_unit"])
         tag = f"{self.kind}:{frm}->{to}"
         doc = f"scenario: {self.describe()} ({frm} → {to}, {self.share:.0%} of the energy)"
-        per_unit = ctx.energy_gj(ctx.new_rows(rows, to, np.ones(len(rows)), unit, rows["source"].iloc[0], doc, tag))
-        new = ctx.new_rows(rows, to, gj_old * self.efficiency_ratio / per_unit, unit, rows["source"].iloc[0], doc, tag)
+        src = rows["source"].to_numpy()
+        per_unit = ctx.energy_gj(ctx.new_rows(rows, to, np.ones(len(rows)), unit, src, doc, tag))
+        new = ctx.new_rows(rows, to, gj_old * self.efficiency_ratio / per_unit, unit, src, doc, tag)
         kept = _scale(activity, sel, 1.0 - self.share, doc)
         if self.share == 1.0:
             kept = kept[~sel]
@@ -331,6 +339,7 @@ class OnsitePV(Lever):
 
     kind = "onsite_pv"
     label = ("分布式光伏", "on-site PV")
+    phase = 1
 
     def generation_mwh(self) -> float:
         if self.annual_mwh is not None:
@@ -424,6 +433,7 @@ class GreenElectricity(Lever):
 
     kind = "green_electricity"
     label = ("绿电采购", "green electricity")
+    phase = 2
 
     def apply(self, activity, ctx):
         grid = _grid_rows(activity, ctx, self.nodes, "green electricity")
@@ -451,7 +461,7 @@ class GreenElectricity(Lever):
         doc = f"scenario: {self.describe()} (non-fossil with proof of supply, GB/T 32151.34-2024 D.1.1)"
         rows = activity[sel]
         green = ctx.new_rows(rows, "green_electricity", rows["quantity_normalized"].to_numpy() * moved_frac[sel],
-                             "MWh", rows["source"].iloc[0] if len(rows) else "", doc, self.kind)
+                             "MWh", rows["source"].to_numpy(), doc, self.kind)
         out = _scale(activity, sel, 1.0 - moved_frac[sel], doc)
         out = out[~(sel & (moved_frac >= 1.0))] if (moved_frac[sel] >= 1.0).any() else out
         return pd.concat([out, green], ignore_index=True)
@@ -571,14 +581,20 @@ def evaluate(inventory: Inventory, levers, *, name: str = "scenario", prices: di
     ctx = _Context(inventory)
     activity = inventory.activity.copy()
     steps, factor_sets = [], {}
-    for i, lv in enumerate(levers, 1):
+    # demand first, then on-site supply, then purchases: the result does not depend on the order written
+    order = sorted(range(len(levers)), key=lambda k: levers[k].phase)
+    for i, k in enumerate(order, 1):
+        lv = levers[k]
         before_ids = set(activity["record_id"])
         q_before = activity.set_index("record_id")["quantity_normalized"]
         activity = lv.apply(activity, ctx).reset_index(drop=True)
+        added = ~activity["record_id"].isin(before_ids)
+        activity.loc[added, "record_id"] = activity.loc[added, "record_id"] + f"#s{i}"   # unique per step
         q_after = activity.set_index("record_id")["quantity_normalized"]
         common = q_after.index.intersection(q_before.index)
         changed = int((~np.isclose(q_after.loc[common].to_numpy(), q_before.loc[common].to_numpy(), rtol=1e-12)).sum())
-        steps.append({"step": i, "lever": lv.kind, "description": lv.describe(),
+        steps.append({"step": i, "given": k + 1, "lever": lv.kind, "description": lv.describe(),
+                      "description_zh": lv.describe("zh"),
                       "rows_changed": changed, "rows_added": len(set(activity["record_id"]) - before_ids),
                       "rows_removed": len(before_ids - set(activity["record_id"])),
                       "annualised_cost_cny": annualised_cost(lv.cost)})
