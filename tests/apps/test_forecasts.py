@@ -70,7 +70,7 @@ def _find(root, name):
     raise AssertionError(name)
 
 
-def test_the_forecast_starts_from_the_inventory(world, inventory):
+def test_the_forecast_starts_from_the_inventory(world, inventory, demo_data):
     root, users, _ = world
     inv, lake = inventory_of(users.principal("fay"), root, ENT)
     assert (inv.period_start, inv.period_end) == ("2025-01", "2025-12")            # the last twelve months
@@ -85,6 +85,14 @@ def test_the_forecast_starts_from_the_inventory(world, inventory):
     assert v.outlook["allowance_default"] and v.outlook["allowance_t"] == pytest.approx(
         monthly.loc["2025-01":"2025-09"].sum() / 273 * 365)
     assert list(v.backtest.columns[:4]) == ["model", "mape", "smape", "mase"]
+    # carbon efficiency: the year so far's ratio is the default target, value added from the demo's CSV
+    va = pd.read_csv(demo_data / "monthly.csv")
+    va = va[va["node_id"] == "ENT"].assign(period=lambda d: d["period"].astype(str)).set_index("period")
+    jan_sep_va = va.loc["2025-01":"2025-09", "value_added_10k_cny"].sum()
+    assert v.outlook["target_default"]
+    assert v.outlook["efficiency_target"] == pytest.approx(monthly.loc["2025-01":"2025-09"].sum() / jan_sep_va, rel=1e-9)
+    assert 0.0 <= v.outlook["p_exceed_efficiency_target"] <= 1.0
+    assert v.outlook["efficiency_p05"] <= v.outlook["efficiency"] <= v.outlook["efficiency_p95"]
 
 
 def test_the_page_in_process(world, inventory):
@@ -106,7 +114,8 @@ def test_the_page_in_process(world, inventory):
     jan_sep = inventory.efficiency.set_index("period")["tco2e"].loc["2025-01":"2025-09"].sum()
     assert _span(head, "observed") == f"{jan_sep:,.1f}"
     p_exceed = float(_span(head, "p_exceed"))
-    assert 0.0 <= p_exceed <= 100.0
+    assert 0.0 <= p_exceed <= 100.0 and 0.0 <= float(_span(head, "p_exceed_target")) <= 100.0
+    assert float(_span(head, "efficiency")) > 0
     model.value = "seasonal_naive"
     assert "model **seasonal_naive**" in _find(p, "forecast_headline").object
     # the scenarios: the example file of the enterprise, its package's figures

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view"]
+__all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view",
+           "value_added_per_day"]
 
 HORIZON = 28            # days per backtest fold
 FOLDS = 3
@@ -68,10 +69,21 @@ def default_cutoff(daily: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(year=last.year, month=9, day=30) if (last.month, last.day) == (12, 31) else last
 
 
+def value_added_per_day(inventory) -> pd.Series:
+    """The enterprise's value added (万元) per day: each month's figure spread evenly over its days
+    (the production table is monthly); NaN where a month has none."""
+    eff = inventory.efficiency.set_index("period")["value_added"]
+    days = pd.date_range(f"{inventory.period_start}-01", pd.Period(inventory.period_end, "M").end_time.normalize(),
+                         freq="D")
+    return pd.Series([eff.get(d.strftime("%Y-%m"), float("nan")) / d.days_in_month for d in days], index=days)
+
+
 def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance_t: float | None = None,
-                  n: int = 1000, seed: int = 0) -> ForecastView:
+                  efficiency_target: float | None = None, n: int = 1000, seed: int = 0) -> ForecastView:
     """The forecast tab's figures for one inventory (tCO2e per day).  Without ``allowance_t`` the
-    year so far's daily pace × the year's days stands in for it (``outlook["allowance_default"]``)."""
+    year so far's daily pace × the year's days stands in for it, without ``efficiency_target`` the
+    year so far's carbon efficiency (``outlook["allowance_default"]``, ``outlook["target_default"]``).
+    Carbon efficiency (tCO2e/万元) is forecast when every day up to the cutoff has value added."""
     from workbench.models.forecast import backtest, daily_emissions, year_outlook
     from workbench.models.registry import make
 
@@ -86,8 +98,15 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
           else pd.DataFrame(columns=["mean", "lower", "upper"]))
     days = 366 if year_end.is_leap_year else 365
     pace = float(y[y.index.year == cut.year].mean()) * days
-    outlook = year_outlook(y, allowance_t=pace if allowance_t is None else allowance_t, model=model, n=n, seed=seed)
+    va = value_added_per_day(inventory).reindex(y.index)
+    this_year = y.index.year == cut.year
+    has_va = bool(va.notna().all() and va[this_year].sum() > 0)
+    target = (float(y[this_year].sum() / va[this_year].sum()) if efficiency_target is None else efficiency_target) \
+        if has_va else None
+    outlook = year_outlook(y, allowance_t=pace if allowance_t is None else allowance_t, model=model, n=n, seed=seed,
+                           output=va if has_va else None, efficiency_target=target)
     outlook["allowance_default"] = allowance_t is None
+    outlook["target_default"] = efficiency_target is None
     bt = backtest(y, model, horizon=HORIZON, folds=FOLDS, level=LEVEL)
     rows = [{"model": model, **bt["metrics"]}]
     if "baseline" in bt and model != "seasonal_naive":
@@ -175,6 +194,7 @@ def page(principal, lake_root):
     model = pn.widgets.Select(name="模型 / Model", options=models, value="ets" if "ets" in models else models[0])
     cutoff = pn.widgets.TextInput(name="截止日 / Cutoff (YYYY-MM-DD)", value="")
     allowance = pn.widgets.TextInput(name="配额 / Allowance (tCO2e)", value="")
+    target = pn.widgets.TextInput(name="碳效目标 / Efficiency target (tCO2e/万元)", value="")
     message = pn.pane.Alert("", alert_type="danger", visible=False, name="message")
     fc_head = pn.pane.Markdown("", name="forecast_headline", sizing_mode="stretch_width")
     fc_plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", min_height=360, name="forecast_plot")
@@ -208,17 +228,21 @@ def page(principal, lake_root):
         try:
             inv, lake = current()
             allow = float(allowance.value) if allowance.value.strip() else None
-            v = forecast_view(inv, lake, model=model.value, cutoff=cutoff.value.strip() or None, allowance_t=allow)
+            tgt = float(target.value) if target.value.strip() else None
+            v = forecast_view(inv, lake, model=model.value, cutoff=cutoff.value.strip() or None, allowance_t=allow,
+                              efficiency_target=tgt)
         except Exception as exc:  # noqa: BLE001 - shown in one line, the page stays
             message.object, message.visible = f"{exc}", True
             return
         o = v.outlook
-        if o["allowance_default"]:          # shown in the field, without running the forecast again
-            busy["filling"] = True
-            try:
+        busy["filling"] = True              # defaults shown in the fields, without running the forecast again
+        try:
+            if o["allowance_default"]:
                 allowance.value = f"{o['allowance_t']:.0f}"
-            finally:
-                busy["filling"] = False
+            if o["target_default"] and "efficiency_target" in o:
+                target.value = f"{o['efficiency_target']:.4f}"
+        finally:
+            busy["filling"] = False
         fc_head.object = (
             f"**{enterprise.value}** · {o['year']} · 模型 / model **{o['model']}** · 截至 / up to {v.cutoff.date()}: "
             f"实际 / observed <span id='observed'>{_fmt(o['observed_t'])}</span> t · "
@@ -227,7 +251,13 @@ def page(principal, lake_root):
             f"配额 / allowance {_fmt(o.get('allowance_t'))} t"
             + (" (默认：今年至今速度 × 全年天数 / default: the year so far's pace × its days)" if o["allowance_default"] else "")
             + " · 超配额概率 / P(exceed) "
-            f"<span id='p_exceed'>{_fmt(100 * o.get('p_exceed_allowance', float('nan')), '.1f')}</span> %")
+            f"<span id='p_exceed'>{_fmt(100 * o.get('p_exceed_allowance', float('nan')), '.1f')}</span> %"
+            + ("" if "efficiency" not in o else
+               f" · 全年碳效 / the year's carbon efficiency <span id='efficiency'>{_fmt(o['efficiency'], '.4f')}</span>"
+               f" tCO2e/万元 (90 %: {_fmt(o['efficiency_p05'], '.4f')} – {_fmt(o['efficiency_p95'], '.4f')}) · 目标 / target "
+               f"{_fmt(o['efficiency_target'], '.4f')}" + (" (默认：今年至今 / default: the year so far)" if o["target_default"] else "")
+               + f" · P(exceed) <span id='p_exceed_target'>"
+               f"{_fmt(100 * o.get('p_exceed_efficiency_target', float('nan')), '.1f')}</span> %"))
         obs = hv.Curve((v.observed.index, v.observed.values), "day", "tCO2e", label="实际 / observed")
         parts = [obs]
         if len(v.forecast):
@@ -266,19 +296,21 @@ def page(principal, lake_root):
 
     def reset(*_):
         config.value = ""
-        allowance.value = ""
+        busy["filling"] = True
+        allowance.value = target.value = ""
+        busy["filling"] = False
         forecast()
         scenarios()
 
     for w in (enterprise, start, end):
         w.param.watch(reset, "value")
-    for w in (model, cutoff, allowance):
+    for w in (model, cutoff, allowance, target):
         w.param.watch(forecast, "value")
     run.on_click(scenarios)
     forecast()
     scenarios()
     tabs = pn.Tabs(
-        ("排放预测 / Forecast", pn.Column(pn.Row(model, cutoff, allowance), fc_head, fc_plot,
+        ("排放预测 / Forecast", pn.Column(pn.Row(model, cutoff, allowance, target), fc_head, fc_plot,
                                           pn.pane.Markdown("回测 / Backtest (MAPE, sMAPE in %; MASE < 1 beats the "
                                                            "seasonal naive; coverage of the 90 % interval)"),
                                           fc_table, sizing_mode="stretch_width")),
