@@ -25,8 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view",
-           "value_added_per_day"]
+__all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view"]
 
 HORIZON = 28            # days per backtest fold
 FOLDS = 3
@@ -69,22 +68,18 @@ def default_cutoff(daily: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(year=last.year, month=9, day=30) if (last.month, last.day) == (12, 31) else last
 
 
-def value_added_per_day(inventory) -> pd.Series:
-    """The enterprise's value added (万元) per day: each month's figure spread evenly over its days
-    (the production table is monthly); NaN where a month has none."""
-    eff = inventory.efficiency.set_index("period")["value_added"]
-    days = pd.date_range(f"{inventory.period_start}-01", pd.Period(inventory.period_end, "M").end_time.normalize(),
-                         freq="D")
-    return pd.Series([eff.get(d.strftime("%Y-%m"), float("nan")) / d.days_in_month for d in days], index=days)
-
-
 def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance_t: float | None = None,
                   efficiency_target: float | None = None, n: int = 1000, seed: int = 0) -> ForecastView:
     """The forecast tab's figures for one inventory (tCO2e per day).  Without ``allowance_t`` the
     year so far's daily pace × the year's days stands in for it, without ``efficiency_target`` the
     year so far's carbon efficiency (``outlook["allowance_default"]``, ``outlook["target_default"]``).
     Carbon efficiency (tCO2e/万元) is forecast when every day up to the cutoff has value added."""
-    from workbench.models.forecast import backtest, daily_emissions, year_outlook
+    from workbench.models.forecast import (
+        backtest,
+        daily_emissions,
+        value_added_per_day,
+        year_outlook,
+    )
     from workbench.models.registry import make
 
     daily = daily_emissions(inventory, lake)

@@ -26,7 +26,7 @@ from scipy import stats
 from workbench.models.registry import Forecaster, ModelError, make
 
 __all__ = ["ETS", "SARIMAX", "LinearLags", "MLPLags", "ProphetForecaster", "SVRLags", "SeasonalNaive",
-           "backtest", "coverage", "daily_emissions", "mape", "mase", "smape", "year_outlook"]
+           "backtest", "coverage", "daily_emissions", "mape", "mase", "smape", "value_added_per_day", "year_outlook"]
 
 
 def _z(level: float) -> float:
@@ -404,3 +404,12 @@ def daily_emissions(inventory, lake) -> pd.DataFrame:
     frame.index.name = "day"
     frame.attrs["shape"] = shape
     return frame
+
+
+def value_added_per_day(inventory) -> pd.Series:
+    """The enterprise's value added (万元) per day: each month's figure spread evenly over its days
+    (the production table is monthly); NaN where a month has none."""
+    eff = inventory.efficiency.set_index("period")["value_added"]
+    days = pd.date_range(f"{inventory.period_start}-01", pd.Period(inventory.period_end, "M").end_time.normalize(),
+                         freq="D")
+    return pd.Series([eff.get(d.strftime("%Y-%m"), float("nan")) / d.days_in_month for d in days], index=days)
