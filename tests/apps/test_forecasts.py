@@ -190,3 +190,16 @@ def test_an_enterprise_without_data_says_so(served, browser, ui):
     assert page_.locator("#observed").count() == 0
     assert errors == [], errors
     page_.close()
+
+
+def test_the_example_file_fits_another_enterprise(tmp_path):
+    # the small lake's ent-a burns only natural gas and buys 5 MWh in two months: no fuel switch, a
+    # 100 kWp PV (the smallest), every changed item priced, and the file evaluates
+    from status_lake import build as build_small_lake
+
+    inv = compute_inventory_from_lake(build_small_lake(tmp_path), "ent-a", "2026-03", "2026-04")
+    text = default_config(inv)
+    assert "fuel_switch" not in text and "capacity_kwp: 100," in text
+    package, curve = scenario_view(inv, text)
+    assert package.after.total_tco2e < inv.total_tco2e and curve["on_curve"].all()
+    assert set(package.activity_change["item"]) <= {"natural_gas", "grid", "green_electricity"}

@@ -553,8 +553,9 @@ def energy_cost_change(change: pd.DataFrame, prices: dict) -> float:
     total = 0.0
     missing = sorted({i for i in change["item"] if i not in prices})
     if missing:
+        unit = change.loc[change["item"] == missing[0], "unit"].iloc[0]
         raise ScenarioError(f"no price for {', '.join(missing)} (prices are given per item, e.g. "
-                            f"{{'{missing[0]}': '0.65 元/kWh'}}); pass prices for every changed item or none")
+                            f"{missing[0]}: \"… 元/{unit}\"); pass prices for every changed item or none")
     for r in change.itertuples(index=False):
         sign = -1.0 if str(r.source).startswith("exported") else 1.0
         total += sign * r.change * _price_per(prices[r.item], r.unit)
