@@ -660,9 +660,9 @@ def _run_blocks(wide: pd.DataFrame, codes: np.ndarray, n_units: int, d: Defaults
 
     if client is None:
         return [(o, _interval_block(block(o), starts, codes[o:o + step], n_units, d, want_z)) for o in offs]
-    blocks = client.scatter([block(o) for o in offs])
-    futures = [client.submit(_interval_block, b, starts, codes[o:o + step], n_units, d, want_z, pure=False)
-               for o, b in zip(offs, blocks)]
+    # one block sent at a time, its task submitted at once: the workers compute while the next is sent
+    futures = [client.submit(_interval_block, client.scatter(block(o)), starts, codes[o:o + step], n_units, d,
+                             want_z, pure=False) for o in offs]
     return list(zip(offs, client.gather(futures)))
 
 
