@@ -15,8 +15,8 @@
    :func:`workbench.models.anomalies.detect_frame` (STL robust z at 15 minutes and on daily totals,
    stuck runs, twins' drift, IsolationForest over the (meter, day) features) with its 15-minute blocks
    on the same cluster (target < 60 s for 2,000 meters).  Baselines in the same run: the previous
-   path (statsmodels' ``STL`` per meter, fitted twice — as the detector did before the sparse
-   operators), timed on ``--serial-meters`` meters and extrapolated; one bare statsmodels ``STL``
+   path (statsmodels' ``STL`` per meter, fitted again where an outlier was cleaned — as the detector
+   did before the sparse operators), timed on ``--serial-meters`` meters and extrapolated; one bare statsmodels ``STL``
    fit × the number of meters; a bare numpy robust z of the same matrix (medians only, no STL).
 Prints seconds and the ratios.  The figures depend on the machine's load: say what it was.
 """
@@ -166,7 +166,7 @@ def anomalies(a, client) -> None:
         found[kind] = (sum(hit), len(lab), sum(true), len(dk))
     print(f"anomalies: {n_m} meters × {len(idx):,} intervals (one year at 15 min), one unit "
           f"(data generation {gen:.1f} s, not counted)")
-    print(f"  previous path (statsmodels STL per meter, twice; {a.serial_meters} meters extrapolated) "
+    print(f"  previous path (statsmodels STL per meter; {a.serial_meters} meters extrapolated) "
           f"{t_prev:8.1f} s  (15-minute STL alone)")
     print(f"  bare statsmodels STL, one fit × {n_m} meters  {t_stl:8.1f} s")
     print(f"  bare numpy robust z of the matrix (no STL)   {t_numpy:8.1f} s")
