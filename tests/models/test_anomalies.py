@@ -367,7 +367,11 @@ def test_forecast_notebook(cement, tmp_path):
     lake, _, _ = cement
     text = _run("forecast.ipynb", tmp_path, lake_root=str(lake.root_dir), enterprise=lake.enterprise,
                 cutoff="2025-09-30", models="seasonal_naive,linear", model="linear", folds=2, n_paths=200)
-    assert "mee-avg:CN-ZJ:2023" in text and "main meter(s) M0001: 273 天 / days" in text   # factor id; Jan–Sep
+    assert "mee-avg:CN-ZJ:2023" in text                                       # the grid factor's id
+    assert "purchased_electricity grid               逐日分配 / shaped by: M0001" in text   # the main meter
+    # Jan–Sep: 273 days, and the daily series sums to the inventory's months (the same figure twice)
+    m = re.search(r"273 天 / days to 2025-09-30: ([\d,.]+) tCO2e \(the inventory's months: ([\d,.]+) tCO2e\)", text)
+    assert m and m.group(1) == m.group(2)
     assert "P(超出 / exceed)" in text and "carbon efficiency" in text
 
 
