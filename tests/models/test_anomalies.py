@@ -272,6 +272,17 @@ def test_demo_plant_scored_with_the_defaults(plants, enterprise):
     assert abs(found["ts_end"].iloc[0] - drift["ts_end"]) <= pd.Timedelta("7D")
 
 
+def test_meters_whose_drift_cannot_be_checked_are_named(cement):
+    # a meter with no twin (no peer of its unit whose daily ratio to it is steady) cannot be checked
+    # for drift by the twins: the detections say which, so that no drift there is not read as none
+    lake, det, _ = cement
+    wide, units = A.interval_matrix(lake)
+    pairs = A.twins(A.daily_matrix(wide), units)
+    unchecked = sorted(pairs.loc[pairs["twin"].isna(), "meter_id"])
+    assert det.attrs["drift_unchecked"] == unchecked and 0 < len(unchecked) < len(pairs)
+    assert (pairs.set_index("meter_id").loc[unchecked, "sigma"].fillna(1.0) > A.DEFAULTS.twin_sigma).all()
+
+
 def test_the_dyeing_plants_standstill_is_not_a_stuck_meter(plants):
     """Over the Spring Festival the dyeing plant stands still for ~20 days and its steam meters read
     their standby 0.05–0.07 GJ, with runs of > 48 identical readings (0.01 GJ resolution): not a
@@ -329,6 +340,7 @@ def test_cli_detect_scores_and_raises_alarms(cement, demo_data, tmp_path):
     out = json.loads(r.output)
     assert out["detections"] == len(det) and out["alarms"] == det["meter_id"].nunique()
     assert out["score"]["per_kind"]["spike"]["found"] == 3
+    assert out["drift_unchecked"] == det.attrs["drift_unchecked"]
     assert len(AlarmStore(db).alarms_of(lake.enterprise)) == out["alarms"]
     bad = tmp_path / "labels.csv"
     bad.write_text("meter_id,kind,ts_start,ts_end\nM1,spike,yesterday,2025-01-01\n", encoding="utf-8")

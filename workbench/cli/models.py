@@ -88,7 +88,8 @@ def detect_command(lake_root, enterprise, start, end, labels, alarms_db, out, as
     try:
         det = A.detect(lake, start=t0, end=t1)
         result = {"enterprise": enterprise, "detections": len(det),
-                  "by_kind": {k: int(v) for k, v in det["kind"].value_counts().sort_index().items()}}
+                  "by_kind": {k: int(v) for k, v in det["kind"].value_counts().sort_index().items()},
+                  "drift_unchecked": det.attrs.get("drift_unchecked", [])}
         if truth is not None:
             s = A.score(det, truth)
             result["score"] = {"precision": s["precision"], "recall": s["recall"], "per_kind": s["per_kind"]}
@@ -107,6 +108,8 @@ def detect_command(lake_root, enterprise, start, end, labels, alarms_db, out, as
         return
     click.echo(det.to_string(index=False) if len(det) else "no anomalies / 未检出异常")
     click.echo(f"{len(det)} detection(s) / 检出 {len(det)} 处: {result['by_kind']}")
+    if result["drift_unchecked"]:
+        click.echo(f"drift not checked (no twin meter) / 无对照表、未检漂移: {', '.join(result['drift_unchecked'])}")
     if "score" in result:
         sc = result["score"]
         for k, v in sc["per_kind"].items():

@@ -969,7 +969,10 @@ def detect_frame(wide: pd.DataFrame, units=None, *, defaults: Defaults = DEFAULT
     """Every detector on a wide 15-minute frame (time × meter; ``units``: each meter's unit, the
     peers of its standstills and twins): spikes and stuck runs, drifts against twins, and the
     IsolationForest's runs of isolated days; one row per detection: meter_id, ts_start, ts_end,
-    kind, score, n, method.  ``client``: a Dask client that runs the 15-minute blocks."""
+    kind, score, n, method.  ``client``: a Dask client that runs the 15-minute blocks.
+
+    ``attrs["drift_unchecked"]``: the meters with no twin, whose drift the twins cannot check (only
+    the forest looks at them) — said, so that an empty drift list is not read as "no drift"."""
     d = defaults
     meters = [str(m) for m in wide.columns]
     codes, names = _unit_codes(meters, units)
@@ -983,7 +986,9 @@ def detect_frame(wide: pd.DataFrame, units=None, *, defaults: Defaults = DEFAULT
     feats = _features(daily, np.hstack([r["zmax"] for _, r in parts]),
                       np.hstack([r["rep_share"] for _, r in parts]), dz, d)
     forest = detect_daily(feats, defaults=d)
-    return _merge([fifteen, drifts, forest])
+    out = _merge([fifteen, drifts, forest])
+    out.attrs["drift_unchecked"] = sorted(pairs.loc[pairs["twin"].isna(), "meter_id"].astype(str))
+    return out
 
 
 def detect(lake, *, start=None, end=None, meters=None, defaults: Defaults = DEFAULTS, client=None) -> pd.DataFrame:
