@@ -109,7 +109,7 @@ def test_perfect_linear_fit_recovers_coefficients_and_savings():
     assert s["baseline"] == pytest.approx(6000.0) and s["savings"] == pytest.approx(-100.0)
     assert s["savings_fraction"] == pytest.approx(-100.0 / 6000.0)
     assert s["uncertainty"] == pytest.approx(0.0, abs=1e-6)       # a perfect fit: MSE 0
-    assert s["per_period"]["savings"].tolist() == pytest.approx([0.0, -100.0])
+    assert s["per_period"]["savings"].tolist() == pytest.approx([0.0, -100.0], abs=1e-9)   # 6000 − 6000 in floats
 
 
 def test_noisy_fit_diagnostics_and_uncertainty_by_hand():
