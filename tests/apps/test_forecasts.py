@@ -192,6 +192,15 @@ def test_an_enterprise_without_data_says_so(served, browser, ui):
     page_.close()
 
 
+def test_the_default_cutoff():
+    from workbench.apps.forecasts import default_cutoff
+
+    days = lambda a, b: pd.DataFrame(index=pd.date_range(a, b))
+    assert default_cutoff(days("2025-01-01", "2025-12-31")) == pd.Timestamp("2025-09-30")   # a whole year
+    assert default_cutoff(days("2025-11-01", "2025-12-31")) == pd.Timestamp("2025-12-31")   # too short to cut
+    assert default_cutoff(days("2025-01-01", "2025-06-30")) == pd.Timestamp("2025-06-30")   # the year so far
+
+
 def test_the_example_file_fits_another_enterprise(tmp_path):
     # the small lake's ent-a burns only natural gas and buys 5 MWh in two months: no fuel switch, a
     # 100 kWp PV (the smallest), every changed item priced, and the file evaluates

@@ -63,9 +63,12 @@ class ForecastView:
 
 def default_cutoff(daily: pd.DataFrame) -> pd.Timestamp:
     """The last day of data, except when the data end on 31 December: then 30 September of that
-    year, so that there is a rest of the year to forecast (and to compare with what happened)."""
+    year, so that there is a rest of the year to forecast (and to compare with what happened) —
+    unless that would leave less than eight weeks of data."""
     last = daily.index[-1]
-    return pd.Timestamp(year=last.year, month=9, day=30) if (last.month, last.day) == (12, 31) else last
+    sept = pd.Timestamp(year=last.year, month=9, day=30)
+    whole_year = (last.month, last.day) == (12, 31)
+    return sept if whole_year and sept - daily.index[0] >= pd.Timedelta("56D") else last
 
 
 def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance_t: float | None = None,
