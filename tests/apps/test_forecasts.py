@@ -118,7 +118,9 @@ def test_the_page_in_process(world, inventory):
     assert float(_span(head, "efficiency")) > 0
     model.value = "seasonal_naive"
     assert "model **seasonal_naive**" in _find(p, "forecast_headline").object
-    # the scenarios: the example file of the enterprise, its package's figures
+    # the scenarios, evaluated when their tab is shown: the example file of the enterprise, its package's figures
+    assert _find(p, "scenario_headline").object == ""
+    next(iter(p.select(pn.Tabs))).active = 1
     sc = _find(p, "scenario_headline").object
     config = next(w for w in p.select(pn.widgets.TextAreaInput))
     assert config.value == default_config(inventory)

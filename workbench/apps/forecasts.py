@@ -310,8 +310,17 @@ def page(principal, lake_root):
         busy["filling"] = True
         allowance.value = target.value = ""
         busy["filling"] = False
+        busy["scenarios_stale"] = True
         forecast()
-        scenarios()
+        if tabs.active == 1:
+            scenarios_once()
+
+    def scenarios_once(*_):
+        # the scenarios are evaluated when their tab is first shown (and again on "Evaluate"),
+        # so that the forecast is not kept waiting for them
+        if busy.get("scenarios_stale", True) and tabs.active == 1:
+            busy["scenarios_stale"] = False
+            scenarios()
 
     for w in (enterprise, start, end):
         w.param.watch(reset, "value")
@@ -319,7 +328,6 @@ def page(principal, lake_root):
         w.param.watch(forecast, "value")
     run.on_click(scenarios)
     forecast()
-    scenarios()
     tabs = pn.Tabs(
         ("排放预测 / Forecast", pn.Column(pn.Row(model, cutoff, allowance, target), fc_head, fc_plot,
                                           pn.pane.Markdown("回测 / Backtest (MAPE, sMAPE in %; MASE < 1 beats the "
@@ -329,6 +337,7 @@ def page(principal, lake_root):
                                            pn.pane.Markdown("按来源 / by source"), sources,
                                            pn.pane.Markdown("措施步骤 / steps"), steps, sizing_mode="stretch_width")),
         dynamic=False)
+    tabs.param.watch(scenarios_once, "active")
     return pn.Column(pn.pane.Markdown("## 预测与情景 / Forecasts & scenarios"), pn.Row(enterprise, start, end),
                      message, tabs, sizing_mode="stretch_width")
 
