@@ -88,6 +88,11 @@ def main(argv=None) -> int:
     ap.add_argument("--serial-meters", type=int, default=20)
     ap.add_argument("--skip-forecast", action="store_true")
     ap.add_argument("--skip-anomalies", action="store_true")
+    ap.add_argument("--calibration-models", default="ets,sarimax,prophet",
+                    help="more models whose totals' calibration is measured (comma-separated)")
+    ap.add_argument("--calibration-series", type=int, default=30)
+    ap.add_argument("--calibration-folds", type=int, default=6)
+    ap.add_argument("--calibration-png", default="docs/img/forecast-calibration.png")
     a = ap.parse_args(argv)
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
@@ -112,9 +117,78 @@ def main(argv=None) -> int:
             m = dist[["mape", "smape", "mase", "coverage", "baseline_mase"]].median()
             print(f"  median MAPE {m['mape']:.2f} %  sMAPE {m['smape']:.2f} %  MASE {m['mase']:.3f} "
                   f"(baseline {m['baseline_mase']:.3f})  coverage of 90 % intervals {m['coverage']:.3f}")
+            calibration(a, series, dist, client)
         if not a.skip_anomalies:
             anomalies(a, client)
     return 0
+
+
+def _last_fold_pits(z_rows) -> tuple[list, list]:
+    """Out of sample: each series' last fold — as simulated, and with its total's spread scaled by
+    the ``spread_scale`` of its earlier folds (as the page does with a series' own backtest); both
+    PITs read as Φ(z) and Φ(z / s) (the totals' distribution taken as normal with the paths' robust
+    σ), so the two are compared on the same folds and the same approximation."""
+    from scipy.stats import norm
+
+    from workbench.models import forecast as F
+
+    raw, cal = [], []
+    for zs in z_rows:
+        zs = np.asarray(zs, dtype=float)
+        if len(zs) >= 2 and np.isfinite(zs[:-1]).any() and np.isfinite(zs[-1]):
+            raw.append(float(norm.cdf(zs[-1])))
+            cal.append(float(norm.cdf(zs[-1] / F.spread_scale(zs[:-1]))))
+    return raw, cal
+
+
+def calibration(a, series, dist, client) -> None:
+    """The calibration curves of the horizon totals' intervals (what P(exceed) rests on): nominal
+    level → share of the folds whose actual total it covered, over every series and fold, for the
+    benchmark's model, the seasonal naive and ``--calibration-models`` (``--calibration-folds``
+    folds on the first ``--calibration-series`` series) — as the models give them, and after the
+    page's calibration (``spread_scale`` of a series' earlier folds applied to its last fold: out of
+    sample); a plot in ``--calibration-png``."""
+    from workbench.models import forecast as F
+
+    raw = {a.model: [u for t in dist["total_pits"] for u in t],
+           "seasonal_naive": [u for t in dist["baseline_total_pits"] for u in t]}
+    last = {a.model: _last_fold_pits(dist["total_zs"]), "seasonal_naive": _last_fold_pits(dist["baseline_total_zs"])}
+    some = dict(list(series.items())[:a.calibration_series])
+    for name in [m for m in a.calibration_models.split(",") if m and m not in raw]:
+        t = time.perf_counter()
+        r = P.backtest_many(some, name, client=client, chunk=2, horizon=a.horizon, folds=a.calibration_folds, seed=0,
+                            baseline=False)
+        raw[name] = [u for t_ in r["total_pits"] for u in t_]
+        last[name] = _last_fold_pits(r["total_zs"])
+        print(f"  ({name}: {len(some)} series × {a.calibration_folds} folds in {time.perf_counter() - t:.1f} s)")
+    curves = {}
+    print(f"  calibration of the {a.horizon}-day totals' central intervals (nominal → covered; n folds):")
+    for name, pits_raw in raw.items():
+        for tag, pits in (("as simulated", pits_raw), ("last fold", last[name][0]),
+                          ("last, scaled", last[name][1])):
+            c = F.calibration_curve(pits)
+            curves[(name, tag)] = c
+            cells = "  ".join(f"{lv:.0%}→{cv:.0%}" for lv, cv in zip(c["level"], c["coverage"], strict=True))
+            print(f"    {name:<15} {tag:<13} {cells}   (n = {c['n'].iloc[0]})")
+    print("  (as simulated: every fold, PIT of the paths; last fold: each series' last, Φ(z); last, scaled: the same "
+          "folds, Φ(z / s) with s = spread_scale of the series' earlier folds, never below 1)")
+    if a.calibration_png:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(14, 4.8))
+        axes = fig.subplots(1, 3, sharey=True)
+        for ax, tag in zip(axes, ("as simulated", "last fold", "last, scaled"), strict=True):
+            ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+            for (name, t), c in curves.items():
+                if t == tag:
+                    ax.plot(c["level"], c["coverage"], marker="o", label=f"{name} (n = {c['n'].iloc[0]})")
+            ax.set_xlabel("nominal level of the total's interval")
+            ax.set_title(f"{a.horizon}-day totals, {tag}")
+        axes[0].set_ylabel("share of actual totals covered")
+        axes[2].legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(a.calibration_png, dpi=110)
+        print(f"  calibration curves → {a.calibration_png}")
 
 
 def anomalies(a, client) -> None:

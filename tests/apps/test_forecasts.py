@@ -85,6 +85,8 @@ def test_the_forecast_starts_from_the_inventory(world, inventory, demo_data):
     assert v.outlook["allowance_default"] and v.outlook["allowance_t"] == pytest.approx(
         monthly.loc["2025-01":"2025-09"].sum() / 273 * 365)
     assert list(v.backtest.columns[:4]) == ["model", "mape", "smape", "mase"]
+    # the year's spread is calibrated on the series' own backtest folds: s = √(mean z²) of their totals
+    assert v.outlook["calibration_folds"] == 6 and v.outlook["spread_scale"] > 0
     # carbon efficiency: the year so far's ratio is the default target, value added from the demo's CSV
     va = pd.read_csv(demo_data / "monthly.csv")
     va = va[va["node_id"] == "ENT"].assign(period=lambda d: d["period"].astype(str)).set_index("period")

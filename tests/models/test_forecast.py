@@ -102,3 +102,61 @@ def test_year_outlook_probability_from_the_predictive_distribution():
     assert 0.3 <= b["p_exceed_allowance"] <= 0.7            # the median of the paths: about even odds
     assert a["p05_t"] < mid < a["p95_t"]
     assert F.year_outlook(y, allowance_t=mid, model="linear", n=400, seed=2) == b   # seeded
+
+
+def test_total_pit_and_the_calibration_curve_by_hand():
+    paths = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]])      # totals 2, 4, 6, 8
+    assert F.total_pit(paths, 5.0) == 0.5 and F.total_pit(paths, 8.0) == 1.0 and F.total_pit(paths, 1.0) == 0.0
+    c = F.calibration_curve([0.5, 0.1, 0.97, 0.7], levels=(0.5, 0.9))
+    # |u − ½| = 0, 0.4, 0.47, 0.2: within 0.25 → 2 of 4; within 0.45 → 3 of 4
+    assert c["coverage"].tolist() == [0.5, 0.75] and c["n"].iloc[0] == 4
+
+
+def _seasonal_walk(seed: int, n: int = 200) -> pd.Series:
+    """y_t = y_{t−7} + e_t, e ~ N(0, 1): the model the seasonal naive assumes."""
+    rng = np.random.default_rng(seed)
+    y = np.empty(n)
+    y[:7] = 100 + 5 * np.sin(np.arange(7))
+    for t in range(7, n):
+        y[t] = y[t - 7] + rng.normal()
+    return pd.Series(y, index=pd.date_range("2025-01-01", periods=n, freq="D"))
+
+
+def test_the_totals_intervals_are_calibrated_when_the_model_is_right():
+    # 60 series × 2 origins, 28-day totals: the simulated paths share their errors as the model does,
+    # so the 90 % interval of the total covers ≈ 90 % (binomial sd ≈ 2.7 %); independent daily draws
+    # with the same daily intervals would cover far less (their total's spread is too small)
+    pits, naive_cover = [], []
+    for s in range(60):
+        y = _seasonal_walk(s)
+        r = F.backtest(y, "seasonal_naive", horizon=28, folds=2, baseline=False, paths=400, seed=s)
+        pits += r["folds"]["total_pit"].tolist()
+        for k, origin in enumerate(r["folds"]["origin"]):
+            i = y.index.get_loc(origin)
+            m = F.SeasonalNaive(season=7, seed=s).fit(y.iloc[:i])
+            indep = R.Forecaster.simulate(m, 28, 400, seed=s + k)            # the base class's independent draws
+            naive_cover.append(abs(F.total_pit(indep, float(y.iloc[i:i + 28].sum())) - 0.5) <= 0.45)
+    curve = F.calibration_curve(pits).set_index("level")["coverage"]
+    assert 0.82 <= curve[0.9] <= 0.97 and 0.40 <= curve[0.5] <= 0.60, curve
+    assert np.mean(naive_cover) < 0.75
+
+
+def test_the_spread_scale_calibrates_the_outlook():
+    # the right model's standardised total errors have mean square ≈ 1
+    z = []
+    for s in range(40):
+        r = F.backtest(_seasonal_walk(s), "seasonal_naive", horizon=28, folds=2, baseline=False, paths=400, seed=s)
+        z += r["folds"]["total_z"].tolist()
+    assert 0.85 <= F.spread_scale(z, floor=None) <= 1.15
+    assert F.spread_scale([3.0, -4.0]) == pytest.approx(np.sqrt(12.5))              # √((9 + 16) / 2)
+    assert F.spread_scale([0.3, -0.4]) == 1.0                                         # never narrower …
+    assert F.spread_scale([0.3, -0.4], floor=None) == pytest.approx(np.sqrt(0.125))  # … unless asked
+    with pytest.raises(R.ModelError, match="no finite"):
+        F.spread_scale([np.nan])
+    # s = 2 doubles the spread of the year's total about its median; the median stays
+    y = _seasonal_walk(7, n=300)
+    one = F.year_outlook(y, model="seasonal_naive", n=2000, allowance_t=float(y.mean() * 365))
+    two = F.year_outlook(y, model="seasonal_naive", n=2000, allowance_t=float(y.mean() * 365), spread_scale=2.0)
+    assert two["p50_t"] == pytest.approx(one["p50_t"])
+    assert two["p95_t"] - two["p05_t"] == pytest.approx(2 * (one["p95_t"] - one["p05_t"]), rel=1e-9)
+    assert one["spread_scale"] == 1.0 and two["spread_scale"] == 2.0

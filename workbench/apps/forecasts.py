@@ -28,7 +28,7 @@ import pandas as pd
 __all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view"]
 
 HORIZON = 28            # days per backtest fold
-FOLDS = 3
+FOLDS = 6               # rolling origins: the backtest, and the calibration of the year's spread
 LEVEL = 0.9
 
 
@@ -80,6 +80,7 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
     from workbench.models.forecast import (
         backtest,
         daily_emissions,
+        spread_scale,
         value_added_per_day,
         year_outlook,
     )
@@ -101,11 +102,14 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
     has_va = bool(va.notna().all() and va[this_year].sum() > 0)
     target = (float(y[this_year].sum() / va[this_year].sum()) if efficiency_target is None else efficiency_target) \
         if has_va else None
+    folds = min(FOLDS, max(1, (len(y) - 2 * 7 - 2) // HORIZON))
+    bt = backtest(y, model, horizon=HORIZON, folds=folds, level=LEVEL)
+    scale = spread_scale(bt["folds"].loc[bt["folds"]["model"] == bt["model"], "total_z"])
     outlook = year_outlook(y, allowance_t=pace if allowance_t is None else allowance_t, model=model, n=n, seed=seed,
-                           output=va if has_va else None, efficiency_target=target)
+                           output=va if has_va else None, efficiency_target=target, spread_scale=scale)
     outlook["allowance_default"] = allowance_t is None
     outlook["target_default"] = efficiency_target is None
-    bt = backtest(y, model, horizon=HORIZON, folds=FOLDS, level=LEVEL)
+    outlook["calibration_folds"] = folds
     rows = [{"model": model, **bt["metrics"]}]
     if "baseline" in bt and model != "seasonal_naive":
         rows.append({"model": "seasonal_naive (baseline)", **bt["baseline"]})
@@ -258,7 +262,9 @@ def page(principal, lake_root):
             f"**{enterprise.value}** · {o['year']} · 模型 / model **{o['model']}** · 截至 / up to {v.cutoff.date()}: "
             f"实际 / observed <span id='observed'>{_fmt(o['observed_t'])}</span> t · "
             f"全年预测 / year forecast <span id='forecast'>{_fmt(o['forecast_t'])}</span> t "
-            f"(90 %: <span id='p05'>{_fmt(o['p05_t'])}</span> – <span id='p95'>{_fmt(o['p95_t'])}</span>) · "
+            f"(90 %: <span id='p05'>{_fmt(o['p05_t'])}</span> – <span id='p95'>{_fmt(o['p95_t'])}</span>; "
+            f"校准 / calibrated × <span id='spread'>{o['spread_scale']:.2f}</span> on {o['calibration_folds']} "
+            f"backtest folds) · "
             f"配额 / allowance {_fmt(o.get('allowance_t'))} t"
             + (" (默认：今年至今速度 × 全年天数 / default: the year so far's pace × its days)" if o["allowance_default"] else "")
             + " · 超配额概率 / P(exceed) "
@@ -278,7 +284,7 @@ def page(principal, lake_root):
                       hv.Curve((f.index, f["mean"].values), "day", "tCO2e", label="预测 / forecast").opts(color="orange")]
         fc_plot.object = hv.Overlay(parts).opts(responsive=True, min_height=340, legend_position="top_left",
                                                 title="日排放与预测 / daily emissions and forecast")
-        fc_table.value = v.backtest.round(3)
+        fc_table.value = v.backtest.drop(columns=[c for c in ("total_pits",) if c in v.backtest]).round(3)
 
     def scenarios(*_):
         sc_message.visible = False
@@ -331,7 +337,9 @@ def page(principal, lake_root):
     tabs = pn.Tabs(
         ("排放预测 / Forecast", pn.Column(pn.Row(model, cutoff, allowance, target), fc_head, fc_plot,
                                           pn.pane.Markdown("回测 / Backtest (MAPE, sMAPE in %; MASE < 1 beats the "
-                                                           "seasonal naive; coverage of the 90 % interval)"),
+                                                           "seasonal naive; coverage: days inside their 90 % "
+                                                           "interval; total_coverage: 28-day totals inside theirs, "
+                                                           "before calibration)"),
                                           fc_table, sizing_mode="stretch_width")),
         ("减排情景 / Scenarios", pn.Column(config, run, sc_message, sc_head, mac_pane, mac_table,
                                            pn.pane.Markdown("按来源 / by source"), sources,

@@ -25,8 +25,25 @@ from scipy import stats
 
 from workbench.models.registry import Forecaster, ModelError, make
 
-__all__ = ["ETS", "SARIMAX", "LinearLags", "MLPLags", "ProphetForecaster", "SVRLags", "SeasonalNaive",
-           "backtest", "coverage", "daily_emissions", "mape", "mase", "smape", "value_added_per_day", "year_outlook"]
+__all__ = [
+    "ETS",
+    "SARIMAX",
+    "LinearLags",
+    "MLPLags",
+    "ProphetForecaster",
+    "SVRLags",
+    "SeasonalNaive",
+    "backtest",
+    "calibration_curve",
+    "coverage",
+    "daily_emissions",
+    "mape",
+    "mase",
+    "smape",
+    "total_pit",
+    "value_added_per_day",
+    "year_outlook",
+]
 
 
 def _z(level: float) -> float:
@@ -89,6 +106,16 @@ class SeasonalNaive(Forecaster):
         half = _z(level) * self.sigma_ * np.sqrt(k + 1)
         return pd.DataFrame({"mean": mean, "lower": mean - half, "upper": mean + half}, index=self.future_index(horizon))
 
+    def simulate(self, horizon, n=1000, seed=None):
+        """Paths of the seasonal random walk the intervals assume: ``y_{T+h} = y_{T+h−m(k+1)} +
+        Σ_{j≤k} e_j``, one N(0, σ̂) innovation per season and position, so the days of a path share
+        their errors as the model says (not independent draws)."""
+        m, H = self.season, int(horizon)
+        K = -(-H // m)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        e = rng.standard_normal((int(n), K, m)).cumsum(axis=1) * self.sigma_
+        return np.tile(self.y_.to_numpy()[-m:], K)[None, :H] + e.reshape(int(n), -1)[:, :H]
+
 
 class ETS(Forecaster):
     """statsmodels ``ETSModel``: additive error, damped additive trend, additive season of period m."""
@@ -111,6 +138,13 @@ class ETS(Forecaster):
             .summary_frame(alpha=1 - level)
         return pd.DataFrame({"mean": sf["mean"].to_numpy(), "lower": sf["pi_lower"].to_numpy(),
                              "upper": sf["pi_upper"].to_numpy()}, index=self.future_index(horizon))
+
+    def simulate(self, horizon, n=1000, seed=None):
+        """Paths simulated by the fitted state-space model from the end of the data (statsmodels
+        ``ETSResults.simulate``): a shock moves the level for the rest of the path."""
+        sim = self.res_.simulate(int(horizon), anchor="end", repetitions=int(n),
+                                 rng=np.random.default_rng(self.seed if seed is None else seed))
+        return np.asarray(sim, dtype=float).reshape(int(horizon), int(n)).T
 
 
 class SARIMAX(Forecaster):
@@ -136,6 +170,13 @@ class SARIMAX(Forecaster):
         sf = self.res_.get_forecast(int(horizon)).summary_frame(alpha=1 - level)
         return pd.DataFrame({"mean": sf["mean"].to_numpy(), "lower": sf["mean_ci_lower"].to_numpy(),
                              "upper": sf["mean_ci_upper"].to_numpy()}, index=self.future_index(horizon))
+
+    def simulate(self, horizon, n=1000, seed=None):
+        """Paths simulated by the fitted state-space model from the end of the data (statsmodels
+        ``MLEResults.simulate``, ``anchor="end"``)."""
+        sim = self.res_.simulate(int(horizon), anchor="end", repetitions=int(n),
+                                 rng=np.random.default_rng(self.seed if seed is None else seed))
+        return np.asarray(sim, dtype=float).reshape(int(horizon), int(n)).T
 
 
 class ProphetForecaster(Forecaster):
@@ -171,6 +212,16 @@ class ProphetForecaster(Forecaster):
         f = m.predict(pd.DataFrame({"ds": idx.tz_localize(None)}))
         return pd.DataFrame({"mean": f["yhat"].to_numpy(), "lower": f["yhat_lower"].to_numpy(),
                              "upper": f["yhat_upper"].to_numpy()}, index=idx)
+
+    def simulate(self, horizon, n=1000, seed=None):
+        """Prophet's own predictive samples (trend changes and noise; ``predictive_samples``),
+        drawn with replacement up to ``n`` paths."""
+        m = self._model(0.9)
+        idx = self.future_index(horizon)
+        np.random.seed(self.seed if seed is None else seed)
+        yhat = np.asarray(m.predictive_samples(pd.DataFrame({"ds": idx.tz_localize(None)}))["yhat"], dtype=float)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        return yhat.T[rng.integers(0, yhat.shape[1], int(n))]
 
 
 class _Lags(Forecaster):
@@ -268,13 +319,63 @@ class MLPLags(_Lags):
 
 
 # --------------------------------------------------------------------------- evaluation
+def total_pit(paths: np.ndarray, actual_total: float) -> float:
+    r"""The probability integral transform of a horizon's total: the share of the simulated totals
+    at or below the actual one, :math:`u = \#\{i: \sum_h P_{ih} \le Y\} / n`.  Calibrated forecasts
+    give uniform ``u`` over many origins (Dawid 1984; Gneiting, Balabdaoui & Raftery 2007), and the
+    central ``L`` interval of the total covers the actual iff ``|u − ½| ≤ L/2``."""
+    totals = np.asarray(paths, dtype=float).sum(axis=1)
+    return float(np.mean(totals <= actual_total))
+
+
+def total_z(paths: np.ndarray, actual_total: float) -> float:
+    """The actual total in robust standard deviations of the simulated totals from their median:
+    ``z = (Y − median T) / ((q95(T) − q05(T)) / 3.2897)`` (the 90 % range of a normal is 3.2897 σ)."""
+    totals = np.asarray(paths, dtype=float).sum(axis=1)
+    q05, q50, q95 = np.quantile(totals, [0.05, 0.5, 0.95])
+    sd = (q95 - q05) / 3.289707253902945
+    return float((actual_total - q50) / sd) if sd > 0 else float("nan")
+
+
+def spread_scale(z, *, floor: float | None = 1.0) -> float:
+    r"""The factor by which a model's simulated totals must spread about their median for its
+    backtest errors to be standard: :math:`s = \max(\text{floor}, \sqrt{\overline{z^2}})` over the
+    folds' ``total_z`` (1 for a calibrated model; > 1 when its intervals are too narrow).  Estimated
+    on a series' own rolling origins, it widens the year's outlook of that series
+    (:func:`year_outlook`, ``spread_scale=``).  The floor (1: never narrower than the model's own
+    spread) is there because a mean of a handful of z² is often well below 1 by chance — shrinking
+    on it made the intervals worse out of sample in the benchmark (``floor=None`` allows it)."""
+    z = np.asarray(z, dtype=float)
+    z = z[np.isfinite(z)]
+    if not len(z):
+        raise ModelError("spread_scale: no finite backtest errors to calibrate on")
+    s = float(np.sqrt(np.mean(z ** 2)))
+    return s if floor is None else max(float(floor), s)
+
+
+def calibration_curve(pits, levels=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95)) -> pd.DataFrame:
+    """Nominal central-interval level → the share of origins whose actual total it covered
+    (``|u − ½| ≤ L/2`` for the PIT values ``pits``): the calibration curve of the totals' intervals,
+    and so of the probabilities of exceeding a threshold drawn from the same paths."""
+    u = np.asarray(pits, dtype=float)
+    u = u[np.isfinite(u)]
+    return pd.DataFrame({"level": list(levels),
+                         "coverage": [float(np.mean(np.abs(u - 0.5) <= lv / 2)) if len(u) else np.nan for lv in levels],
+                         "n": len(u)})
+
+
 def backtest(y: pd.Series, model="seasonal_naive", *, horizon: int = 28, folds: int = 4, step: int | None = None,
-             level: float = 0.9, season: int = 7, seed: int = 0, baseline: bool = True, **params) -> dict:
+             level: float = 0.9, season: int = 7, seed: int = 0, baseline: bool = True, paths: int = 500,
+             **params) -> dict:
     """Rolling-origin evaluation (Tashman 2000): origin ``T_k = n − horizon − (folds − 1 − k) · step``
     (``step`` defaults to ``horizon``), fit on ``y[:T_k]``, forecast ``horizon`` steps, compare
-    with ``y[T_k:T_k + horizon]``.  Returns ``{"model", "metrics": {mape, smape, mase, coverage},
-    "baseline": the same for seasonal-naive, "folds": per-fold frame}``; each metric is the mean
-    over the folds (MASE scaled by each fold's own training series)."""
+    with ``y[T_k:T_k + horizon]``.  Returns ``{"model", "metrics": {mape, smape, mase, coverage,
+    total_coverage}, "baseline": the same for seasonal-naive, "folds": per-fold frame}``; each
+    metric is the mean over the folds (MASE scaled by each fold's own training series).
+    ``coverage``: the share of the horizon's days inside their ``level`` intervals;
+    ``total_coverage``: whether the horizon's *total* fell inside the central ``level`` interval of
+    the totals of ``paths`` simulated paths (:meth:`Forecaster.simulate`; per fold ``total_pit``,
+    :func:`total_pit`) — what the year's outlook and its probabilities rest on."""
     step = int(step or horizon)
     n = len(y)
     first = n - horizon - (folds - 1) * step
@@ -288,12 +389,16 @@ def backtest(y: pd.Series, model="seasonal_naive", *, horizon: int = 28, folds: 
             train, test = y.iloc[:origin], y.iloc[origin:origin + horizon]
             m = make(name, season=season, seed=seed, **(params if name is model else {})).fit(train)
             f = m.predict(horizon, level=level)
+            sims = m.simulate(horizon, paths, seed=seed + k) if paths else None
+            pit = total_pit(sims, float(test.sum())) if paths else np.nan
+            tz = total_z(sims, float(test.sum())) if paths else np.nan
             rows.append({"model": getattr(m, "name", str(name)), "fold": k, "origin": y.index[origin],
                          "mape": mape(test, f["mean"]) if (test != 0).all() else np.nan,
                          "smape": smape(test, f["mean"]), "mase": mase(test, f["mean"], train, season),
-                         "coverage": coverage(test, f["lower"], f["upper"])})
+                         "coverage": coverage(test, f["lower"], f["upper"]), "total_pit": pit, "total_z": tz,
+                         "total_coverage": float(abs(pit - 0.5) <= level / 2) if paths else np.nan})
     folds_df = pd.DataFrame(rows)
-    agg = folds_df.groupby("model", sort=False)[["mape", "smape", "mase", "coverage"]].mean()
+    agg = folds_df.groupby("model", sort=False)[["mape", "smape", "mase", "coverage", "total_coverage"]].mean()
     main = agg.index[0]
     out = {"model": main, "metrics": agg.loc[main].to_dict(), "folds": folds_df, "level": level}
     if len(agg) > 1:
@@ -303,7 +408,7 @@ def backtest(y: pd.Series, model="seasonal_naive", *, horizon: int = 28, folds: 
 
 def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None, output: pd.Series | None = None,
                  efficiency_target: float | None = None, model="seasonal_naive", season: int = 7, n: int = 2000,
-                 seed: int = 0, year: int | None = None, **params) -> dict:
+                 seed: int = 0, year: int | None = None, spread_scale: float = 1.0, **params) -> dict:
     """The year's emissions (and carbon efficiency) forecast and the probability of exceeding an
     allowance or a target.
 
@@ -312,8 +417,10 @@ def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None
     predictive distribution (:meth:`Forecaster.simulate`); ``P(E > allowance_t)`` is the share of
     paths above the allowance (tCO2e).  With ``output`` (units of product per day, same days) its
     remaining days are simulated by the same model, independently, and carbon efficiency is
-    ``E / Q`` (tCO2e per unit); ``P(E/Q > efficiency_target)``.  Returns a dict of the observed and
-    forecast totals, the 5/50/95 % quantiles and the probabilities."""
+    ``E / Q`` (tCO2e per unit); ``P(E/Q > efficiency_target)``.  ``spread_scale`` (:func:`spread_scale`
+    of the series' backtest) widens (or narrows) the simulated remaining totals about their median,
+    ``T' = median T + s · (T − median T)``, so the probabilities mean what they say on that series.
+    Returns a dict of the observed and forecast totals, the 5/50/95 % quantiles and the probabilities."""
     y = daily_emissions.astype(float)
     year = int(year or y.index[-1].year)
     end = pd.Timestamp(year=year, month=12, day=31, tz=y.index.tz)
@@ -321,17 +428,19 @@ def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None
     if remaining < 0:
         raise ModelError(f"the series runs past the end of {year}")
 
-    def totals(series, s):
+    def totals(series, s, scale=1.0):
         obs = float(series[series.index.year == year].sum())
         if remaining == 0:
             return obs, np.full(n, obs)
         m = make(model, season=season, seed=s, **params).fit(series)
-        return obs, obs + m.simulate(remaining, n, seed=s).sum(axis=1)
+        t = m.simulate(remaining, n, seed=s).sum(axis=1)
+        med = np.median(t)
+        return obs, obs + med + scale * (t - med)
 
-    obs, E = totals(y, seed)
+    obs, E = totals(y, seed, spread_scale)             # the scale is the emissions' (value added: as simulated)
     q = np.quantile(E, [0.05, 0.5, 0.95])
     out = {"year": year, "days_observed": int((y.index.year == year).sum()), "days_forecast": remaining,
-           "observed_t": obs, "forecast_t": float(E.mean()), "p05_t": float(q[0]), "p50_t": float(q[1]),
+           "observed_t": obs, "forecast_t": float(E.mean()), "spread_scale": float(spread_scale), "p05_t": float(q[0]), "p50_t": float(q[1]),
            "p95_t": float(q[2]), "model": model if isinstance(model, str) else getattr(model, "name", "model")}
     if allowance_t is not None:
         out["allowance_t"] = float(allowance_t)

@@ -45,6 +45,11 @@ def _backtest_chunk(items, model, kw) -> list[dict]:
         r = backtest(y, model, **kw)
         row = {"series": key, "model": r["model"], **r["metrics"]}
         row.update({f"baseline_{k}": v for k, v in r.get("baseline", {}).items()})
+        for col in ("total_pit", "total_z"):                # per fold: for calibration curves over many series
+            per = r["folds"].groupby("model", sort=False)[col].apply(tuple)
+            row[f"{col}s"] = per.iloc[0]
+            if len(per) > 1:
+                row[f"baseline_{col}s"] = per.iloc[1]
         rows.append(row)
     return rows
 
@@ -54,8 +59,9 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def backtest_many(series, model="seasonal_naive", *, client=None, chunk: int = 4, **kw) -> pd.DataFrame:
-    """One row per series: its backtest metrics (mape, smape, mase, coverage) and the baseline's
-    (``baseline_…``).  ``series``: a mapping key → pd.Series; ``model``: a name or a factory
+    """One row per series: its backtest metrics (mape, smape, mase, coverage, total_coverage), the
+    folds' ``total_pits`` and ``total_zs`` (:func:`workbench.models.forecast.total_pit`,
+    :func:`~workbench.models.forecast.total_z`: for calibration curves over many series) and the baseline's (``baseline_…``).  ``series``: a mapping key → pd.Series; ``model``: a name or a factory
     (a class defined in a notebook travels to the workers by value); ``kw``: :func:`backtest`'s."""
     items = list(series.items())
     parts = _chunks(items, max(1, int(chunk)))
