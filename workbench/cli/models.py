@@ -153,12 +153,13 @@ def backtest_command(lake_root, enterprise, model, meters, horizon, folds, worke
             res = P.backtest_many(series, model, client=c, **kw)
     else:
         res = P.backtest_many(series, model, **kw)
+    per_fold = [c for c in res.columns if c.endswith(("total_pits", "total_zs"))]
     if out is not None:
         res.to_csv(out, index=False)
     if as_json:
         click.echo(res.to_json(orient="records", force_ascii=False))
-    else:
-        click.echo(res.round(3).to_string(index=False))
+    else:                                        # the per-fold calibration values: in --out and --json
+        click.echo(res.drop(columns=per_fold).round(3).to_string(index=False))
 
 
 # ------------------------------------------------------------------------------------ scenarios
