@@ -1,6 +1,7 @@
 """Reduction scenarios described in YAML (or a dict): one format for analysts, the CLI, the notebook and the apps.
 
-A configuration names **measures** (措施), each a lever or a list of levers (a package applied in order),
+A configuration names **measures** (措施), each a lever or a list of levers (a package: demand levers first, then on-site generation, then purchases,
+in the order written within each),
 and optionally the **prices** of the energy items their changes are billed at
 (:func:`workbench.models.scenarios.evaluate`)::
 
@@ -25,7 +26,7 @@ and optionally the **prices** of the energy items their changes are billed at
         cost: {capex_cny: 1.75e+7, lifetime_years: 25, discount_rate: 0.06, annual_opex_cny: 1.5e+5}
       cement mill VSD: {lever: efficiency, saving: 0.05, nodes: [F02]}
       green power: {lever: green_electricity, annual_mwh: 10000}
-      package:                                # a measure of several levers, applied in this order
+      package:                                # a measure of several levers (acting by phase, see evaluate)
         - {lever: onsite_pv, annual_mwh: 2000}
         - {lever: green_electricity, share: 0.3, residual_mix: true}
 
