@@ -73,19 +73,11 @@ def backtest_many(series, model="seasonal_naive", *, client=None, chunk: int = 4
     return pd.DataFrame(rows)
 
 
-def _detect_chunk(index, block: pd.DataFrame, defaults) -> list:
-    return [A.meter_intervals(m, index, block[m].to_numpy(float), defaults=defaults) for m in block.columns]
-
-
 def detect_many(wide: pd.DataFrame, *, client=None, chunk: int = 50, defaults: A.Defaults = A.DEFAULTS):
-    """:func:`workbench.models.anomalies.detect_intervals` of a wide 15-minute frame, the per-meter
-    STL fits spread over the cluster in chunks of ``chunk`` meters; returns (detections, z)."""
-    cols = list(wide.columns)
-    blocks = [wide[c] for c in _chunks(cols, max(1, int(chunk)))]
-    if client is None:
-        results = [r for b in blocks for r in _detect_chunk(wide.index, b, defaults)]
-    else:
-        idx = client.scatter(wide.index, broadcast=True)
-        futures = [client.submit(_detect_chunk, idx, b, defaults, pure=False) for b in blocks]
-        results = [r for res in client.gather(futures) for r in res]
-    return A.detect_intervals(wide, defaults=defaults, results=results)
+    """:func:`workbench.models.anomalies.detect_intervals` of a wide 15-minute frame, its blocks of
+    ``chunk`` meters (the sparse STL operators applied to a block at once) spread over the cluster;
+    returns (detections, z).  The whole detection, drift and the forest included, is
+    :func:`~workbench.models.anomalies.detect_frame` with ``client=``."""
+    from dataclasses import replace
+
+    return A.detect_intervals(wide, defaults=replace(defaults, block=max(1, int(chunk))), client=client)
