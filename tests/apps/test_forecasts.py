@@ -16,7 +16,6 @@ import pytest
 
 from workbench.apps.auth import UserStore
 from workbench.apps.forecasts import (
-    default_config,
     forecast_view,
     inventory_of,
     page,
@@ -27,6 +26,7 @@ from workbench.inventory.compute import compute_inventory_from_lake
 from workbench.lake.store import Lake
 from workbench.models import registry
 from workbench.models.forecast import SeasonalNaive
+from workbench.models.scenario_config import example_config
 from workbench.models.scenarios import GreenElectricity, evaluate
 
 ENT = "demo-cement"
@@ -125,7 +125,7 @@ def test_the_page_in_process(world, inventory):
     next(iter(p.select(pn.Tabs))).active = 1
     sc = _find(p, "scenario_headline").object
     config = next(w for w in p.select(pn.widgets.TextAreaInput))
-    assert config.value == default_config(inventory)
+    assert config.value == example_config(inventory)
     package, curve = scenario_view(inventory, config.value)
     assert _span(sc, "before") == f"{inventory.total_tco2e:,.1f}"
     assert _span(sc, "after") == f"{package.after.total_tco2e:,.1f}"
@@ -159,7 +159,7 @@ def test_in_the_browser(world, inventory, served, browser, ui):
     assert page_.inner_text("#observed") == f"{jan_sep:,.1f}"
     page_.locator(".bk-tab", has_text="Scenarios").click()
     page_.wait_for_selector("#after", timeout=60_000)
-    package, _ = scenario_view(inventory, default_config(inventory))
+    package, _ = scenario_view(inventory, example_config(inventory))
     assert page_.inner_text("#before") == f"{inventory.total_tco2e:,.1f}"
     assert page_.inner_text("#after") == f"{package.after.total_tco2e:,.1f}"
     ui.shot(page_, "forecasts-scenarios")
@@ -211,7 +211,7 @@ def test_the_example_file_fits_another_enterprise(tmp_path):
     from status_lake import build as build_small_lake
 
     inv = compute_inventory_from_lake(build_small_lake(tmp_path), "ent-a", "2026-03", "2026-04")
-    text = default_config(inv)
+    text = example_config(inv)
     assert "fuel_switch" not in text and "capacity_kwp: 100," in text
     package, curve = scenario_view(inv, text)
     assert package.after.total_tco2e < inv.total_tco2e and curve["on_curve"].all()

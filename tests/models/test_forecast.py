@@ -160,3 +160,11 @@ def test_the_spread_scale_calibrates_the_outlook():
     assert two["p50_t"] == pytest.approx(one["p50_t"])
     assert two["p95_t"] - two["p05_t"] == pytest.approx(2 * (one["p95_t"] - one["p05_t"]), rel=1e-9)
     assert one["spread_scale"] == 1.0 and two["spread_scale"] == 2.0
+
+
+def test_an_outlook_on_a_model_already_fitted_is_the_same():
+    y = _seasonal_walk(3, n=300)
+    fitted = R.make("ets", season=7, seed=0).fit(y)
+    a = F.year_outlook(y, model="ets", n=500, allowance_t=float(y.mean() * 365))
+    b = F.year_outlook(y, model="ets", n=500, allowance_t=float(y.mean() * 365), fitted=fitted)
+    assert a == b

@@ -228,7 +228,7 @@ def test_cli_prints_the_mac_table_and_the_package(small_root, tmp_path):
     assert green["incremental_tco2e"] == pytest.approx(2.25 * GRID)
     assert green["incremental_cost_per_tco2e"] == pytest.approx(2250 * 0.05 / (2.25 * GRID))
     assert green["cumulative_after_tco2e"] == pytest.approx(0.9 * GAS_T + 2.25 * GRID)
-    # the package in the file's order (green, then the gain on all electricity, green too): the same tonnes;
+    # the package acts demand first (the gain, then half the 4.5 MWh left green), whatever the file's order:
     # cost 2,000 − 7,500 + (2.25 − 5) MWh × 650 + 2.25 MWh × 700 元
     pkg = out["package"]
     assert pkg["scenario"] == "两项措施" and pkg["months"] == 2
@@ -254,7 +254,7 @@ def test_cli_prints_the_mac_table_and_the_package(small_root, tmp_path):
     assert lines[2].split() == ["节能10%", f"{0.1 * TOTAL:,.1f}", "-5,825.0", f"{-5825 / (0.1 * TOTAL):,.1f}",
                                 f"{0.1 * TOTAL:,.1f}", f"{-5825 / (0.1 * TOTAL):,.1f}"]
     after = 0.9 * GAS_T + 2.25 * GRID
-    assert (f"package / 全部措施 (2 lever(s), in the file's order): {TOTAL:,.1f} → {after:,.1f} tCO2e, "
+    assert (f"package / 全部措施 (2 lever(s), demand first, then on-site supply, then purchases): {TOTAL:,.1f} → {after:,.1f} tCO2e, "
             f"avoided / 减排 {TOTAL - after:,.1f} tCO2e ({100 * (TOTAL - after) / TOTAL:.2f} %)") in lines
     assert "carbon efficiency / 碳效率 - → - tCO2e/万元; cost / 成本 -5,712 元" in r.output
 

@@ -9,7 +9,7 @@ the year's total against an allowance (碳配额) with the probability of exceed
 the seasonal-naive baseline.
 
 **Scenarios** — measures written as the scenario file of :mod:`workbench.models.scenario_config`
-(pre-filled with an example for the enterprise, its figures marked as assumptions), evaluated on the
+(pre-filled by :func:`~workbench.models.scenario_config.example_config`, its figures marked as assumptions), evaluated on the
 inventory (:func:`workbench.models.scenarios.evaluate` for the whole package,
 :func:`~workbench.models.scenarios.mac_curve` per measure): emissions and carbon efficiency before
 and after, the steps each lever took, the MAC table and curve.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ForecastView", "default_config", "forecast_view", "inventory_of", "page", "scenario_view"]
+__all__ = ["ForecastView", "forecast_view", "inventory_of", "page", "scenario_view"]
 
 HORIZON = 28            # days per backtest fold
 FOLDS = 6               # rolling origins: the backtest, and the calibration of the year's spread
@@ -93,7 +93,8 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
         raise ValueError(f"only {len(y)} days up to {cut.date()}: a forecast needs three weeks at least")
     year_end = pd.Timestamp(year=cut.year, month=12, day=31)
     remaining = int((year_end - y.index[-1]).days)
-    fc = (make(model, season=7).fit(y).predict(remaining, level=LEVEL) if remaining > 0
+    fitted = make(model, season=7, seed=seed).fit(y)          # one fit: the plotted forecast and the outlook
+    fc = (fitted.predict(remaining, level=LEVEL) if remaining > 0
           else pd.DataFrame(columns=["mean", "lower", "upper"]))
     days = 366 if year_end.is_leap_year else 365
     pace = float(y[y.index.year == cut.year].mean()) * days
@@ -106,7 +107,8 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
     bt = backtest(y, model, horizon=HORIZON, folds=folds, level=LEVEL)
     scale = spread_scale(bt["folds"].loc[bt["folds"]["model"] == bt["model"], "total_z"])
     outlook = year_outlook(y, allowance_t=pace if allowance_t is None else allowance_t, model=model, n=n, seed=seed,
-                           output=va if has_va else None, efficiency_target=target, spread_scale=scale)
+                           output=va if has_va else None, efficiency_target=target, spread_scale=scale,
+                           fitted=fitted)
     outlook["allowance_default"] = allowance_t is None
     outlook["target_default"] = efficiency_target is None
     outlook["calibration_folds"] = folds
@@ -114,54 +116,6 @@ def forecast_view(inventory, lake, *, model: str = "ets", cutoff=None, allowance
     if "baseline" in bt and model != "seasonal_naive":
         rows.append({"model": "seasonal_naive (baseline)", **bt["baseline"]})
     return ForecastView(daily, y, fc, outlook, pd.DataFrame(rows), cut)
-
-
-#: illustrative energy prices (元 per unit) for the example scenario file — assumptions, not data
-EXAMPLE_PRICES = {"natural_gas": "3.6 元/Nm3", "grid": "0.65 元/kWh", "green_electricity": "0.68 元/kWh",
-                  "raw_coal": "900 元/t", "bituminous_coal": "900 元/t", "anthracite": "1100 元/t", "coke": "2000 元/t",
-                  "diesel": "7800 元/t", "fuel_oil": "5000 元/t", "lpg": "6000 元/t", "heat": "200 元/GJ"}
-
-
-def default_config(inventory) -> str:
-    """An example scenario file (YAML) for the enterprise: switching a fifth of its largest fuel to
-    natural gas at the facility that burns most of it, rooftop PV for a tenth of its purchased
-    electricity, 5 % efficiency at the facility using most electricity (on the items it has an example
-    price for), a fifth of its electricity bought green.  Its costs and prices are illustrative
-    assumptions (:data:`EXAMPLE_PRICES`), marked as such."""
-    led = inventory.ledger
-    months = max(1, led["period"].nunique())
-    energy = [x.key for x in inventory.regime.sources if x.sign > 0 and x.categories & {"fuel", "electricity", "heat"}]
-    bought = led[led["source"].isin(energy)]
-    priced = sorted({"natural_gas", "grid", "green_electricity"} | (set(bought["item"]) & set(EXAMPLE_PRICES)))
-    lines = ["# 示例情景 — 成本与价格均为假设，请替换 / example scenario — costs and prices are assumptions: replace them",
-             "prices:"] + [f'  {i}: "{EXAMPLE_PRICES[i]}"' for i in priced]
-    fuels = led[(led["source"] == "combustion") & (led["item"] != "natural_gas") & led["item"].isin(priced)]
-    measures = []
-    if len(fuels):
-        item = fuels.groupby("item")["tco2e"].sum().idxmax()
-        fac = fuels[fuels["item"] == item].groupby("facility")["tco2e"].sum().idxmax()
-        measures.append(f"  燃料替代 gas at {fac}: {{lever: fuel_switch, from_item: {item}, to_item: natural_gas, "
-                        f"share: 0.2, nodes: [{fac}], cost: {{capex_cny: 5.0e6, lifetime_years: 15, discount_rate: 0.08}}}}")
-    grid = led[led["item"] == "grid"]
-    if len(grid):
-        mwh = float(grid.loc[grid["unit"].eq("MWh"), "quantity"].sum() + grid.loc[grid["unit"].eq("kWh"), "quantity"].sum() / 1000)
-        year_mwh = mwh * 12 / months
-        kwp = round(year_mwh * 0.1 / 1.1 / 100) * 100 or 100          # a tenth, at an assumed 1,100 kWh/kWp
-        measures.append(f"  屋顶光伏 rooftop PV: {{lever: onsite_pv, capacity_kwp: {kwp}, yield_kwh_per_kwp: 1100, "
-                        f"cost: {{capex_cny: {kwp * 3500:.3g}, lifetime_years: 25, discount_rate: 0.06, "
-                        f"annual_opex_cny: {kwp * 50:.3g}}}}}")
-        fac = grid.groupby("facility")["tco2e"].sum().idxmax()
-        unpriced = sorted(set(bought.loc[bought["facility"] == fac, "item"]) - set(priced))
-        items = f", items: [{', '.join(sorted(set(bought.loc[bought['facility'] == fac, 'item']) & set(priced)))}]" \
-            if unpriced else ""
-        if unpriced:
-            lines.append(f"  # no example price for {', '.join(unpriced)}: the efficiency measure leaves them out")
-        measures.append(f"  能效提升 efficiency at {fac}: {{lever: efficiency, saving: 0.05, nodes: [{fac}]{items}, "
-                        f"cost: {{capex_cny: 2.0e6, lifetime_years: 10, discount_rate: 0.08}}}}")
-        measures.append("  绿电 green power: {lever: green_electricity, share: 0.2}")
-    if not measures:
-        raise ValueError("the inventory has neither fuels nor purchased electricity to build an example on")
-    return "\n".join(lines + ["measures:"] + measures) + "\n"
 
 
 def scenario_view(inventory, config):
@@ -198,6 +152,7 @@ def page(principal, lake_root):
 
     from workbench.apps.server import granted_enterprises, selection_widgets
     from workbench.models.registry import available
+    from workbench.models.scenario_config import example_config
     from workbench.models.scenarios import mac_plot
 
     root = Path(lake_root)
@@ -291,7 +246,7 @@ def page(principal, lake_root):
         try:
             inv, _ = current()
             if not config.value.strip():
-                config.value = default_config(inv)
+                config.value = example_config(inv)
             package, curve = scenario_view(inv, config.value)
         except Exception as exc:  # noqa: BLE001 - shown in one line, the page stays
             sc_message.object, sc_message.visible = f"{exc}", True

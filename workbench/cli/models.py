@@ -223,7 +223,7 @@ def scenarios_command(lake_root, enterprise, start, end, config, out, as_json):
     try:
         pkg = evaluate(inv, cfg.package, name=cfg.name, prices=cfg.prices)
     except ScenarioError as exc:
-        fail(f"{config}: the package of all measures in the file's order: {exc}")
+        fail(f"{config}: the package of all measures: {exc}")
     cols = ["measure", "levers", "avoided_tco2e", "cost_cny", "cost_per_tco2e", "on_curve", "incremental_tco2e",
             "incremental_cost_per_tco2e", "cumulative_after_tco2e", "cumulative_carbon_efficiency"]
     table = curve[cols]
@@ -253,7 +253,7 @@ def scenarios_command(lake_root, enterprise, start, end, config, out, as_json):
     def num(x, fmt):
         return "-" if _finite(x) is None else format(x, fmt)
 
-    click.echo(f"package / 全部措施 ({len(cfg.package)} lever(s), in the file's order): "
+    click.echo(f"package / 全部措施 ({len(cfg.package)} lever(s), demand first, then on-site supply, then purchases): "
                f"{num(s['before_tco2e'], ',.1f')} → {num(s['after_tco2e'], ',.1f')} tCO2e, "
                f"avoided / 减排 {num(s['avoided_tco2e'], ',.1f')} tCO2e ({num(s['avoided_pct'], '.2f')} %)")
     click.echo(f"carbon efficiency / 碳效率 {num(s['carbon_efficiency_before'], '.4f')} → "

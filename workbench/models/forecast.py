@@ -408,7 +408,7 @@ def backtest(y: pd.Series, model="seasonal_naive", *, horizon: int = 28, folds: 
 
 def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None, output: pd.Series | None = None,
                  efficiency_target: float | None = None, model="seasonal_naive", season: int = 7, n: int = 2000,
-                 seed: int = 0, year: int | None = None, spread_scale: float = 1.0, **params) -> dict:
+                 seed: int = 0, year: int | None = None, spread_scale: float = 1.0, fitted=None, **params) -> dict:
     """The year's emissions (and carbon efficiency) forecast and the probability of exceeding an
     allowance or a target.
 
@@ -420,6 +420,8 @@ def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None
     ``E / Q`` (tCO2e per unit); ``P(E/Q > efficiency_target)``.  ``spread_scale`` (:func:`spread_scale`
     of the series' backtest) widens (or narrows) the simulated remaining totals about their median,
     ``T' = median T + s · (T − median T)``, so the probabilities mean what they say on that series.
+    ``fitted``: the model already fitted on ``daily_emissions`` (a caller that also shows its
+    forecast), used instead of fitting it again.
     Returns a dict of the observed and forecast totals, the 5/50/95 % quantiles and the probabilities."""
     y = daily_emissions.astype(float)
     year = int(year or y.index[-1].year)
@@ -428,16 +430,16 @@ def year_outlook(daily_emissions: pd.Series, *, allowance_t: float | None = None
     if remaining < 0:
         raise ModelError(f"the series runs past the end of {year}")
 
-    def totals(series, s, scale=1.0):
+    def totals(series, s, scale=1.0, model_fitted=None):
         obs = float(series[series.index.year == year].sum())
         if remaining == 0:
             return obs, np.full(n, obs)
-        m = make(model, season=season, seed=s, **params).fit(series)
+        m = model_fitted if model_fitted is not None else make(model, season=season, seed=s, **params).fit(series)
         t = m.simulate(remaining, n, seed=s).sum(axis=1)
         med = np.median(t)
         return obs, obs + med + scale * (t - med)
 
-    obs, E = totals(y, seed, spread_scale)             # the scale is the emissions' (value added: as simulated)
+    obs, E = totals(y, seed, spread_scale, fitted)             # the scale is the emissions' (value added: as simulated)
     q = np.quantile(E, [0.05, 0.5, 0.95])
     out = {"year": year, "days_observed": int((y.index.year == year).sum()), "days_forecast": remaining,
            "observed_t": obs, "forecast_t": float(E.mean()), "spread_scale": float(spread_scale), "p05_t": float(q[0]), "p50_t": float(q[1]),

@@ -70,8 +70,8 @@ from workbench.models.scenarios import (
     parse_price,
 )
 
-__all__ = ["LEVER_KINDS", "ScenarioConfig", "config_from_levers", "levers_from_config", "load_config",
-           "prices_from_config"]
+__all__ = ["EXAMPLE_PRICES", "LEVER_KINDS", "ScenarioConfig", "config_from_levers", "example_config",
+           "levers_from_config", "load_config", "prices_from_config"]
 
 #: lever kind in a configuration → lever class
 LEVER_KINDS: dict[str, type[Lever]] = {
@@ -353,3 +353,52 @@ def config_from_levers(measures: dict, prices: dict | None = None, *, name: str 
         ms[key] = specs[0] if len(specs) == 1 else specs
     out["measures"] = ms
     return out
+
+
+# --------------------------------------------------------------------------- an example to start from
+#: illustrative energy prices (元 per unit) for the example scenario file — assumptions, not data
+EXAMPLE_PRICES = {"natural_gas": "3.6 元/Nm3", "grid": "0.65 元/kWh", "green_electricity": "0.68 元/kWh",
+                  "raw_coal": "900 元/t", "bituminous_coal": "900 元/t", "anthracite": "1100 元/t", "coke": "2000 元/t",
+                  "diesel": "7800 元/t", "fuel_oil": "5000 元/t", "lpg": "6000 元/t", "heat": "200 元/GJ"}
+
+
+def example_config(inventory) -> str:
+    """An example scenario file (YAML) for the enterprise: switching a fifth of its largest fuel to
+    natural gas at the facility that burns most of it, rooftop PV for a tenth of its purchased
+    electricity, 5 % efficiency at the facility using most electricity (on the items it has an example
+    price for), a fifth of its electricity bought green.  Its costs and prices are illustrative
+    assumptions (:data:`EXAMPLE_PRICES`), marked as such."""
+    led = inventory.ledger
+    months = max(1, led["period"].nunique())
+    energy = [x.key for x in inventory.regime.sources if x.sign > 0 and x.categories & {"fuel", "electricity", "heat"}]
+    bought = led[led["source"].isin(energy)]
+    priced = sorted({"natural_gas", "grid", "green_electricity"} | (set(bought["item"]) & set(EXAMPLE_PRICES)))
+    lines = ["# 示例情景 — 成本与价格均为假设，请替换 / example scenario — costs and prices are assumptions: replace them",
+             "prices:"] + [f'  {i}: "{EXAMPLE_PRICES[i]}"' for i in priced]
+    fuels = led[(led["source"] == "combustion") & (led["item"] != "natural_gas") & led["item"].isin(priced)]
+    measures = []
+    if len(fuels):
+        item = fuels.groupby("item")["tco2e"].sum().idxmax()
+        fac = fuels[fuels["item"] == item].groupby("facility")["tco2e"].sum().idxmax()
+        measures.append(f"  燃料替代 gas at {fac}: {{lever: fuel_switch, from_item: {item}, to_item: natural_gas, "
+                        f"share: 0.2, nodes: [{fac}], cost: {{capex_cny: 5.0e6, lifetime_years: 15, discount_rate: 0.08}}}}")
+    grid = led[led["item"] == "grid"]
+    if len(grid):
+        mwh = float(grid.loc[grid["unit"].eq("MWh"), "quantity"].sum() + grid.loc[grid["unit"].eq("kWh"), "quantity"].sum() / 1000)
+        year_mwh = mwh * 12 / months
+        kwp = round(year_mwh * 0.1 / 1.1 / 100) * 100 or 100          # a tenth, at an assumed 1,100 kWh/kWp
+        measures.append(f"  屋顶光伏 rooftop PV: {{lever: onsite_pv, capacity_kwp: {kwp}, yield_kwh_per_kwp: 1100, "
+                        f"cost: {{capex_cny: {kwp * 3500:.3g}, lifetime_years: 25, discount_rate: 0.06, "
+                        f"annual_opex_cny: {kwp * 50:.3g}}}}}")
+        fac = grid.groupby("facility")["tco2e"].sum().idxmax()
+        unpriced = sorted(set(bought.loc[bought["facility"] == fac, "item"]) - set(priced))
+        items = f", items: [{', '.join(sorted(set(bought.loc[bought['facility'] == fac, 'item']) & set(priced)))}]" \
+            if unpriced else ""
+        if unpriced:
+            lines.append(f"  # no example price for {', '.join(unpriced)}: the efficiency measure leaves them out")
+        measures.append(f"  能效提升 efficiency at {fac}: {{lever: efficiency, saving: 0.05, nodes: [{fac}]{items}, "
+                        f"cost: {{capex_cny: 2.0e6, lifetime_years: 10, discount_rate: 0.08}}}}")
+        measures.append("  绿电 green power: {lever: green_electricity, share: 0.2}")
+    if not measures:
+        raise ValueError("the inventory has neither fuels nor purchased electricity to build an example on")
+    return "\n".join(lines + ["measures:"] + measures) + "\n"
