@@ -78,8 +78,10 @@ def test_the_dashboard_after_the_login_shows_the_package_figures(served, browser
     page.goto(dash + "/", wait_until="domcontentloaded", timeout=120_000)    # Voila's redirect to the login
     assert "/login" in page.url and page.url.startswith(base)       # the apps' login page
     ui.login(page, base, "alice", PASSWORD)
-    page.goto(dash + "/", timeout=120_000)
-    page.wait_for_selector("#total", timeout=120_000)
+    # Voila executes the notebook while it streams the page: the load event comes only at its end, so
+    # wait for the navigation to commit, then for the figures (a loaded suite run once took > 120 s to "load")
+    page.goto(dash + "/", wait_until="commit", timeout=120_000)
+    page.wait_for_selector("#total", timeout=240_000)
     lk = lake.for_enterprise("ent-a")
     this, ytd = kpis(footprint(lk, "2026-04", "2026-04")), kpis(footprint(lk, "2026-01", "2026-04"))
     assert page.inner_text("#total") == this["total"]
